@@ -1,0 +1,93 @@
+"""Slope-restricted activations and their sector bounds (DESIGN.md section 2).
+
+An activation ``sigma`` is slope-restricted in [alpha, beta] when
+``alpha <= (sigma(a) - sigma(b)) / (a - b) <= beta`` for all a != b. These bounds are what
+the incremental quadratic constraint of the LMIs uses; a certificate is valid for every
+activation with the same bounds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_scalar
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation with slope bounds ``[alpha, beta]``.
+
+    Use :func:`get_activation` (``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"leaky_relu"``,
+    ``"identity"``) or :func:`leaky_relu` rather than constructing this directly.
+    """
+
+    name: str
+    alpha: float
+    beta: float
+    slope: float = 0.0  # negative-side slope of leaky_relu; unused otherwise
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        if self.name == "relu":
+            return np.maximum(v, 0.0)
+        if self.name == "leaky_relu":
+            return np.where(v >= 0.0, v, self.slope * v)
+        if self.name == "tanh":
+            return np.tanh(v)
+        if self.name == "sigmoid":
+            return 0.5 * (1.0 + np.tanh(0.5 * v))  # overflow-free logistic function
+        if self.name == "identity":
+            return np.asarray(v, dtype=np.float64).copy()
+        raise ValueError(f"activation: unknown name {self.name!r}")
+
+    def derivative(self, v: np.ndarray) -> np.ndarray:
+        """Elementwise derivative (the right derivative at the kinks of relu / leaky_relu)."""
+        if self.name == "relu":
+            return (v >= 0.0).astype(np.float64)
+        if self.name == "leaky_relu":
+            return np.where(v >= 0.0, 1.0, self.slope)
+        if self.name == "tanh":
+            return 1.0 - np.tanh(v) ** 2
+        if self.name == "sigmoid":
+            s = self(v)
+            return s * (1.0 - s)
+        if self.name == "identity":
+            return np.ones_like(v, dtype=np.float64)
+        raise ValueError(f"activation: unknown name {self.name!r}")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "alpha": self.alpha, "beta": self.beta, "slope": self.slope}
+
+
+RELU = Activation("relu", 0.0, 1.0)
+TANH = Activation("tanh", 0.0, 1.0)
+SIGMOID = Activation("sigmoid", 0.0, 0.25)
+IDENTITY = Activation("identity", 1.0, 1.0)
+
+
+def leaky_relu(slope: float = 0.01) -> Activation:
+    """Leaky ReLU ``max(v, slope*v)`` with 0 <= slope <= 1: slope bounds [slope, 1]."""
+    s = check_scalar(slope, "slope", low=0.0, low_inclusive=True, high=1.0)
+    return Activation("leaky_relu", s, 1.0, s)
+
+
+_NAMED = {"relu": RELU, "tanh": TANH, "sigmoid": SIGMOID, "identity": IDENTITY}
+
+
+def get_activation(spec) -> Activation:
+    """Resolve ``spec`` (an :class:`Activation`, a name, or a dict from ``to_dict``)."""
+    if isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, dict):
+        name = spec.get("name")
+        if name == "leaky_relu":
+            return leaky_relu(spec.get("slope", 0.01))
+        return get_activation(name)
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key == "leaky_relu":
+            return leaky_relu()
+        if key in _NAMED:
+            return _NAMED[key]
+    raise ValueError(
+        f"activation: expected one of {sorted(list(_NAMED) + ['leaky_relu'])} or an Activation, got {spec!r}")

@@ -1,0 +1,468 @@
+"""Certification of given weights: contraction and the smallest certifiable incremental l2 gain.
+
+``certify(model)`` solves the exact fixed-weight LMI of DESIGN.md section 3 (no relaxation),
+then re-checks the solver's point rigorously in float64 (:mod:`rrnn_convex.rigorous`) from the
+model's actual weights. Only a point that passes that check becomes a certificate; otherwise the
+answer is "not certified" with the reason.
+
+What a verified certificate proves (for the activation's slope bounds [alpha, beta]):
+
+* contraction: with ``V(dx) = (E dx)' Q (E dx)``, Q > 0 and E'QE > 0, every pair of
+  trajectories driven by the same input satisfies ``V(dx[t+1]) < V(dx[t])`` for dx != 0,
+  strictly and uniformly (the LMI holds with a positive margin);
+* gain: ``sum |y1 - y2|^2 <= gamma^2 sum |u1 - u2|^2`` for any two inputs from the same initial
+  state (incremental l2 gain / Lipschitz bound gamma).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import cvxpy as cp
+import numpy as np
+
+from . import __version__
+from . import solvers as _solvers
+from ._io import write_text_atomic
+from ._validation import check_scalar
+from .lmi import dissipation_lmi, lifted_lmi, model_operands
+from .model import ImplicitRNN
+from .rigorous import Bounded, prove_pd
+
+CERT_SCHEMA = "rrnn_convex.certificate"
+CERT_SCHEMA_VERSION = 1
+VERIFICATION_METHOD = ("float64 LMI with a-priori rounding bounds + Cholesky of M - cI "
+                       "(Demmel 1989 / Rump 2006 bound)")
+FORMULATIONS = ("lifted", "dense")
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Result of :meth:`Certificate.verify`: ``ok`` iff every condition was proven."""
+
+    ok: bool
+    reason: str
+    proven_margin: float = float("nan")  # proven lower bound on the LMI's smallest eigenvalue
+    method: str = VERIFICATION_METHOD
+
+    def __bool__(self):
+        return self.ok
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A contraction / incremental-gain certificate of one model (identified by its weights hash).
+
+    ``contracting`` and ``gamma`` are claims; they are only set by :func:`certify` after the
+    rigorous check passed, and :meth:`verify` re-checks them independently of any solver.
+    ``Q`` is the metric (``V(dx) = (E dx)' Q (E dx)``, i.e. Q = P^-1 of DESIGN.md), ``lam`` the
+    diagonal of Lambda, ``margin`` the LMI's smallest eigenvalue (float estimate) and
+    ``proven_margin`` a proven lower bound on it.
+    """
+
+    model_hash: str
+    contracting: bool
+    gamma: float | None
+    Q: np.ndarray | None
+    lam: np.ndarray | None
+    alpha: float
+    beta: float
+    margin: float = float("nan")
+    proven_margin: float = float("nan")
+    solver: str | None = None
+    status: str = ""
+    solve_seconds: float = 0.0
+    formulation: str = "lifted"
+    sdp_margin: float = float("nan")
+    reason: str = ""
+    attempts: tuple = field(default_factory=tuple)
+    verification: str = VERIFICATION_METHOD
+
+    @property
+    def certified(self) -> bool:
+        """True when the certificate claims (and was verified for) at least contraction."""
+        return bool(self.contracting)
+
+    # ------------------------------------------------------------------ checking
+    def verify(self, model: ImplicitRNN) -> Verification:
+        """Rigorous float64 re-check of this certificate against ``model``; no solver involved.
+
+        Checks, each proven with rounding errors accounted for: the weights hash matches; the
+        certificate's slope bounds contain the activation's; lambda >= 0; Q symmetric and
+        Q > 0; E'QE > 0 (so E is invertible); and the dissipation LMI (gain form when gamma is
+        claimed, contraction form otherwise) is positive definite.
+        """
+        if not isinstance(model, ImplicitRNN):
+            raise TypeError(f"model: expected an ImplicitRNN, got {type(model).__name__}")
+        if not self.contracting:
+            return Verification(False, "the certificate claims nothing (not certified)")
+        if model.weights_hash() != self.model_hash:
+            return Verification(False, "model hash mismatch: the certificate is for different weights")
+        act = model.activation
+        if not (self.alpha <= act.alpha and act.beta <= self.beta):
+            return Verification(False, f"slope bounds [{self.alpha}, {self.beta}] do not contain the "
+                                       f"activation's [{act.alpha}, {act.beta}]")
+        n, q = model.n, model.q
+        Q = np.asarray(self.Q, dtype=np.float64) if self.Q is not None else None
+        lam = np.asarray(self.lam, dtype=np.float64) if self.lam is not None else None
+        if Q is None or Q.shape != (n, n):
+            return Verification(False, f"Q: expected shape {(n, n)}, got {None if Q is None else Q.shape}")
+        if lam is None or lam.shape != (q,):
+            return Verification(False, f"lam: expected shape {(q,)}, got {None if lam is None else lam.shape}")
+        if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(lam))):
+            return Verification(False, "Q or lam has non-finite entries")
+        if np.any(lam < 0):
+            return Verification(False, f"lam has negative entries (min {lam.min():.3e})")
+        if not np.array_equal(Q, Q.T):
+            return Verification(False, "Q is not symmetric")
+        gamma = self.gamma
+        if gamma is not None and not (np.isfinite(gamma) and gamma > 0):
+            return Verification(False, f"gamma must be positive and finite, got {gamma}")
+        pq = prove_pd(Q)
+        if not pq:
+            return Verification(False, f"Q > 0 not proven: {pq.reason}")
+        ops = model_operands(model, Q, lam, bounded=True)
+        pe = prove_pd(ops["E"].T @ (ops["Q"] @ ops["E"]))
+        if not pe:
+            return Verification(False, f"E'QE > 0 not proven: {pe.reason}")
+        proof = prove_pd(dissipation_lmi(**ops, gamma=gamma))
+        what = f"gain LMI (gamma={gamma:.8g})" if gamma is not None else "contraction LMI"
+        if not proof:
+            return Verification(False, f"{what} > 0 not proven: {proof.reason}", proof.lower_bound)
+        return Verification(True, f"{what}, Q > 0 and E'QE > 0 proven", proof.lower_bound)
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["Q"] = None if self.Q is None else np.asarray(self.Q).tolist()
+        d["lam"] = None if self.lam is None else np.asarray(self.lam).tolist()
+        d["attempts"] = [dict(a) for a in self.attempts]
+        d["certified"] = self.certified
+        d["schema"] = CERT_SCHEMA
+        d["schema_version"] = CERT_SCHEMA_VERSION
+        d["package_version"] = __version__
+        for k in ("margin", "proven_margin", "sdp_margin"):
+            if d[k] is not None and not np.isfinite(d[k]):
+                d[k] = None  # JSON has no NaN
+        return d
+
+    def to_json(self, path=None, indent: int = 2) -> str:
+        """The certificate as JSON (numbers and the model hash only); written atomically if ``path``."""
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            write_text_atomic(path, text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Certificate":
+        if d.get("schema") != CERT_SCHEMA:
+            raise ValueError(f"certificate: expected schema {CERT_SCHEMA!r}, got {d.get('schema')!r}")
+        if int(d.get("schema_version", 0)) > CERT_SCHEMA_VERSION:
+            raise ValueError(f"certificate: schema version {d.get('schema_version')} is newer than "
+                             f"this package supports ({CERT_SCHEMA_VERSION})")
+        kw = {f: d[f] for f in cls.__dataclass_fields__ if f in d}
+        kw["Q"] = None if d.get("Q") is None else np.array(d["Q"], dtype=np.float64)
+        kw["lam"] = None if d.get("lam") is None else np.array(d["lam"], dtype=np.float64)
+        kw["attempts"] = tuple(d.get("attempts", ()))
+        for k in ("margin", "proven_margin", "sdp_margin"):
+            kw[k] = float("nan") if d.get(k) is None else float(d[k])
+        return cls(**kw)
+
+    @classmethod
+    def from_json(cls, text_or_path) -> "Certificate":
+        """Read a certificate from a JSON string or a file path."""
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            with open(text_or_path) as fh:
+                text = fh.read()
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"certificate: not valid JSON ({exc})") from None
+        return cls.from_dict(d)
+
+
+# ---------------------------------------------------------------------- the SDPs
+class _FixedWeightSDP:
+    """The fixed-weight certification SDP of one model, built once and re-solved.
+
+    mode ``"min_gamma"``: minimise gamma s.t. LMI(Q, lam, gamma) >= margin I.
+    mode ``"fixed_gamma"``: maximise t s.t. LMI(Q, lam, gamma) >= t I (t <= gamma by the y-block).
+    mode ``"contraction"``: maximise t s.t. contraction LMI(Q, lam) >= t I, trace(Q) = n (the
+    LMI is homogeneous in (Q, lam); the trace normalisation makes t < 0 exactly when the strict
+    LMI is infeasible, and t <= 1).
+
+    formulation ``"lifted"`` uses the explicit form (A = E^-1 F, ...) and DESIGN.md's lifted
+    block with E -> Qx, F -> Qx A, ..., P -> Qx, where Qx = E'QE is the metric on x;
+    ``"dense"`` uses :func:`~rrnn_convex.lmi.dissipation_lmi` with dense E'QE and G'QG blocks.
+    """
+
+    def __init__(self, model: ImplicitRNN, mode: str, gamma: float | None, formulation: str):
+        self.model, self.mode, self.formulation = model, mode, formulation
+        n, q = model.n, model.q
+        self.Qv = cp.Variable((n, n), symmetric=True, name="Q")
+        self.lam = cp.Variable(q, nonneg=True, name="lam")
+        self.margin = cp.Parameter(nonneg=True, name="margin", value=0.0)
+        if mode == "min_gamma":
+            self.g = cp.Variable(name="gamma")
+            g, objective, shift = self.g, None, self.margin
+        elif mode == "fixed_gamma":
+            self.t = cp.Variable(name="t")
+            g, shift = gamma, self.t
+        else:
+            self.t = cp.Variable(name="t")
+            g, shift = None, self.t
+        Lam = cp.diag(self.lam)
+        common = dict(C1=model.C1, D12=model.D12, C2=model.C2, D21=model.D21, D22=model.D22,
+                      alpha=model.activation.alpha, beta=model.activation.beta,
+                      Lam=Lam, LC1=Lam @ model.C1, LD12=Lam @ model.D12, gamma=g)
+        if formulation == "lifted":
+            A, B1h, B2h, _ = model._explicit_matrices()
+            Qx = self.Qv
+            M = lifted_lmi(E=Qx, F=Qx @ A, B1=Qx @ B1h, B2=Qx @ B2h, P=Qx, **common)
+        else:
+            M = dissipation_lmi(E=model.E, F=model.F, B1=model.B1, B2=model.B2, Q=self.Qv, **common)
+        N = M.shape[0]
+        M = 0.5 * (M + M.T)
+        cons = [M - shift * np.eye(N) >> 0]
+        if mode == "min_gamma":
+            objective = cp.Minimize(self.g)
+        else:
+            objective = cp.Maximize(self.t)
+            if mode == "contraction":
+                cons.append(cp.trace(self.Qv) == n)
+        self.problem = cp.Problem(objective, cons)
+
+    def solve(self, solver: str, margin: float = 0.0) -> _solvers.Attempt:
+        self.margin.value = margin
+        return _solvers.run(self.problem, solver)
+
+    def point(self) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """(Q, lam, gamma-or-t) of the last solve, Q as the certificate's metric (exactly symmetric)."""
+        Qv = np.asarray(self.Qv.value, dtype=np.float64)
+        if self.formulation == "lifted" and not np.array_equal(self.model.E, np.eye(self.model.n)):
+            Einv = np.linalg.inv(self.model.E)
+            Qv = Einv.T @ Qv @ Einv
+        Q = 0.5 * (Qv + Qv.T)
+        lam = np.maximum(np.asarray(self.lam.value, dtype=np.float64).reshape(-1), 0.0)
+        val = float(self.g.value) if self.mode == "min_gamma" else float(self.t.value)
+        return Q, lam, val
+
+
+_OK_STATUSES = ("optimal", "optimal_inaccurate")
+
+
+def _feasible_gamma_for(model: ImplicitRNN, Q, lam, hint: float) -> float | None:
+    """A gamma for which the gain LMI at fixed (Q, lam) is proven > 0 (doubling search), or None."""
+    g = max(float(hint), 1.0)
+    for _ in range(60):
+        ops = model_operands(model, Q, lam, bounded=True)
+        if prove_pd(dissipation_lmi(**ops, gamma=g)):
+            return g
+        g *= 4.0
+    return None
+
+
+def _verified_on_segment(model, base: dict, P0, P1, g1_is_fixed: bool, rel_tol: float = 1e-10):
+    """Certified rounding: the point closest to P0 on the segment [P1, P0] that passes the check.
+
+    The LMI is affine in (Q, lam, gamma), so its smallest eigenvalue is concave along the
+    segment: with P1 strictly feasible (verified) and P0 the solver's nearly feasible optimum,
+    the verified points form an interval [P1, P_theta*). Bisection on theta finds it; the result
+    is re-verified by the caller like every other certificate.
+    """
+    (Q0, l0, g0), (Q1, l1, g1) = P0, P1
+    lo, hi = 0.0, 1.0
+    best = None
+    for it in range(60):
+        th = 1.0 - 1e-9 if it == 0 else 0.5 * (lo + hi)
+        Q = th * Q0 + (1.0 - th) * Q1
+        Q = 0.5 * (Q + Q.T)
+        lam = np.maximum(th * l0 + (1.0 - th) * l1, 0.0)
+        g = g1 if g1_is_fixed else th * g0 + (1.0 - th) * g1
+        cert = Certificate(**base, Q=Q, lam=lam, gamma=g)
+        if cert.verify(model).ok:
+            lo, best = th, cert
+            if g1_is_fixed or abs(g - g0) <= rel_tol * abs(g0):
+                break
+        else:
+            hi = th
+        if hi - lo < 1e-14:
+            break
+    return best
+
+
+def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None = None, *,
+            formulation: str = "lifted", margin: float = 1e-9, fallback: bool = True) -> Certificate:
+    """Certify contraction and an incremental l2-gain bound of ``model`` (DESIGN.md section 3).
+
+    ``gamma=None``: find the smallest certifiable gamma (and contraction). ``gamma=G``: decide
+    whether G is certified. ``solver``: ``"CLARABEL"`` (default), ``"SCS"`` or ``"MOSEK"``; on
+    failure the other available solvers are tried when ``fallback`` (all attempts are recorded in
+    ``Certificate.attempts``). ``formulation``: ``"lifted"`` (default) or ``"dense"`` (the naive
+    baseline). ``margin``: the small margin imposed on the LMI when minimising gamma.
+
+    Procedure for ``gamma=None``: (1) minimise gamma; a point that passes the rigorous check
+    with solver status "optimal" is the certificate. (2) Otherwise maximise the contraction
+    margin t (trace-normalised metric): t <= 0 means "not contracting"; else this strictly
+    feasible point, with a gamma proven feasible for it, is the anchor P1. (3) Re-solve (1) in
+    preconditioned coordinates (:func:`_preconditioned`: the optimum's metric becomes ~I and
+    gamma ~1, so the margin is relative). (4) Each candidate that fails the check is moved
+    along the segment towards P1 as far as the check allows (certified rounding); the lowest
+    verified gamma wins. The answer is never a certificate that fails
+    :meth:`Certificate.verify`; an infeasible LMI comes back as ``certified == False`` with the
+    reason, never as an exception.
+    """
+    if not isinstance(model, ImplicitRNN):
+        raise TypeError(f"model: expected an ImplicitRNN, got {type(model).__name__}")
+    if gamma is not None:
+        gamma = check_scalar(gamma, "gamma", low=0.0)
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation: expected one of {FORMULATIONS}, got {formulation!r}")
+    margin = check_scalar(margin, "margin", low=0.0, low_inclusive=True)
+    sequence = _solvers.solver_sequence(solver, fallback=fallback)
+    attempts: list[dict] = []
+    base = dict(model_hash=model.weights_hash(), alpha=model.activation.alpha,
+                beta=model.activation.beta, formulation=formulation, contracting=True)
+    t_start = time.perf_counter()
+
+    def solve(mode: str, g_fixed=None, sdp_model=None):
+        """Run ``mode`` with each solver until one returns a point; (point, solver, status) or None."""
+        sdp = _FixedWeightSDP(sdp_model or model, mode, g_fixed, formulation)
+        for name in sequence:
+            att = sdp.solve(name, margin if mode == "min_gamma" else 0.0)
+            entry = att.to_dict() | {"mode": mode}
+            attempts.append(entry)
+            if att.status in _OK_STATUSES:
+                try:
+                    return sdp.point(), name, att.status
+                except (TypeError, ValueError) as exc:  # solver returned no values
+                    entry["detail"] = f"no usable point: {exc}"
+        return None
+
+    def finish(cert: Certificate | None, reason: str = "") -> Certificate:
+        elapsed = time.perf_counter() - t_start
+        if cert is None:
+            return Certificate(**(base | {"contracting": False}), gamma=None, Q=None, lam=None,
+                               reason=reason, attempts=tuple(attempts), solve_seconds=elapsed)
+        check = cert.verify(model)
+        if not check.ok:  # cannot happen by construction; never hand out an unverified claim
+            return finish(None, f"internal: final certificate failed verification ({check.reason})")
+        est = prove_pd_estimate(model, cert.Q, cert.lam, cert.gamma)
+        return replace(cert, margin=est, proven_margin=check.proven_margin,
+                       reason=check.reason + (f"; {reason}" if reason else ""),
+                       attempts=tuple(attempts), solve_seconds=elapsed)
+
+    def check_point(point, name, status, g_claim) -> Certificate | None:
+        """The certificate at ``point`` if it passes the check; notes the result in the last attempt."""
+        Q, lam, _ = point
+        cert = Certificate(**base, Q=Q, lam=lam, gamma=g_claim, solver=name, status=status)
+        ok = cert.verify(model)
+        attempts[-1]["verified"] = ok.ok
+        if not ok.ok:
+            attempts[-1]["detail"] = (attempts[-1].get("detail", "") + " " + ok.reason).strip()
+        return cert if ok.ok else None
+
+    def contraction_point():
+        """(point, solver, status, t) of the max-margin contraction SDP, or None."""
+        res = solve("contraction")
+        if res is None:
+            return None
+        point, name, status = res
+        return point, name, status, point[2]
+
+    if gamma is not None:
+        res = solve("fixed_gamma", gamma)
+        if res is None:
+            return finish(None, "no solver returned a point for the fixed-gamma LMI")
+        point, name, status = res
+        t = point[2]
+        if t <= 0:
+            why = f"gamma={gamma:.6g} is not certifiable (best LMI margin t = {t:.3e} <= 0)"
+            low = certify(model, None, solver, formulation=formulation, margin=margin, fallback=fallback)
+            attempts.extend(low.attempts)
+            why += (f"; the smallest certifiable gamma is {low.gamma:.8g}" if low.gamma is not None
+                    else f"; {low.reason}")
+            return finish(None, why)
+        cert = check_point(point, name, status, gamma)
+        if cert is None:
+            return finish(None, f"gamma={gamma:.6g}: the solver's point (margin t = {t:.3e}) "
+                                "did not pass the rigorous check")
+        return finish(replace(cert, sdp_margin=t))
+
+    res0 = solve("min_gamma")
+    direct = None
+    if res0 is not None:
+        direct = check_point(*res0, res0[0][2])
+        if direct is not None and res0[2] == "optimal":
+            return finish(replace(direct, sdp_margin=margin))
+    res1 = contraction_point()
+    if res1 is None:
+        return finish(None, "no solver returned a point for the contraction LMI")
+    point1, name1, status1, t1 = res1
+    if t1 <= 0:
+        return finish(None, f"not contracting: the contraction LMI is infeasible "
+                            f"(best margin t = {t1:.3e} <= 0 with trace(Q) normalised)")
+    Q1, l1, _ = point1
+    c1 = check_point(point1, name1, status1, None)
+    if c1 is None:
+        return finish(None, f"the contraction LMI's optimum (margin t = {t1:.3e}) "
+                            "did not pass the rigorous check")
+    hint = res0[0][2] if res0 is not None else 1.0
+    g1 = _feasible_gamma_for(model, Q1, l1, 2.0 * hint)
+    if g1 is None:
+        return finish(replace(c1, sdp_margin=t1), "no finite gamma could be certified")
+    P1 = (Q1, l1, g1)
+    # (3) re-solve in coordinates where the optimum's metric is ~I and gamma ~1
+    Qpre, gpre = Q1, g1
+    if res0 is not None and res0[0][2] > 0 and np.all(np.linalg.eigvalsh(res0[0][0]) > 0):
+        Qpre, gpre = res0[0][0], res0[0][2]
+    scaled, s = _preconditioned(model, Qpre, gpre)
+    candidates = []
+    res_p = solve("min_gamma", sdp_model=scaled)
+    if res_p is not None:
+        (Qz, lz, gz), name_p, status_p = res_p
+        attempts[-1]["detail"] = f"preconditioned (output scale {s:.4g})"
+        P0 = (s * Qz, s * lz, s * gz)
+        cert = check_point(P0, name_p, status_p, P0[2])
+        candidates.append((cert, P0, name_p, status_p))
+    if res0 is not None:
+        candidates.append((direct, *res0))
+    # (4) certified rounding of the candidates that did not verify
+    best = None
+    for cert, P0, name0, status0 in candidates:
+        if cert is None:
+            cert = _verified_on_segment(model, base | {"solver": name0, "status": status0}, P0, P1, False)
+            attempts.append({"solver": name0, "status": "certified rounding", "seconds": 0.0,
+                             "mode": "rounding", "verified": cert is not None})
+        if cert is not None and (best is None or cert.gamma < best.gamma):
+            best = cert
+    if best is None:
+        best = Certificate(**base, Q=Q1, lam=l1, gamma=g1, solver=name1, status=status1)
+        return finish(best, "gamma from the contraction metric (the gamma SDP gave no usable point)")
+    return finish(replace(best, sdp_margin=margin))
+
+
+def _preconditioned(model: ImplicitRNN, Q: np.ndarray, gamma_hint: float) -> tuple[ImplicitRNN, float]:
+    """The model in coordinates z = R x with R'R = E'QE / s, outputs divided by s = gamma_hint.
+
+    A certificate (Qz, lam_z, g_z) of the returned model gives (s Qz, s lam_z, s g_z) for the
+    original: the storage (E dx)'Q(E dx) is coordinate-free (E_z dz = E dx) and dividing y by s
+    divides the dissipation inequality by s.
+    """
+    s = float(gamma_hint)
+    Qx = model.E.T @ Q @ model.E / s  # the scaled problem's metric at the hint
+    R = np.linalg.cholesky(0.5 * (Qx + Qx.T)).T  # Qx / s = R'R, so the scaled metric is ~ I
+    Rinv = np.linalg.inv(R)
+    return replace(model, E=model.E @ Rinv, F=model.F @ Rinv, C1=model.C1 @ Rinv,
+                   C2=model.C2 @ Rinv / s, D21=model.D21 / s, D22=model.D22 / s), s
+
+
+def prove_pd_estimate(model: ImplicitRNN, Q, lam, gamma) -> float:
+    """Float64 estimate of the smallest eigenvalue of the dissipation LMI at (Q, lam, gamma)."""
+    M = dissipation_lmi(**model_operands(model, Q, lam), gamma=gamma)
+    return float(np.linalg.eigvalsh(0.5 * (M + M.T))[0])
+
+
+__all__ = ["Certificate", "Verification", "certify", "Bounded"]

@@ -1,0 +1,205 @@
+"""The block matrices of DESIGN.md section 3, built in one place.
+
+Every function here takes its operands as numpy arrays, cvxpy expressions or
+:class:`~rrnn_convex.rigorous.Bounded` arrays (the rigorous check) and returns the matrix in the
+same kind, so the model sets, certification, projection, training and verification all use the
+same code.
+
+Notation (symmetric blocks, in the order dx, dw, du, then the Schur blocks):
+``a = alpha``, ``b = beta`` (activation slope bounds), ``Lam`` = diag(lambda) >= 0 the
+multiplier of the incremental quadratic constraint ``(dw - a dv)' Lam (b dv - dw) >= 0``.
+
+Two equivalent forms of the dissipation inequality
+``V(dx) - V(dx+) + g |du|^2 - |dy|^2 / g >= 0`` are provided:
+
+* :func:`lifted_lmi` — the matrix of DESIGN.md section 3, with ``V = dx' E' P^-1 E dx`` bounded
+  below by ``dx'(E + E' - P) dx``; linear in (E, F, B1, B2, C2, D21, D22, P, Lam, g) for fixed
+  C1, D12. With E -> Q, F -> Q A, B1 -> Q E^-1 B1, B2 -> Q E^-1 B2, P -> Q it is the exact
+  condition for fixed weights with metric Q (then ``E + E' - P = Q``).
+* :func:`dissipation_lmi` — the same inequality with the P block eliminated (Schur complement
+  at P = Q^-1 for the metric ``V = (E dx)' Q (E dx)``): dense ``E'QE`` and ``G'QG`` blocks,
+  ``G = [F B1 B2]``. This is exact for fixed weights without inverting E, so it is the form the
+  rigorous check evaluates; as a solver formulation it is the "naive" dense baseline.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .rigorous import Bounded
+
+try:  # cvxpy is a core dependency; keep the numpy path importable without it for tooling
+    import cvxpy as cp
+except ImportError:  # pragma: no cover
+    cp = None
+
+
+def _is_cvx(x) -> bool:
+    return cp is not None and isinstance(x, cp.Expression)
+
+
+def _kind(*ops) -> str:
+    if any(_is_cvx(o) for o in ops):
+        return "cvxpy"
+    if any(isinstance(o, Bounded) for o in ops):
+        return "bounded"
+    return "numpy"
+
+
+def _shape(x) -> tuple[int, int]:
+    s = x.shape
+    return (int(s[0]), int(s[1]))
+
+
+def _assemble(blocks: dict, sizes: list[int], kind: str):
+    """Symmetric block matrix from its upper-triangular blocks ``blocks[(i, j)]`` (i <= j).
+
+    Missing blocks are zero; lower blocks are the transposes of the upper ones; rows and
+    columns of size zero are dropped.
+    """
+    keep = [i for i, s in enumerate(sizes) if s > 0]
+    rows = []
+    for i in keep:
+        row = []
+        for j in keep:
+            if i <= j:
+                blk = blocks.get((i, j))
+                row.append(np.zeros((sizes[i], sizes[j])) if blk is None else blk)
+            else:
+                blk = blocks.get((j, i))
+                row.append(np.zeros((sizes[i], sizes[j])) if blk is None else blk.T)
+        rows.append(row)
+    if kind == "cvxpy":
+        return cp.bmat(rows)
+    if kind == "bounded":
+        return Bounded.block(rows)
+    return np.block(rows)
+
+
+def _scalar(x, kind):
+    return Bounded(np.float64(x)) if kind == "bounded" and not isinstance(x, Bounded) else x
+
+
+def _eye(g, k: int, kind: str):
+    """``g * I_k`` for a float, cvxpy scalar or Bounded scalar ``g``."""
+    if kind == "bounded":
+        return Bounded.wrap(g) * np.eye(k)
+    return g * np.eye(k)
+
+
+def sector_blocks(Lam, LC1, LD12, C1, D12, alpha: float, beta: float, kind: str,
+                  with_input: bool = True) -> dict:
+    """The S-procedure term of the slope restriction, as blocks over (dx, dw, du).
+
+    ``-2 (dw - a dv)' Lam (b dv - dw)`` with ``dv = C1 dx + D12 du`` contributes
+    ``[[2ab C1'Lam C1, -(a+b) C1'Lam, 2ab C1'Lam D12], [., 2 Lam, -(a+b) Lam D12],
+    [., ., 2ab D12'Lam D12]]``. ``LC1 = Lam C1`` and ``LD12 = Lam D12`` are passed separately
+    so that the change of variables ``Ct = Lam C1`` (alpha = 0) keeps the matrix linear; the
+    ``2ab`` terms need C1 and D12 themselves and are omitted when ``ab == 0``.
+    """
+    a, b = _scalar(alpha, kind), _scalar(beta, kind)
+    apb = -(a + b)
+    blocks = {(0, 1): apb * LC1.T, (1, 1): _scalar(2.0, kind) * Lam}
+    if with_input:
+        blocks[(1, 2)] = apb * LD12
+    if alpha * beta != 0.0:
+        if C1 is None or (with_input and D12 is None):
+            raise ValueError("sector_blocks: alpha * beta != 0 needs C1 and D12 themselves "
+                             "(fix them, or drop the 2ab terms conservatively)")
+        ab2 = _scalar(2.0, kind) * a * b
+        blocks[(0, 0)] = ab2 * (C1.T @ LC1)
+        if with_input:
+            blocks[(0, 2)] = ab2 * (C1.T @ LD12)
+            blocks[(2, 2)] = ab2 * (D12.T @ LD12)
+    return blocks
+
+
+def _add(blocks: dict, key, value):
+    blocks[key] = value if blocks.get(key) is None else blocks[key] + value
+
+
+def lifted_lmi(*, E, F, B1, P, Lam, LC1, C1=None, alpha: float, beta: float,
+               B2=None, LD12=None, D12=None, C2=None, D21=None, D22=None, gamma=None):
+    """DESIGN.md section 3: the Theta (``gamma=None``) or Theta_gamma block matrix, which must be > 0.
+
+    Theta_gamma, order (dx, dw, du, P-block, y-block)::
+
+        [ E+E'-P + 2ab C1'L C1   -(a+b) C1'L    2ab C1'L D12          F'    C2'  ]
+        [ -(a+b) L C1            2L             -(a+b) L D12          B1'   D21' ]
+        [ 2ab D12'L C1           -(a+b) D12'L   gI + 2ab D12'L D12    B2'   D22' ]
+        [ F                      B1             B2                    P     0    ]
+        [ C2                     D21            D22                   0     gI   ]
+
+    Theta keeps the dx, dw rows and the P block.
+    """
+    kind = _kind(E, F, B1, P, Lam, LC1, B2, LD12, C2, D21, D22, gamma)
+    gain = gamma is not None
+    n, q = _shape(F)[0], _shape(B1)[1]
+    m = _shape(B2)[1] if gain else 0
+    p = _shape(C2)[0] if gain else 0
+    blocks = sector_blocks(Lam, LC1, LD12, C1, D12, alpha, beta, kind, with_input=gain)
+    _add(blocks, (0, 0), E + E.T - P)
+    blocks[(0, 3)] = F.T
+    blocks[(1, 3)] = B1.T
+    blocks[(3, 3)] = P
+    if gain:
+        _add(blocks, (2, 2), _eye(gamma, m, kind))
+        blocks[(2, 3)] = B2.T
+        blocks[(0, 4)] = C2.T
+        blocks[(1, 4)] = D21.T
+        blocks[(2, 4)] = D22.T
+        blocks[(4, 4)] = _eye(gamma, p, kind)
+    return _assemble(blocks, [n, q, m, n, p], kind)
+
+
+def dissipation_lmi(*, E, F, B1, Q, Lam, LC1, C1=None, alpha: float, beta: float,
+                    B2=None, LD12=None, D12=None, C2=None, D21=None, D22=None, gamma=None):
+    """The same inequality with the P block eliminated: exact for fixed weights and metric Q.
+
+    With ``V(dx) = (E dx)' Q (E dx)`` and ``G = [F B1 B2]`` (``[F B1]`` for Theta), order
+    (dx, dw, du, y-block)::
+
+        [ diag(E'QE, 0, gI) + S - G'QG    H' ]
+        [ H                               gI ]     > 0,    H = [C2 D21 D22],
+
+    where S are the :func:`sector_blocks`. Theta keeps the dx, dw rows and no H. Together with
+    Q > 0 this proves contraction (and incremental l2 gain <= gamma) of the model.
+    """
+    kind = _kind(E, F, B1, Q, Lam, LC1, B2, LD12, C2, D21, D22, gamma)
+    gain = gamma is not None
+    n, q = _shape(F)[0], _shape(B1)[1]
+    m = _shape(B2)[1] if gain else 0
+    p = _shape(C2)[0] if gain else 0
+    blocks = sector_blocks(Lam, LC1, LD12, C1, D12, alpha, beta, kind, with_input=gain)
+    _add(blocks, (0, 0), E.T @ (Q @ E))
+    G = [F, B1, B2] if gain else [F, B1]
+    QG = [Q @ g for g in G]
+    for i in range(len(G)):
+        for j in range(i, len(G)):
+            _add(blocks, (i, j), -(G[i].T @ QG[j]))
+    if gain:
+        _add(blocks, (2, 2), _eye(gamma, m, kind))
+        blocks[(0, 3)] = C2.T
+        blocks[(1, 3)] = D21.T
+        blocks[(2, 3)] = D22.T
+        blocks[(3, 3)] = _eye(gamma, p, kind)
+    return _assemble(blocks, [n, q, m, p], kind)
+
+
+def model_operands(model, Q, lam, *, bounded: bool = False) -> dict[str, Any]:
+    """Operands of :func:`dissipation_lmi` for a fixed model, metric Q and multipliers lam.
+
+    With ``bounded=True`` the weights are wrapped as exact :class:`Bounded` arrays so the
+    products carry rounding bounds (used by the rigorous check).
+    """
+    wrap = Bounded if bounded else (lambda x: x)
+    Lam = np.diag(np.asarray(lam, dtype=np.float64))
+    ops = {k: wrap(getattr(model, k)) for k in ("E", "F", "B1", "B2", "C1", "D12", "C2", "D21", "D22")}
+    ops["Q"] = wrap(Q)
+    ops["Lam"] = wrap(Lam)
+    ops["LC1"] = ops["Lam"] @ ops["C1"]
+    ops["LD12"] = ops["Lam"] @ ops["D12"]
+    ops["alpha"] = model.activation.alpha
+    ops["beta"] = model.activation.beta
+    return ops

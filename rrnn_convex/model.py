@@ -1,0 +1,359 @@
+"""The implicit RNN of DESIGN.md section 2: a linear system in feedback with an activation.
+
+    E x[t+1] = F x[t] + B1 w[t] + B2 u[t] + bx
+    y[t]     = C2 x[t] + D21 w[t] + D22 u[t] + by
+    v[t]     = C1 x[t] + D12 u[t] + bv,      w[t] = sigma(v[t])
+
+States x in R^n, inputs u in R^m, outputs y in R^p, q neurons. ``E`` must be invertible.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_path
+from ._validation import as_float_array
+from .activations import Activation, get_activation
+
+#: matrix fields in storage order; each entry is (name, rows, cols) in terms of the dimensions
+_MATRIX_SHAPES = (
+    ("E", "n", "n"), ("F", "n", "n"), ("B1", "n", "q"), ("B2", "n", "m"),
+    ("C1", "q", "n"), ("D12", "q", "m"),
+    ("C2", "p", "n"), ("D21", "p", "q"), ("D22", "p", "m"),
+)
+_BIAS_SHAPES = (("bx", "n"), ("bv", "q"), ("by", "p"))
+WEIGHT_FIELDS = tuple(name for name, _, _ in _MATRIX_SHAPES) + tuple(name for name, _ in _BIAS_SHAPES)
+NPZ_FORMAT_VERSION = 1
+
+#: E is rejected as singular above this condition number (float64 solves lose all digits there)
+MAX_COND_E = 1e12
+
+
+@dataclass(frozen=True, eq=False)
+class ImplicitRNN:
+    """Weights of an implicit RNN (DESIGN.md section 2), validated and stored as float64.
+
+    Required: ``F`` (n x n), ``B1`` (n x q), ``B2`` (n x m), ``C1`` (q x n), ``C2`` (p x n).
+    Optional, defaulting to the identity (E) or zeros: ``E``, ``D12``, ``D21``, ``D22`` and the
+    biases ``bx``, ``bv``, ``by``. ``activation`` is a name (``"relu"``, ``"tanh"``,
+    ``"sigmoid"``, ``"leaky_relu"``) or an :class:`~rrnn_convex.activations.Activation`.
+
+    Construction checks every shape (the error names the field, the expected and the received
+    shape), rejects NaN/inf and a singular ``E``. Instances are immutable; use
+    :func:`dataclasses.replace` to change a field.
+    """
+
+    F: np.ndarray
+    B1: np.ndarray
+    B2: np.ndarray
+    C1: np.ndarray
+    C2: np.ndarray
+    E: np.ndarray | None = None
+    D12: np.ndarray | None = None
+    D21: np.ndarray | None = None
+    D22: np.ndarray | None = None
+    bx: np.ndarray | None = None
+    bv: np.ndarray | None = None
+    by: np.ndarray | None = None
+    activation: Activation | str = "relu"
+    _explicit: tuple = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_("activation", get_activation(self.activation))
+        F = as_float_array(self.F, "F", ndim=2)
+        if F.shape[0] != F.shape[1]:
+            raise ValueError(f"F: expected a square (n, n) matrix, got shape {F.shape}")
+        n = F.shape[0]
+        if n == 0:
+            raise ValueError("F: the model needs at least one state (n >= 1), got shape (0, 0)")
+        B1 = as_float_array(self.B1, "B1", ndim=2)
+        B2 = as_float_array(self.B2, "B2", ndim=2)
+        C2 = as_float_array(self.C2, "C2", ndim=2)
+        dims = {"n": n, "q": B1.shape[1], "m": B2.shape[1], "p": C2.shape[0]}
+        defaults = {"E": lambda: np.eye(n)}
+        for name, r, c in _MATRIX_SHAPES:
+            value = getattr(self, name)
+            expected = (dims[r], dims[c])
+            if value is None:
+                arr = defaults.get(name, lambda: np.zeros(expected))()
+            else:
+                arr = as_float_array(value, name, ndim=2)
+                if arr.shape != expected:
+                    raise ValueError(
+                        f"{name}: expected shape {expected} ({r}={dims[r]}, {c}={dims[c]}), got {arr.shape}")
+            arr.setflags(write=False)
+            set_(name, arr)
+        for name, r in _BIAS_SHAPES:
+            value = getattr(self, name)
+            if value is None:
+                arr = np.zeros(dims[r])
+            else:
+                arr = as_float_array(value, name, ndim=(1, 2))
+                if arr.ndim == 2 and 1 in arr.shape:
+                    arr = arr.reshape(-1)
+                if arr.shape != (dims[r],):
+                    raise ValueError(f"{name}: expected shape ({dims[r]},) ({r}={dims[r]}), got {arr.shape}")
+            arr.setflags(write=False)
+            set_(name, arr)
+        cond = np.linalg.cond(self.E)
+        if not np.isfinite(cond) or cond > MAX_COND_E:
+            raise ValueError(
+                f"E: must be invertible; got a singular or numerically singular matrix "
+                f"(condition number {cond:.3g} > {MAX_COND_E:.0e})")
+        set_("_explicit", None)
+
+    # ----------------------------------------------------------------- dimensions
+    @property
+    def n(self) -> int:
+        """Number of states."""
+        return self.F.shape[0]
+
+    @property
+    def q(self) -> int:
+        """Number of neurons."""
+        return self.B1.shape[1]
+
+    @property
+    def m(self) -> int:
+        """Number of inputs."""
+        return self.B2.shape[1]
+
+    @property
+    def p(self) -> int:
+        """Number of outputs."""
+        return self.C2.shape[0]
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {"n": self.n, "q": self.q, "m": self.m, "p": self.p}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """All weight and bias arrays by field name."""
+        return {name: getattr(self, name) for name in WEIGHT_FIELDS}
+
+    # ----------------------------------------------------------------- forms
+    def _explicit_matrices(self):
+        if self._explicit is None:
+            stacked = np.hstack([self.F, self.B1, self.B2, self.bx[:, None]])
+            sol = np.linalg.solve(self.E, stacked)
+            n, q, m = self.n, self.q, self.m
+            object.__setattr__(self, "_explicit", (
+                sol[:, :n], sol[:, n:n + q], sol[:, n + q:n + q + m], sol[:, -1]))
+        return self._explicit
+
+    def explicit(self) -> "ImplicitRNN":
+        """The same model with ``E = I``: ``A = E^-1 F``, ``E^-1 B1``, ``E^-1 B2``, ``E^-1 bx``.
+
+        Computed in float64 by an LU solve, so equal to the implicit model up to rounding.
+        """
+        A, B1h, B2h, bxh = self._explicit_matrices()
+        return replace(self, E=np.eye(self.n), F=A, B1=B1h, B2=B2h, bx=bxh)
+
+    def transform(self, S) -> "ImplicitRNN":
+        """The same model in another representation: ``(S E, S F, S B1, S B2, S bx)``."""
+        S = as_float_array(S, "S", ndim=2)
+        if S.shape != (self.n, self.n):
+            raise ValueError(f"S: expected shape {(self.n, self.n)}, got {S.shape}")
+        return replace(self, E=S @ self.E, F=S @ self.F, B1=S @ self.B1, B2=S @ self.B2, bx=S @ self.bx)
+
+    # ----------------------------------------------------------------- simulation
+    def check_input(self, u, name: str = "u") -> tuple[np.ndarray, bool]:
+        """Validate an input array; returns it as (batch, T, m) and whether it was batched."""
+        arr = as_float_array(u, name, ndim=(2, 3))
+        batched = arr.ndim == 3
+        if not batched:
+            arr = arr[None]
+        if arr.shape[2] != self.m:
+            raise ValueError(
+                f"{name}: expected the last axis to hold the model's m={self.m} inputs "
+                f"(shape (T, {self.m}) or (batch, T, {self.m})), got shape {np.shape(u)}")
+        return arr, batched
+
+    def simulate(self, u, x0=None, *, return_states: bool = False):
+        """Simulate from ``x0`` (zeros by default) for inputs ``u`` of shape (T, m) or (batch, T, m).
+
+        Returns ``y`` shaped like ``u`` with p channels; with ``return_states=True`` also the
+        states ``x[0..T]`` shaped (T + 1, n) or (batch, T + 1, n). Vectorised over the batch.
+        Does not change the model.
+        """
+        ub, batched = self.check_input(u)
+        batch, T, _ = ub.shape
+        if x0 is None:
+            x = np.zeros((batch, self.n))
+        else:
+            x0 = as_float_array(x0, "x0", ndim=(1, 2))
+            if x0.shape not in {(self.n,), (1, self.n), (batch, self.n)}:
+                raise ValueError(f"x0: expected shape ({self.n},) or ({batch}, {self.n}), got {x0.shape}")
+            x = np.broadcast_to(x0, (batch, self.n)).copy()
+        A, B1h, B2h, bxh = self._explicit_matrices()
+        sigma = self.activation
+        y = np.empty((batch, T, self.p))
+        xs = np.empty((batch, T + 1, self.n)) if return_states else None
+        # input contributions for all times at once; the recursion then costs two small matmuls
+        vu = ub @ self.D12.T + self.bv
+        xu = ub @ B2h.T + bxh
+        yu = ub @ self.D22.T + self.by
+        for t in range(T):
+            if return_states:
+                xs[:, t] = x
+            w = sigma(x @ self.C1.T + vu[:, t])
+            y[:, t] = x @ self.C2.T + w @ self.D21.T + yu[:, t]
+            x = x @ A.T + w @ B1h.T + xu[:, t]
+        if return_states:
+            xs[:, T] = x
+        if not batched:
+            y = y[0]
+            xs = xs[0] if return_states else None
+        return (y, xs) if return_states else y
+
+    # ----------------------------------------------------------------- identity
+    def weights_hash(self) -> str:
+        """SHA-256 of the float64 weights, their shapes and the activation: names a model exactly."""
+        h = hashlib.sha256()
+        h.update(json.dumps(self.activation.to_dict(), sort_keys=True).encode())
+        for name in WEIGHT_FIELDS:
+            arr = np.ascontiguousarray(getattr(self, name), dtype="<f8")
+            h.update(f"{name}{arr.shape}".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    # ----------------------------------------------------------------- conversions
+    @classmethod
+    def from_elman(cls, W, U, b=None, C=None, D=None, activation="relu") -> "ImplicitRNN":
+        """The Elman RNN ``h[t+1] = sigma(W h[t] + U u[t] + b)``, ``y[t] = C h[t] + D u[t]``.
+
+        DESIGN.md section 2: x = h, E = I, F = 0, B1 = I, B2 = 0, C1 = W, D12 = U, bv = b,
+        C2 = C, D21 = 0, D22 = D. ``C`` defaults to the identity (output = state).
+        """
+        W = as_float_array(W, "W", ndim=2)
+        if W.shape[0] != W.shape[1]:
+            raise ValueError(f"W: expected a square (n, n) matrix, got shape {W.shape}")
+        n = W.shape[0]
+        U = as_float_array(U, "U", ndim=2)
+        if U.shape[0] != n:
+            raise ValueError(f"U: expected shape ({n}, m), got {U.shape}")
+        m = U.shape[1]
+        C = np.eye(n) if C is None else as_float_array(C, "C", ndim=2)
+        if C.shape[1] != n:
+            raise ValueError(f"C: expected shape (p, {n}), got {C.shape}")
+        D = np.zeros((C.shape[0], m)) if D is None else D
+        return cls(E=np.eye(n), F=np.zeros((n, n)), B1=np.eye(n), B2=np.zeros((n, m)),
+                   C1=W, D12=U, bv=b, C2=C, D21=np.zeros((C.shape[0], n)), D22=D, activation=activation)
+
+    @classmethod
+    def from_torch_rnn(cls, rnn, readout=None, nonlinearity: str | None = None) -> "ImplicitRNN":
+        """Import a one-layer ``torch.nn.RNN`` (relu or tanh), with an optional linear readout.
+
+        ``rnn`` is the module or its ``state_dict``; ``readout`` a ``torch.nn.Linear``, its
+        state_dict, a pair ``(C, by)`` of arrays, or None (output = hidden state). torch computes
+        ``h_t = sigma(W_ih u_t + b_ih + W_hh h_{t-1} + b_hh)`` and the readout acts on ``h_t``, so
+        the implicit form is x[t] = h_{t-1}, C1 = W_hh, D12 = W_ih, bv = b_ih + b_hh, B1 = I,
+        F = 0, C2 = 0, D21 = C, by = readout bias. Simulating from ``x0 = h_0`` reproduces
+        torch's outputs. Requires the ``torch`` extra.
+        """
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "from_torch_rnn needs PyTorch: install it with `pip install rrnn_convex[torch]` "
+                "(on this project's machines: `pip install torch==2.13.0`)") from None
+        if hasattr(rnn, "state_dict"):
+            if getattr(rnn, "num_layers", 1) != 1 or getattr(rnn, "bidirectional", False):
+                raise ValueError("rnn: only one-layer, unidirectional torch.nn.RNN modules are supported")
+            if getattr(rnn, "proj_size", 0):
+                raise ValueError("rnn: torch.nn.RNN with proj_size is not supported")
+            nonlinearity = nonlinearity or rnn.nonlinearity
+            sd = rnn.state_dict()
+        else:
+            sd = rnn
+            nonlinearity = nonlinearity or "tanh"
+        if nonlinearity not in ("relu", "tanh"):
+            raise ValueError(f"nonlinearity: torch.nn.RNN supports 'relu' or 'tanh', got {nonlinearity!r}")
+        extra = sorted(k for k in sd if not k.endswith("_l0"))
+        if extra:
+            raise ValueError(f"rnn: expected a one-layer nn.RNN state_dict (keys *_l0), got extra keys {extra}")
+
+        def arr(x, name):
+            if hasattr(x, "detach"):
+                x = x.detach().cpu().double().numpy()
+            return as_float_array(x, name)
+
+        if "weight_hh_l0" not in sd or "weight_ih_l0" not in sd:
+            raise ValueError(f"rnn: state_dict lacks weight_hh_l0 / weight_ih_l0 (keys: {sorted(sd)})")
+        W = arr(sd["weight_hh_l0"], "weight_hh_l0")
+        U = arr(sd["weight_ih_l0"], "weight_ih_l0")
+        n, m = W.shape[0], U.shape[1]
+        b = np.zeros(n)
+        for key in ("bias_ih_l0", "bias_hh_l0"):
+            if key in sd:
+                b = b + arr(sd[key], key)
+        if readout is None:
+            C, by = np.eye(n), np.zeros(n)
+        elif isinstance(readout, (tuple, list)):
+            C = arr(readout[0], "readout[0] (C)")
+            by = np.zeros(C.shape[0]) if len(readout) < 2 or readout[1] is None else arr(readout[1], "readout[1] (by)")
+        else:
+            rsd = readout.state_dict() if hasattr(readout, "state_dict") else readout
+            if "weight" not in rsd:
+                raise ValueError(f"readout: expected a torch.nn.Linear or its state_dict, got keys {sorted(rsd)}")
+            C = arr(rsd["weight"], "readout.weight")
+            by = arr(rsd["bias"], "readout.bias") if rsd.get("bias") is not None else np.zeros(C.shape[0])
+        if C.ndim != 2 or C.shape[1] != n:
+            raise ValueError(f"readout: expected a weight of shape (p, {n}), got {C.shape}")
+        p = C.shape[0]
+        return cls(E=np.eye(n), F=np.zeros((n, n)), B1=np.eye(n), B2=np.zeros((n, m)),
+                   C1=W, D12=U, bv=b, C2=np.zeros((p, n)), D21=C, D22=np.zeros((p, m)), by=by,
+                   activation=nonlinearity)
+
+    # ----------------------------------------------------------------- files
+    def save(self, path) -> Path:
+        """Write the model to ``path`` (``.npz``) atomically; returns the path written."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        payload = {name: np.asarray(getattr(self, name)) for name in WEIGHT_FIELDS}
+        payload["activation"] = np.array(json.dumps(self.activation.to_dict()))
+        payload["kind"] = np.array("rrnn_convex.ImplicitRNN")
+        payload["format_version"] = np.array(NPZ_FORMAT_VERSION)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **payload)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "ImplicitRNN":
+        """Read a model written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"path: no such file {str(path)!r}")
+        try:
+            data = np.load(path, allow_pickle=False)
+        except Exception as exc:  # zipfile / format errors
+            raise ValueError(f"path: {str(path)!r} is not a readable .npz file ({exc})") from None
+        with data:
+            if "kind" not in data or str(data["kind"]) != "rrnn_convex.ImplicitRNN":
+                raise ValueError(f"path: {str(path)!r} is not an rrnn_convex ImplicitRNN file "
+                                 f"(keys: {sorted(data.files)})")
+            version = int(data["format_version"])
+            if version > NPZ_FORMAT_VERSION:
+                raise ValueError(f"path: file format version {version} is newer than this package "
+                                 f"supports ({NPZ_FORMAT_VERSION})")
+            kwargs = {name: data[name] for name in WEIGHT_FIELDS}
+            activation = json.loads(str(data["activation"]))
+        return cls(**kwargs, activation=activation)
+
+    def __eq__(self, other):
+        if not isinstance(other, ImplicitRNN):
+            return NotImplemented
+        return self.activation == other.activation and all(
+            np.array_equal(getattr(self, k), getattr(other, k)) for k in WEIGHT_FIELDS)
+
+
+def model_fields() -> tuple[str, ...]:
+    """Names of the dataclass fields of :class:`ImplicitRNN` (weights, biases, activation)."""
+    return tuple(f.name for f in fields(ImplicitRNN) if f.init)
