@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -92,7 +93,10 @@ def run(problem: cp.Problem, solver: str, **options) -> Attempt:
     opts.update(options)
     t0 = time.perf_counter()
     try:
-        problem.solve(solver=solver, **opts)
+        with warnings.catch_warnings():
+            # "Solution may be inaccurate": the status is recorded and every point is re-checked
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            problem.solve(solver=solver, **opts)
         status = str(problem.status)
         detail = ""
     except cp.error.SolverError as exc:

@@ -125,3 +125,23 @@ def test_certificate_margin_matches_lmi():
     M = dissipation_lmi(**model_operands(model, cert.Q, cert.lam), gamma=cert.gamma)
     assert np.linalg.eigvalsh(M)[0] == pytest.approx(cert.margin, rel=1e-6, abs=1e-14)
     assert 0 < cert.proven_margin <= cert.margin
+
+
+def test_falls_back_to_another_solver_when_one_fails(monkeypatch):
+    from rrnn_convex import solvers
+
+    real_run = solvers.run
+
+    def broken_clarabel(problem, solver, **kw):
+        if solver == "CLARABEL":
+            return solvers.Attempt(solver, "solver_error", 0.0, "injected fault")
+        return real_run(problem, solver, **kw)
+
+    monkeypatch.setattr(solvers, "run", broken_clarabel)
+    rng = np.random.default_rng(4)
+    model = random_rnn(rng, n=3, q=3, m=1, p=1)
+    cert = certify(model)
+    assert cert.verify(model) and cert.solver == "SCS"
+    assert cert.attempts[0]["solver"] == "CLARABEL" and cert.attempts[0]["detail"] == "injected fault"
+    none = certify(model, fallback=False)
+    assert not none.certified and "no solver" in none.reason
