@@ -304,11 +304,13 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     baseline). ``margin``: the small margin imposed on the LMI when minimising gamma.
 
     Procedure for ``gamma=None``: (1) minimise gamma; a point that passes the rigorous check
-    with solver status "optimal" is the certificate. (2) Otherwise maximise the contraction
-    margin t (trace-normalised metric): t <= 0 means "not contracting"; else this strictly
-    feasible point, with a gamma proven feasible for it, is the anchor P1. (3) Re-solve (1) in
+    with solver status "optimal" is the certificate. (3) Otherwise re-solve (1) in
     preconditioned coordinates (:func:`_preconditioned`: the optimum's metric becomes ~I and
-    gamma ~1, so the margin is relative). (4) Each candidate that fails the check is moved
+    gamma ~1, so the margin is relative); a verified optimal point is the certificate.
+    (2) Otherwise maximise the contraction margin t (trace-normalised metric): t <= 0 means
+    "not contracting"; else this strictly feasible point, with a gamma proven feasible for it,
+    is the anchor P1 (and preconditions (3) when (1) gave no point). (4) Each candidate that
+    fails the check is moved
     along the segment towards P1 as far as the check allows (certified rounding); the lowest
     verified gamma wins. The answer is never a certificate that fails
     :meth:`Certificate.verify`; an infeasible LMI comes back as ``certified == False`` with the
@@ -397,6 +399,29 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         direct = check_point(*res0, res0[0][2])
         if direct is not None and res0[2] == "optimal":
             return finish(replace(direct, sdp_margin=margin))
+    candidates = []
+
+    def preconditioned_solve(Qpre, gpre) -> Certificate | None:
+        """(3): re-solve where the metric Qpre is ~I and gamma ~1; a verified optimal point wins."""
+        scaled, s = _preconditioned(model, Qpre, gpre)
+        res_p = solve("min_gamma", sdp_model=scaled)
+        if res_p is None:
+            return None
+        (Qz, lz, gz), name_p, status_p = res_p
+        attempts[-1]["detail"] = f"preconditioned (output scale {s:.4g})"
+        P = (s * Qz, s * lz, s * gz)
+        cert = check_point(P, name_p, status_p, P[2])
+        candidates.append((cert, P, name_p, status_p))
+        return cert if status_p == "optimal" else None
+
+    usable0 = res0 is not None and res0[0][2] > 0 and np.all(np.linalg.eigvalsh(res0[0][0]) > 0)
+    if usable0:
+        cert = preconditioned_solve(res0[0][0], res0[0][2])
+        if cert is not None:
+            return finish(replace(cert, sdp_margin=margin))
+    if res0 is not None:
+        candidates.append((direct, *res0))
+    # (2) the contraction SDP: decides contraction and gives the interior anchor P1
     res1 = contraction_point()
     if res1 is None:
         return finish(None, "no solver returned a point for the contraction LMI")
@@ -414,21 +439,10 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     if g1 is None:
         return finish(replace(c1, sdp_margin=t1), "no finite gamma could be certified")
     P1 = (Q1, l1, g1)
-    # (3) re-solve in coordinates where the optimum's metric is ~I and gamma ~1
-    Qpre, gpre = Q1, g1
-    if res0 is not None and res0[0][2] > 0 and np.all(np.linalg.eigvalsh(res0[0][0]) > 0):
-        Qpre, gpre = res0[0][0], res0[0][2]
-    scaled, s = _preconditioned(model, Qpre, gpre)
-    candidates = []
-    res_p = solve("min_gamma", sdp_model=scaled)
-    if res_p is not None:
-        (Qz, lz, gz), name_p, status_p = res_p
-        attempts[-1]["detail"] = f"preconditioned (output scale {s:.4g})"
-        P0 = (s * Qz, s * lz, s * gz)
-        cert = check_point(P0, name_p, status_p, P0[2])
-        candidates.append((cert, P0, name_p, status_p))
-    if res0 is not None:
-        candidates.append((direct, *res0))
+    if not usable0:
+        cert = preconditioned_solve(Q1, g1)
+        if cert is not None:
+            return finish(replace(cert, sdp_margin=margin))
     # (4) certified rounding of the candidates that did not verify
     best = None
     for cert, P0, name0, status0 in candidates:
