@@ -329,10 +329,10 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
                 beta=model.activation.beta, formulation=formulation, contracting=True)
     t_start = time.perf_counter()
 
-    def solve(mode: str, g_fixed=None, sdp_model=None):
+    def solve(mode: str, g_fixed=None, sdp_model=None, names=None):
         """Run ``mode`` with each solver until one returns a point; (point, solver, status) or None."""
         sdp = _FixedWeightSDP(sdp_model or model, mode, g_fixed, formulation)
-        for name in sequence:
+        for name in (names or sequence):
             att = sdp.solve(name, margin if mode == "min_gamma" else 0.0)
             entry = att.to_dict() | {"mode": mode}
             attempts.append(entry)
@@ -366,13 +366,14 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
             attempts[-1]["detail"] = (attempts[-1].get("detail", "") + " " + ok.reason).strip()
         return cert if ok.ok else None
 
+    memo = {}
+
     def contraction_point():
-        """(point, solver, status, t) of the max-margin contraction SDP, or None."""
-        res = solve("contraction")
-        if res is None:
-            return None
-        point, name, status = res
-        return point, name, status, point[2]
+        """(point, solver, status, t) of the max-margin contraction SDP, or None (solved once)."""
+        if "c" not in memo:
+            res = solve("contraction")
+            memo["c"] = None if res is None else (*res, res[0][2])
+        return memo["c"]
 
     if gamma is not None:
         res = solve("fixed_gamma", gamma)
@@ -393,7 +394,15 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
                                 "did not pass the rigorous check")
         return finish(replace(cert, sdp_margin=t))
 
-    res0 = solve("min_gamma")
+    # the primary solver first: an infeasible gamma SDP (a non-contracting model) often ends in a
+    # solver error, and the contraction SDP below decides that case cheaply
+    res0 = solve("min_gamma", names=sequence[:1])
+    if res0 is None and len(sequence) > 1:
+        res1 = contraction_point()
+        if res1 is not None and res1[3] <= 0:
+            return finish(None, f"not contracting: the contraction LMI is infeasible "
+                                f"(best margin t = {res1[3]:.3e} <= 0 with trace(Q) normalised)")
+        res0 = solve("min_gamma", names=sequence[1:])
     direct = None
     if res0 is not None:
         direct = check_point(*res0, res0[0][2])
@@ -480,3 +489,23 @@ def prove_pd_estimate(model: ImplicitRNN, Q, lam, gamma) -> float:
 
 
 __all__ = ["Certificate", "Verification", "certify", "Bounded"]
+
+
+def certificate_from(model: ImplicitRNN, Q, lam, gamma: float | None = None, *, how: str = "") -> Certificate:
+    """A certificate from a given (constructive) metric Q and multipliers lam, after the rigorous
+    check; when the check fails the returned certificate is "not certified" with the reason.
+
+    Q is the metric on ``E x`` (``V(dx) = (E dx)' Q (E dx)``); it is symmetrised first.
+    """
+    Q = np.asarray(Q, dtype=np.float64)
+    Q = 0.5 * (Q + Q.T)
+    lam = np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0)
+    base = dict(model_hash=model.weights_hash(), alpha=model.activation.alpha, beta=model.activation.beta,
+                formulation="constructive", solver=None, status=how or "constructive")
+    cert = Certificate(**base, contracting=True, gamma=gamma, Q=Q, lam=lam)
+    check = cert.verify(model)
+    if not check.ok:
+        return Certificate(**base, contracting=False, gamma=None, Q=None, lam=None,
+                           reason=f"constructive certificate ({how}) did not pass the rigorous check: {check.reason}")
+    return replace(cert, margin=prove_pd_estimate(model, Q, lam, gamma), proven_margin=check.proven_margin,
+                   reason=check.reason + (f"; {how}" if how else ""))

@@ -203,3 +203,29 @@ def model_operands(model, Q, lam, *, bounded: bool = False) -> dict[str, Any]:
     ops["alpha"] = model.activation.alpha
     ops["beta"] = model.activation.beta
     return ops
+
+
+def cirnn_lmi(*, E, F, P):
+    """The contracting implicit RNN (ci-RNN) LMI of Revay & Manchester (2020), which must be > 0::
+
+        [ E + E' - P   F' ]
+        [ F            P  ]      P diagonal,
+
+    for the model ``E x+ = sigma(F x + B u + b)`` with sigma slope-restricted in [-1, 1]: the
+    metric ``E' P^-1 E`` is contracted because a diagonal P commutes with the activation.
+    """
+    kind = _kind(E, F, P)
+    n = _shape(F)[0]
+    return _assemble({(0, 0): E + E.T - P, (0, 1): F.T, (1, 1): P}, [n, n], kind)
+
+
+def srnn_lmi(*, W, eps: float):
+    """The stable-RNN condition of Miller & Hardt, ``||W||_2 <= 1 - eps``, as an LMI >= 0::
+
+        [ (1 - eps) I   W'          ]
+        [ W             (1 - eps) I ]
+    """
+    kind = _kind(W)
+    n = _shape(W)[0]
+    c = 1.0 - eps
+    return _assemble({(0, 0): c * np.eye(n), (0, 1): W.T, (1, 1): c * np.eye(n)}, [n, n], kind)

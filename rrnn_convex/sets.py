@@ -22,7 +22,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_scalar
 from .activations import Activation, get_activation
-from .lmi import lifted_lmi
+from .lmi import cirnn_lmi, lifted_lmi, srnn_lmi
 from .model import ImplicitRNN, _MATRIX_SHAPES
 
 MATRIX_NAMES = tuple(name for name, _, _ in _MATRIX_SHAPES)
@@ -67,9 +67,16 @@ class SetVariables:
 
 
 class ModelSet:
-    """Base class: subclasses define :meth:`lmi_constraints` on top of the shared variables."""
+    """Base class of the model sets.
+
+    ``build(dims, activation, fixed)`` returns :class:`SetVariables`. Subclasses set
+    ``structure(dims)`` (weights the set forces to constants, e.g. the Elman form of SRNN) and
+    ``add_constraints(params, dims, act)`` (certificate variables and constraints). The LMI
+    sets (Theta, Theta_gamma) also support the ``free_C1`` change of variables.
+    """
 
     gain = False
+    uses_multiplier = False  # True for the sets whose LMI has the S-procedure multiplier Lambda
 
     def __init__(self, margin: float = 1e-6, parametrization: str = "fixed_C1"):
         self.margin = check_scalar(margin, "margin", low=0.0, low_inclusive=True)
@@ -77,12 +84,23 @@ class ModelSet:
             raise ValueError(f"parametrization: expected one of {PARAMETRIZATIONS}, got {parametrization!r}")
         self.parametrization = parametrization
 
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def structure(self, dims: dict) -> dict:
+        """Weights forced to constant arrays by the set's model structure (none by default)."""
+        return {}
+
+    def check_dims(self, dims: dict) -> None:
+        """Raise a ValueError when the dimensions do not fit the set."""
+
     # ------------------------------------------------------------------ variables
     def build(self, dims: dict, activation, fixed: dict | None = None) -> SetVariables:
-        """Variables for every weight not in ``fixed``, certificate variables and constraints.
+        """Variables for every weight not fixed, certificate variables and constraints.
 
         ``dims``: {"n", "q", "m", "p"}. ``fixed``: weights held at given arrays (e.g. C1, D12 in
-        the ``fixed_C1`` parametrisation, which requires them).
+        the ``fixed_C1`` parametrisation of Theta / Theta_gamma, which requires them).
         """
         act = get_activation(activation)
         try:
@@ -90,10 +108,13 @@ class ModelSet:
         except (KeyError, TypeError):
             raise ValueError(f"dims: expected a dict with keys n, q, m, p, got {dims!r}") from None
         shapes = {"n": n, "q": q, "m": m, "p": p}
+        self.check_dims(shapes)
         fixed = dict(fixed or {})
         unknown = set(fixed) - set(MATRIX_NAMES)
         if unknown:
             raise ValueError(f"fixed: unknown weight names {sorted(unknown)}; expected some of {MATRIX_NAMES}")
+        forced = self.structure(shapes)
+        free_c1 = self.uses_multiplier and self.parametrization == "free_C1"
         params, free = {}, []
         for name, r, c in _MATRIX_SHAPES:
             shape = (shapes[r], shapes[c])
@@ -101,55 +122,72 @@ class ModelSet:
                 arr = as_float_array(fixed[name], f"fixed[{name!r}]", ndim=2)
                 if arr.shape != shape:
                     raise ValueError(f"fixed[{name!r}]: expected shape {shape}, got {arr.shape}")
+                if name in forced and not np.array_equal(arr, forced[name]):
+                    raise ValueError(f"fixed[{name!r}]: the {self.name} structure requires {name} = "
+                                     f"{_describe(forced[name])}")
                 params[name] = arr
-            elif name == "C1" and self.parametrization == "free_C1":
-                params[name] = None
-            elif name == "D12" and self.parametrization == "free_C1" and self.gain:
-                params[name] = None
-            elif name in ("C1", "D12") and self.parametrization == "fixed_C1":
+            elif name in forced:
+                params[name] = forced[name]
+            elif free_c1 and (name == "C1" or (name == "D12" and self.gain)):
+                params[name] = None  # recovered from Ct = Lambda C1, Dt = Lambda D12
+            elif self.uses_multiplier and not free_c1 and name in ("C1", "D12"):
                 raise ValueError(f"fixed: the fixed_C1 parametrisation needs {name} in `fixed` "
                                  "(or use parametrization='free_C1')")
             else:
                 params[name] = cp.Variable(shape, name=name)
                 free.append(name)
+        sv = SetVariables(params, {}, [], tuple(free))
+        self.add_constraints(sv, shapes, act, fixed)
+        return sv
+
+    def add_constraints(self, sv: SetVariables, dims: dict, act: Activation, fixed: dict) -> None:
+        raise NotImplementedError
+
+    def contains(self, model: ImplicitRNN) -> bool:
+        """Whether ``model`` has the set's structure (for the structural sets); a quick check,
+        not a certificate."""
+        forced = self.structure(model.dims)
+        return all(np.array_equal(getattr(model, k), v) for k, v in forced.items())
+
+
+class _LMISet(ModelSet):
+    """Theta / Theta_gamma: DESIGN.md's lifted LMI with P, Lambda (and gamma) free."""
+
+    uses_multiplier = True
+
+    def add_constraints(self, sv, dims, act, fixed):
+        n, q, m = dims["n"], dims["q"], dims["m"]
+        params = sv.params
         lam = cp.Variable(q, nonneg=True, name="lam")
         Lam = cp.diag(lam)
-        extra = {}
         if self.parametrization == "free_C1":
             if act.alpha * act.beta != 0.0:
                 raise ValueError(
                     f"parametrization: free_C1 needs alpha * beta == 0 (activation {act.name} has "
                     f"[{act.alpha}, {act.beta}]); fix C1 and D12 instead")
-            extra["Ct"] = cp.Variable((q, n), name="Ct") if "C1" not in fixed else Lam @ params["C1"]
+            sv.extra["Ct"] = cp.Variable((q, n), name="Ct") if "C1" not in fixed else Lam @ params["C1"]
             if self.gain:  # Theta does not involve D12: it stays an ordinary free variable there
-                extra["Dt"] = cp.Variable((q, m), name="Dt") if "D12" not in fixed else Lam @ params["D12"]
-            LC1, LD12 = extra["Ct"], extra.get("Dt")
+                sv.extra["Dt"] = cp.Variable((q, m), name="Dt") if "D12" not in fixed else Lam @ params["D12"]
+            LC1, LD12 = sv.extra["Ct"], sv.extra.get("Dt")
         else:
             LC1, LD12 = Lam @ params["C1"], Lam @ params["D12"]
-        cert = {"P": cp.Variable((n, n), symmetric=True, name="P"), "lam": lam}
-        constraints = self.lmi_constraints(params, cert, Lam, LC1, LD12, act, dims=shapes)
-        return SetVariables(params, cert, constraints, tuple(free), extra)
-
-    def lmi_constraints(self, params, cert, Lam, LC1, LD12, act: Activation, dims) -> list:
-        raise NotImplementedError
-
-    def _lmi(self, params, cert, Lam, LC1, LD12, act, gamma=None):
+        sv.cert.update({"P": cp.Variable((n, n), symmetric=True, name="P"), "lam": lam})
+        g = None
+        if self.gain:
+            g = cp.Variable(name="gamma") if self.gamma is None else self.gamma
+            sv.cert["gamma"] = g
         M = lifted_lmi(E=params["E"], F=params["F"], B1=params["B1"], B2=params["B2"],
-                       P=cert["P"], Lam=Lam, LC1=LC1, LD12=LD12, C1=params["C1"], D12=params["D12"],
-                       C2=params["C2"], D21=params["D21"], D22=params["D22"], gamma=gamma,
+                       P=sv.cert["P"], Lam=Lam, LC1=LC1, LD12=LD12, C1=params["C1"], D12=params["D12"],
+                       C2=params["C2"], D21=params["D21"], D22=params["D22"], gamma=g,
                        alpha=act.alpha, beta=act.beta)
-        N = M.shape[0]
-        return [0.5 * (M + M.T) - self.margin * np.eye(N) >> 0]
+        sv.constraints.append(_psd(M, self.margin))
 
 
-class Contracting(ModelSet):
+class Contracting(_LMISet):
     """Theta: the contracting implicit RNNs (DESIGN.md section 3, contraction LMI > margin I)."""
 
-    def lmi_constraints(self, params, cert, Lam, LC1, LD12, act, dims):
-        return self._lmi(params, cert, Lam, LC1, LD12, act, gamma=None)
 
-
-class GainBounded(ModelSet):
+class GainBounded(_LMISet):
     """Theta_gamma: incremental l2 gain <= gamma. ``gamma=None`` makes gamma a variable
     (``cert["gamma"]``) that the caller may minimise."""
 
@@ -159,7 +197,82 @@ class GainBounded(ModelSet):
         super().__init__(margin, parametrization)
         self.gamma = None if gamma is None else check_scalar(gamma, "gamma", low=0.0)
 
-    def lmi_constraints(self, params, cert, Lam, LC1, LD12, act, dims):
-        g = cp.Variable(name="gamma") if self.gamma is None else self.gamma
-        cert["gamma"] = g
-        return self._lmi(params, cert, Lam, LC1, LD12, act, gamma=g)
+
+def _elman_structure(dims) -> dict:
+    n, q, m, p = dims["n"], dims["q"], dims["m"], dims["p"]
+    return {"E": np.eye(n), "F": np.zeros((n, n)), "B1": np.eye(n), "B2": np.zeros((n, m)),
+            "D21": np.zeros((p, q))}
+
+
+class CIRNNSet(ModelSet):
+    """Contracting implicit RNNs (ci-RNN, Revay & Manchester 2020): ``E x+ = sigma(W x + U u + b)``.
+
+    As an ImplicitRNN: F = 0, B1 = I, B2 = 0, D21 = 0 (forced), C1 = W, D12 = U, E free;
+    constraint :func:`~rrnn_convex.lmi.cirnn_lmi` ``[[E + E' - P, W'], [W, P]] > margin I`` with
+    P diagonal. Needs n = q and an activation with slopes in [-1, 1].
+    """
+
+    def structure(self, dims):
+        s = _elman_structure(dims)
+        del s["E"]
+        return s
+
+    def check_dims(self, dims):
+        if dims["n"] != dims["q"]:
+            raise ValueError(f"dims: the ci-RNN set needs as many neurons as states (n = q), "
+                             f"got n={dims['n']}, q={dims['q']}")
+
+    def add_constraints(self, sv, dims, act, fixed):
+        if max(abs(act.alpha), abs(act.beta)) > 1.0:
+            raise ValueError(f"activation: the ci-RNN set needs slopes in [-1, 1], got [{act.alpha}, {act.beta}]")
+        p = cp.Variable(dims["n"], name="p")
+        sv.cert["P"] = cp.diag(p)
+        sv.cert["p"] = p
+        M = cirnn_lmi(E=sv.params["E"], F=sv.params["C1"], P=sv.cert["P"])
+        sv.constraints.append(_psd(M, self.margin))
+
+
+class SRNNSet(ModelSet):
+    """Stable RNNs of Miller & Hardt: the Elman RNN ``h+ = sigma(W h + U u + b)`` with
+    ``||W||_2 <= 1 - eps`` (:func:`~rrnn_convex.lmi.srnn_lmi`). As an ImplicitRNN: E = I, F = 0,
+    B1 = I, B2 = 0, D21 = 0 (forced), C1 = W. Needs n = q and a 1-Lipschitz activation."""
+
+    def __init__(self, eps: float = 0.01):
+        super().__init__(margin=0.0)
+        self.eps = check_scalar(eps, "eps", low=0.0, high=1.0)
+
+    def structure(self, dims):
+        return _elman_structure(dims)
+
+    def check_dims(self, dims):
+        if dims["n"] != dims["q"]:
+            raise ValueError(f"dims: the SRNN set needs as many neurons as states (n = q), "
+                             f"got n={dims['n']}, q={dims['q']}")
+
+    def add_constraints(self, sv, dims, act, fixed):
+        if max(abs(act.alpha), abs(act.beta)) > 1.0:
+            raise ValueError(f"activation: the SRNN set needs slopes in [-1, 1], got [{act.alpha}, {act.beta}]")
+        sv.constraints.append(_psd(srnn_lmi(W=sv.params["C1"], eps=self.eps), 0.0))
+
+
+class Unconstrained(ModelSet):
+    """Every implicit RNN (no constraint): for baselines trained with the same optimiser."""
+
+    def __init__(self):
+        super().__init__(margin=0.0)
+
+    def add_constraints(self, sv, dims, act, fixed):
+        return None
+
+
+def _psd(M, margin: float):
+    N = M.shape[0]
+    return 0.5 * (M + M.T) - margin * np.eye(N) >> 0
+
+
+def _describe(arr: np.ndarray) -> str:
+    if not arr.any():
+        return f"zeros{arr.shape}"
+    if arr.shape[0] == arr.shape[1] and np.array_equal(arr, np.eye(arr.shape[0])):
+        return f"the identity{arr.shape}"
+    return f"a fixed {arr.shape} array"

@@ -1,0 +1,174 @@
+"""Projection onto a model set: the nearest certified model.
+
+``project(model, gamma=None)`` solves
+
+    minimise   sum_k w_k ||X_k - X_k0||_F^2      over the free weights X_k
+    subject to the model set's constraints (sets.py), certificate variables free,
+
+then re-certifies the result with the fixed-weight :func:`~rrnn_convex.certify.certify` and
+returns it only if the rigorous check passes.
+
+Which weights move: E, F, B1, B2, C2, D21, D22 (the weights the LMI of Theta / Theta_gamma is
+linear in). C1 and D12 stay fixed (the neurons' input weights enter the LMI through Lambda C1, so
+a Frobenius distance on C1 would not be convex); so do the biases, which do not affect
+contraction or the incremental gain. More weights can be held with ``fixed=``. For the SRNN
+set W = C1, U = D12, C = C2, D = D22 move and the Elman structure is kept; for the ci-RNN set
+E, W = C1, U = D12, C2, D22 move.
+
+Distances (``norm``):
+
+* ``"implicit"`` — the weighted Frobenius distance on the weights as given.
+* ``"normalized"`` (default) — the same distance after writing the model in its explicit form
+  (E = I). All representations ``(S E, S F, S B1, S B2, S bx)`` of one model have the same
+  explicit form, so they project to the same model.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+
+from . import solvers as _solvers
+from ._validation import check_scalar
+from .certify import Certificate, certify
+from .model import ImplicitRNN
+from .sets import MATRIX_NAMES, CIRNNSet, Contracting, GainBounded, ModelSet, SRNNSet, Unconstrained
+
+NORMS = ("normalized", "implicit")
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Result of :func:`project`: the projected model, its verified certificate, the distance."""
+
+    model: ImplicitRNN
+    certificate: Certificate
+    distance: float
+    norm: str
+    target: str
+    moved: bool
+    seconds: float
+    solver: str | None = None
+    margin: float = 0.0
+
+
+def _distance(a: ImplicitRNN, b: ImplicitRNN, names, weights) -> float:
+    return float(np.sqrt(sum(weights.get(k, 1.0) * np.sum((getattr(a, k) - getattr(b, k)) ** 2) for k in names)))
+
+
+def _target_set(gamma, target) -> ModelSet:
+    if target is not None:
+        if gamma is not None:
+            raise ValueError("gamma: give either gamma or target, not both")
+        if not isinstance(target, ModelSet) or isinstance(target, Unconstrained):
+            raise ValueError(f"target: expected a constrained ModelSet (Contracting, GainBounded, CIRNNSet, "
+                             f"SRNNSet), got {target!r}")
+        return target
+    return Contracting() if gamma is None else GainBounded(gamma=gamma)
+
+
+def _already_in(model: ImplicitRNN, target: ModelSet, solver) -> Certificate | None:
+    """The model's certificate if it is already in the target set, else None."""
+    if isinstance(target, (SRNNSet, CIRNNSet)):
+        if not target.contains(model):
+            return None
+        if isinstance(target, SRNNSet) and np.linalg.norm(model.C1, 2) > 1 - target.eps:
+            return None
+        if isinstance(target, CIRNNSet):
+            return None  # membership needs the diagonal-P LMI: always solve the projection
+    cert = certify(model, gamma=getattr(target, "gamma", None), solver=solver)
+    return cert if cert.certified else None
+
+
+def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "normalized", solver: str | None = None,
+            target: ModelSet | None = None, fixed=(), weights: dict | None = None,
+            margins=(1e-6, 1e-4, 1e-2)) -> Projection:
+    """The nearest model in Theta (``gamma=None``), Theta_gamma, or another ``target`` set.
+
+    ``norm``: ``"normalized"`` (default) or ``"implicit"`` (see the module docstring).
+    ``fixed``: names of further weights to hold fixed. ``weights``: per-weight factors of the
+    squared Frobenius distance (default 1). ``margins``: SDP margins tried in turn until the
+    projected model passes the rigorous check.
+
+    A model already in the set comes back unchanged (distance 0). Raises ValueError for a
+    gamma below what the fixed weights allow (naming the bound) or an infeasible problem, and
+    RuntimeError if no margin gives a model that passes the rigorous check.
+    """
+    if not isinstance(model, ImplicitRNN):
+        raise TypeError(f"model: expected an ImplicitRNN, got {type(model).__name__}")
+    if norm not in NORMS:
+        raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
+    if gamma is not None:
+        gamma = check_scalar(gamma, "gamma", low=0.0)
+    target = _target_set(gamma, target)
+    gamma = getattr(target, "gamma", None)
+    weights = dict(weights or {})
+    for k, w in weights.items():
+        if k not in MATRIX_NAMES:
+            raise ValueError(f"weights: unknown weight name {k!r}; expected some of {MATRIX_NAMES}")
+        check_scalar(w, f"weights[{k!r}]", low=0.0)
+    fixed = tuple(fixed)
+    bad = set(fixed) - set(MATRIX_NAMES)
+    if bad:
+        raise ValueError(f"fixed: unknown weight names {sorted(bad)}; expected some of {MATRIX_NAMES}")
+    t0 = time.perf_counter()
+    base = model.explicit() if norm == "normalized" else model
+
+    if isinstance(target, (SRNNSet, CIRNNSet)):
+        forced = target.structure(model.dims)
+        wrong = [k for k, v in forced.items() if not np.array_equal(getattr(model, k), v)]
+        if isinstance(target, SRNNSet) and not np.array_equal(model.E, np.eye(model.n)):
+            wrong.insert(0, "E")
+        if wrong:
+            raise ValueError(f"model: does not have the {target.name} structure (E x+ = sigma(W x + U u + b), "
+                             f"y = C x + D u); these weights differ from it: {wrong}")
+        base = model  # the structure is representation-specific: keep the given form
+    if gamma is not None and "D22" in fixed:
+        bound = float(np.linalg.norm(model.D22, 2))
+        if gamma <= bound:
+            raise ValueError(f"gamma: {gamma:.6g} is not achievable with D22 fixed: the incremental gain is at "
+                             f"least ||D22||_2 = {bound:.6g}")
+
+    cert = _already_in(model, target, solver)
+    if cert is not None:
+        return Projection(model, cert, 0.0, norm, target.name, False, time.perf_counter() - t0)
+
+    hold = set(fixed)
+    if target.uses_multiplier:
+        hold |= {"C1", "D12"}
+    fixed_arrays = {k: getattr(base, k) for k in hold}
+    sequence = _solvers.solver_sequence(solver)
+    last_reason = ""
+    for margin in margins:
+        tset = copy.copy(target)
+        tset.margin = margin
+        sv = tset.build(base.dims, base.activation, fixed=fixed_arrays)
+        obj = sum(weights.get(k, 1.0) * cp.sum_squares(sv.params[k] - getattr(base, k)) for k in sv.free)
+        problem = cp.Problem(cp.Minimize(obj), sv.constraints)
+        for name in sequence:
+            att = _solvers.run(problem, name)
+            if att.status in ("infeasible", "infeasible_inaccurate") and name == sequence[-1]:
+                raise ValueError(
+                    f"gamma: the {target.name} projection is infeasible with the fixed weights "
+                    f"{sorted(hold)} (gamma={gamma}); try a larger gamma or fewer fixed weights")
+            if att.status not in ("optimal", "optimal_inaccurate"):
+                last_reason = f"{name}: {att.status} {att.detail}".strip()
+                continue
+            biases = {"bx": base.bx, "bv": base.bv, "by": base.by}
+            try:
+                candidate = sv.to_model(base.activation, biases)
+            except ValueError as exc:
+                last_reason = str(exc)
+                continue
+            cert = certify(candidate, gamma=gamma, solver=solver)
+            if cert.certified:
+                dist = _distance(candidate, base, MATRIX_NAMES, weights)
+                return Projection(candidate, cert, dist, norm, target.name, True, time.perf_counter() - t0,
+                                  name, margin)
+            last_reason = f"margin {margin:g}, {name}: projected model not certified ({cert.reason})"
+            break  # a larger margin, not another solver, is what helps
+    raise RuntimeError(f"project: no margin in {tuple(margins)} gave a model that passes the rigorous check "
+                       f"({last_reason})")
