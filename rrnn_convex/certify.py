@@ -45,6 +45,8 @@ class Verification:
     reason: str
     proven_margin: float = float("nan")  # proven lower bound on the LMI's smallest eigenvalue
     method: str = VERIFICATION_METHOD
+    estimate: float = float("nan")  # float estimate of the LMI's smallest eigenvalue
+    allowance: float = float("nan")  # rounding allowance the proof had to beat
 
     def __bool__(self):
         return self.ok
@@ -129,8 +131,10 @@ class Certificate:
         proof = prove_pd(dissipation_lmi(**ops, gamma=gamma))
         what = f"gain LMI (gamma={gamma:.8g})" if gamma is not None else "contraction LMI"
         if not proof:
-            return Verification(False, f"{what} > 0 not proven: {proof.reason}", proof.lower_bound)
-        return Verification(True, f"{what}, Q > 0 and E'QE > 0 proven", proof.lower_bound)
+            return Verification(False, f"{what} > 0 not proven: {proof.reason}", proof.lower_bound,
+                                estimate=proof.estimate, allowance=proof.error_bound)
+        return Verification(True, f"{what}, Q > 0 and E'QE > 0 proven", proof.lower_bound,
+                            estimate=proof.estimate, allowance=proof.error_bound)
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict:
@@ -329,11 +333,12 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
                 beta=model.activation.beta, formulation=formulation, contracting=True)
     t_start = time.perf_counter()
 
-    def solve(mode: str, g_fixed=None, sdp_model=None, names=None):
+    def solve(mode: str, g_fixed=None, sdp_model=None, names=None, margin_value=None):
         """Run ``mode`` with each solver until one returns a point; (point, solver, status) or None."""
         sdp = _FixedWeightSDP(sdp_model or model, mode, g_fixed, formulation)
+        m_used = margin if margin_value is None else margin_value
         for name in (names or sequence):
-            att = sdp.solve(name, margin if mode == "min_gamma" else 0.0)
+            att = sdp.solve(name, m_used if mode == "min_gamma" else 0.0)
             entry = att.to_dict() | {"mode": mode}
             attempts.append(entry)
             if att.status in _OK_STATUSES:
@@ -356,11 +361,14 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
                        reason=check.reason + (f"; {reason}" if reason else ""),
                        attempts=tuple(attempts), solve_seconds=elapsed)
 
+    last_check = {}
+
     def check_point(point, name, status, g_claim) -> Certificate | None:
         """The certificate at ``point`` if it passes the check; notes the result in the last attempt."""
         Q, lam, _ = point
         cert = Certificate(**base, Q=Q, lam=lam, gamma=g_claim, solver=name, status=status)
         ok = cert.verify(model)
+        last_check["v"] = ok
         attempts[-1]["verified"] = ok.ok
         if not ok.ok:
             attempts[-1]["detail"] = (attempts[-1].get("detail", "") + " " + ok.reason).strip()
@@ -411,23 +419,57 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     candidates = []
 
     def preconditioned_solve(Qpre, gpre) -> Certificate | None:
-        """(3): re-solve where the metric Qpre is ~I and gamma ~1; a verified optimal point wins."""
-        scaled, s = _preconditioned(model, Qpre, gpre)
-        res_p = solve("min_gamma", sdp_model=scaled)
-        if res_p is None:
-            return None
-        (Qz, lz, gz), name_p, status_p = res_p
-        attempts[-1]["detail"] = f"preconditioned (output scale {s:.4g})"
-        P = (s * Qz, s * lz, s * gz)
-        cert = check_point(P, name_p, status_p, P[2])
-        candidates.append((cert, P, name_p, status_p))
-        return cert if status_p == "optimal" else None
+        """(3): re-solve where the metric Qpre is ~I and gamma ~1; a verified optimal point wins.
 
-    usable0 = res0 is not None and res0[0][2] > 0 and np.all(np.linalg.eigvalsh(res0[0][0]) > 0)
+        If the point misses the rigorous check by less than the check's own rounding allowance,
+        the margin (relative, in the scaled problem) is raised above that allowance and the SDP
+        re-solved, up to twice.
+        """
+        scaled, s = _preconditioned(model, Qpre, gpre)
+        sdp_margin = margin
+        for _ in range(4):
+            res_p = solve("min_gamma", sdp_model=scaled, margin_value=sdp_margin)
+            if res_p is None:
+                return None
+            (Qz, lz, gz), name_p, status_p = res_p
+            attempts[-1]["detail"] = f"preconditioned (output scale {s:.4g}, margin {sdp_margin:.2g})"
+            P = (s * Qz, s * lz, s * gz)
+            cert = check_point(P, name_p, status_p, P[2])
+            candidates.append((cert, P, name_p, status_p))
+            if cert is not None:
+                return cert if status_p == "optimal" else None
+            v = last_check["v"]
+            need = 4.0 * (np.nan_to_num(v.allowance) + max(0.0, -np.nan_to_num(v.estimate))) / s
+            sdp_margin = max(need, 10.0 * sdp_margin) if np.isfinite(need) else 10.0 * sdp_margin
+            if sdp_margin > 1e-4:
+                return None
+        return None
+
+    def nearly_feasible(point) -> bool:
+        """A solver point worth preconditioning from: gamma > 0, Q > 0 and the LMI violated by
+        at most 1e-6 of its scale (a failed solver can return a far-off point)."""
+        Q, lam, g = point
+        if not (g > 0 and np.all(np.isfinite(Q)) and np.linalg.eigvalsh(Q)[0] > 0):
+            return False
+        M = dissipation_lmi(**model_operands(model, Q, lam), gamma=g)
+        return float(np.linalg.eigvalsh(0.5 * (M + M.T))[0]) >= -1e-6 * max(1.0, float(np.abs(M).max()))
+
+    usable0 = res0 is not None and nearly_feasible(res0[0])
     if usable0:
+        v0 = last_check.get("v")
         cert = preconditioned_solve(res0[0][0], res0[0][2])
         if cert is not None:
             return finish(replace(cert, sdp_margin=margin))
+        # the margin the rigorous check needs, in the LMI's own units: in the lifted form a
+        # margin d on the SDP gives at least d on the dissipation matrix that verify() rebuilds
+        if v0 is not None and not v0.ok and formulation == "lifted":
+            need = 4.0 * (np.nan_to_num(v0.allowance) + max(0.0, -np.nan_to_num(v0.estimate)))
+            if np.isfinite(need) and margin < need:
+                res_m = solve("min_gamma", margin_value=need)
+                if res_m is not None:
+                    attempts[-1]["detail"] = f"margin raised to {need:.2g} (rounding allowance)"
+                    cert = check_point(*res_m, res_m[0][2])
+                    candidates.append((cert, *res_m))
     if res0 is not None:
         candidates.append((direct, *res0))
     # (2) the contraction SDP: decides contraction and gives the interior anchor P1
@@ -452,11 +494,14 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         cert = preconditioned_solve(Q1, g1)
         if cert is not None:
             return finish(replace(cert, sdp_margin=margin))
-    # (4) certified rounding of the candidates that did not verify
+    # (4) certified rounding of the candidates that did not verify, towards the verified point
+    # with the lowest gamma (a nearby strictly feasible point makes the rounding cheap), else P1
+    verified = sorted((c for c, *_ in candidates if c is not None), key=lambda c: c.gamma)
+    anchor = (verified[0].Q, verified[0].lam, verified[0].gamma) if verified else P1
     best = None
     for cert, P0, name0, status0 in candidates:
-        if cert is None:
-            cert = _verified_on_segment(model, base | {"solver": name0, "status": status0}, P0, P1, False)
+        if cert is None and P0[2] < anchor[2]:
+            cert = _verified_on_segment(model, base | {"solver": name0, "status": status0}, P0, anchor, False)
             attempts.append({"solver": name0, "status": "certified rounding", "seconds": 0.0,
                              "mode": "rounding", "verified": cert is not None})
         if cert is not None and (best is None or cert.gamma < best.gamma):

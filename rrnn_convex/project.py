@@ -117,6 +117,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     t0 = time.perf_counter()
     base = model.explicit() if norm == "normalized" else model
 
+    target.check_dims(model.dims)
     if isinstance(target, (SRNNSet, CIRNNSet)):
         forced = target.structure(model.dims)
         wrong = [k for k, v in forced.items() if not np.array_equal(getattr(model, k), v)]
