@@ -4,10 +4,12 @@ For each size, solver (Clarabel, SCS) and formulation, prints the wall time of c
 (median over --repeats runs; SDP solves + rigorous verification), the time of one independent
 verify(), the certified gamma, the LMI margin and the verification result.
 
-Formulations: "lifted" (the package default: DESIGN.md's block matrix with E -> Qx, F -> Qx A,
-P -> Qx, so every block is a product with the variable) and "dense" (the naive baseline: the
-same LMI with dense E'QE and A'QA blocks). A (solver, formulation) pair is not run at larger
-sizes once one run took longer than --max-seconds.
+Formulations (both on the explicit form, variable Qx = E'QE): "dense" (the package default:
+DESIGN.md's LMI with the P block eliminated, dense A'QxA blocks, size n + q + m + p) and
+"lifted" (DESIGN.md's block matrix with E -> Qx, F -> Qx A, P -> Qx: every block a product with
+the variable, size 2n + q + m + p). For these Elman models E = I and A = 0, so "dense" is also
+the naive implicit-weights formulation of the issue. A (solver, formulation) pair is not run at
+larger sizes once one run took longer than --max-seconds.
 
     python benchmarks/certify_scaling.py [--sizes 8 16 32 48 64] [--repeats 3] [--max-seconds 120]
 """

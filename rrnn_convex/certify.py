@@ -75,7 +75,7 @@ class Certificate:
     solver: str | None = None
     status: str = ""
     solve_seconds: float = 0.0
-    formulation: str = "lifted"
+    formulation: str = "dense"
     sdp_margin: float = float("nan")
     reason: str = ""
     attempts: tuple = field(default_factory=tuple)
@@ -197,9 +197,14 @@ class _FixedWeightSDP:
     LMI is homogeneous in (Q, lam); the trace normalisation makes t < 0 exactly when the strict
     LMI is infeasible, and t <= 1).
 
-    formulation ``"lifted"`` uses the explicit form (A = E^-1 F, ...) and DESIGN.md's lifted
-    block with E -> Qx, F -> Qx A, ..., P -> Qx, where Qx = E'QE is the metric on x;
-    ``"dense"`` uses :func:`~rrnn_convex.lmi.dissipation_lmi` with dense E'QE and G'QG blocks.
+    Both formulations work on the explicit form (A = E^-1 F, B1h = E^-1 B1, B2h = E^-1 B2) with
+    the metric Qx = E'QE on x as the variable (the solver needs no rigour; the certificate's
+    Q = E^-T Qx E^-1 is re-checked against the actual weights). ``"dense"`` (default) is
+    :func:`~rrnn_convex.lmi.dissipation_lmi`, size n + q + m + p, with dense A'QxA blocks;
+    ``"lifted"`` is DESIGN.md's block with E -> Qx, F -> Qx A, ..., P -> Qx, size
+    2n + q + m + p, whose blocks are products with Qx. Interior-point solvers pay for the LMI's
+    size (their Newton system has (N(N+1)/2)^2 entries for an N x N LMI), so dense is faster
+    here (see benchmarks/certify_scaling.py).
     """
 
     def __init__(self, model: ImplicitRNN, mode: str, gamma: float | None, formulation: str):
@@ -221,12 +226,12 @@ class _FixedWeightSDP:
         common = dict(C1=model.C1, D12=model.D12, C2=model.C2, D21=model.D21, D22=model.D22,
                       alpha=model.activation.alpha, beta=model.activation.beta,
                       Lam=Lam, LC1=Lam @ model.C1, LD12=Lam @ model.D12, gamma=g)
+        A, B1h, B2h, _ = model._explicit_matrices()
+        Qx = self.Qv  # the metric on x of the explicit form (E'QE for the certificate's Q)
         if formulation == "lifted":
-            A, B1h, B2h, _ = model._explicit_matrices()
-            Qx = self.Qv
             M = lifted_lmi(E=Qx, F=Qx @ A, B1=Qx @ B1h, B2=Qx @ B2h, P=Qx, **common)
         else:
-            M = dissipation_lmi(E=model.E, F=model.F, B1=model.B1, B2=model.B2, Q=self.Qv, **common)
+            M = dissipation_lmi(E=np.eye(n), F=A, B1=B1h, B2=B2h, Q=Qx, **common)
         N = M.shape[0]
         M = 0.5 * (M + M.T)
         cons = [M - shift * np.eye(N) >> 0]
@@ -245,7 +250,7 @@ class _FixedWeightSDP:
     def point(self) -> tuple[np.ndarray, np.ndarray, float | None]:
         """(Q, lam, gamma-or-t) of the last solve, Q as the certificate's metric (exactly symmetric)."""
         Qv = np.asarray(self.Qv.value, dtype=np.float64)
-        if self.formulation == "lifted" and not np.array_equal(self.model.E, np.eye(self.model.n)):
+        if not np.array_equal(self.model.E, np.eye(self.model.n)):
             Einv = np.linalg.inv(self.model.E)
             Qv = Einv.T @ Qv @ Einv
         Q = 0.5 * (Qv + Qv.T)
@@ -298,14 +303,14 @@ def _verified_on_segment(model, base: dict, P0, P1, g1_is_fixed: bool, rel_tol: 
 
 
 def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None = None, *,
-            formulation: str = "lifted", margin: float = 1e-9, fallback: bool = True) -> Certificate:
+            formulation: str = "dense", margin: float = 1e-9, fallback: bool = True) -> Certificate:
     """Certify contraction and an incremental l2-gain bound of ``model`` (DESIGN.md section 3).
 
     ``gamma=None``: find the smallest certifiable gamma (and contraction). ``gamma=G``: decide
     whether G is certified. ``solver``: ``"CLARABEL"`` (default), ``"SCS"`` or ``"MOSEK"``; on
     failure the other available solvers are tried when ``fallback`` (all attempts are recorded in
-    ``Certificate.attempts``). ``formulation``: ``"lifted"`` (default) or ``"dense"`` (the naive
-    baseline). ``margin``: the small margin imposed on the LMI when minimising gamma.
+    ``Certificate.attempts``). ``formulation``: ``"dense"`` (default) or ``"lifted"``
+    (see :class:`_FixedWeightSDP`). ``margin``: the small margin imposed on the LMI when minimising gamma.
 
     Procedure for ``gamma=None``: (1) minimise gamma; a point that passes the rigorous check
     with solver status "optimal" is the certificate. (3) Otherwise re-solve (1) in
@@ -460,9 +465,10 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         cert = preconditioned_solve(res0[0][0], res0[0][2])
         if cert is not None:
             return finish(replace(cert, sdp_margin=margin))
-        # the margin the rigorous check needs, in the LMI's own units: in the lifted form a
-        # margin d on the SDP gives at least d on the dissipation matrix that verify() rebuilds
-        if v0 is not None and not v0.ok and formulation == "lifted":
+        # the margin the rigorous check needs, in the LMI's own units: a margin d on the SDP
+        # gives at least d on the dissipation matrix that verify() rebuilds (for the lifted form
+        # through the Schur complement)
+        if v0 is not None and not v0.ok:
             need = 4.0 * (np.nan_to_num(v0.allowance) + max(0.0, -np.nan_to_num(v0.estimate)))
             if np.isfinite(need) and margin < need:
                 res_m = solve("min_gamma", margin_value=need)

@@ -127,3 +127,33 @@ def test_bounded_products_bound_the_true_error():
     for i in range(5):
         for j in range(4):
             assert abs(Fraction(float(res.val[i, j])) - exact[i][j]) <= Fraction(float(res.err[i, j]))
+
+
+def test_accurate_products_are_exact_where_claimed_and_bounded_under_cancellation():
+    from rrnn_convex.rigorous import _split, accurate_matmul
+
+    rng = np.random.default_rng(2)
+    for k in (2, 9, 300):
+        A = rng.standard_normal((3, k)) * 10.0 ** rng.uniform(-6, 6, size=(3, k))
+        B = rng.standard_normal((k, 2)) * 10.0 ** rng.uniform(-6, 6, size=(k, 2))
+        rho = int(np.ceil((53 + np.log2(max(k, 2))) / 2)) + 1
+        A1, A2 = _split(A, 1, rho)
+        B1, B2 = _split(B, 0, rho)
+        assert np.array_equal(A1 + A2, A) and np.array_equal(B1 + B2, B)
+        P = A1 @ B1
+        for i in range(3):
+            for j in range(2):
+                exact = sum(Fraction(float(A1[i, t])) * Fraction(float(B1[t, j])) for t in range(k))
+                assert Fraction(float(P[i, j])) == exact
+    # a product that cancels: E' (Q E) with Q ~ E^-1 E^-T and E ill-conditioned
+    X = rng.standard_normal((5, 5))
+    E = X @ np.diag(10.0 ** np.linspace(0, 3, 5)) @ X.T
+    Q = np.linalg.inv(E) @ np.linalg.inv(E).T * 1e3
+    M = Bounded(E).T @ (Bounded(Q) @ Bounded(E))
+    for i in range(5):
+        for j in range(5):
+            exact = sum(Fraction(float(E[a, i])) * Fraction(float(Q[a, b])) * Fraction(float(E[b, j]))
+                        for a in range(5) for b in range(5))
+            assert abs(Fraction(float(M.val[i, j])) - exact) <= Fraction(float(M.err[i, j]))
+    classical = 6 * 2.0 ** -53 * (np.abs(E).T @ np.abs(Q) @ np.abs(E))
+    assert M.err.max() < 0.1 * classical.max()  # the split makes the allowance much smaller
