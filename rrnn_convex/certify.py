@@ -312,18 +312,23 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     ``Certificate.attempts``). ``formulation``: ``"dense"`` (default) or ``"lifted"``
     (see :class:`_FixedWeightSDP`). ``margin``: the small margin imposed on the LMI when minimising gamma.
 
-    Procedure for ``gamma=None``: (1) minimise gamma; a point that passes the rigorous check
-    with solver status "optimal" is the certificate. (3) Otherwise re-solve (1) in
-    preconditioned coordinates (:func:`_preconditioned`: the optimum's metric becomes ~I and
-    gamma ~1, so the margin is relative); a verified optimal point is the certificate.
-    (2) Otherwise maximise the contraction margin t (trace-normalised metric): t <= 0 means
-    "not contracting"; else this strictly feasible point, with a gamma proven feasible for it,
-    is the anchor P1 (and preconditions (3) when (1) gave no point). (4) Each candidate that
-    fails the check is moved
-    along the segment towards P1 as far as the check allows (certified rounding); the lowest
-    verified gamma wins. The answer is never a certificate that fails
-    :meth:`Certificate.verify`; an infeasible LMI comes back as ``certified == False`` with the
-    reason, never as an exception.
+    Procedure for ``gamma=None``:
+
+    1. minimise gamma (primary solver); a point that passes the rigorous check with status
+       "optimal" is the answer;
+    2. otherwise re-solve in preconditioned coordinates (:func:`_preconditioned`: the optimum's
+       metric becomes ~I and gamma ~1, so the margin is relative), raising the margin up to the
+       rigorous check's rounding allowance when the point misses it; a verified optimal point
+       is the answer;
+    3. the contraction SDP (maximise the margin t with trace-normalised metric) decides
+       contraction (t <= 0: "not contracting") and gives a strictly feasible anchor with a gamma
+       proven for it;
+    4. certified rounding: every candidate that failed the check is moved along the segment
+       towards the best verified point as far as the check allows; the lowest verified gamma
+       is the answer.
+
+    The answer is never a certificate that fails :meth:`Certificate.verify`; an infeasible LMI
+    comes back as ``certified == False`` with the reason, never as an exception.
     """
     if not isinstance(model, ImplicitRNN):
         raise TypeError(f"model: expected an ImplicitRNN, got {type(model).__name__}")
@@ -345,6 +350,8 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         for name in (names or sequence):
             att = sdp.solve(name, m_used if mode == "min_gamma" else 0.0)
             entry = att.to_dict() | {"mode": mode}
+            if mode == "min_gamma":
+                entry["margin"] = m_used
             attempts.append(entry)
             if att.status in _OK_STATUSES:
                 try:
@@ -371,7 +378,8 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     def check_point(point, name, status, g_claim) -> Certificate | None:
         """The certificate at ``point`` if it passes the check; notes the result in the last attempt."""
         Q, lam, _ = point
-        cert = Certificate(**base, Q=Q, lam=lam, gamma=g_claim, solver=name, status=status)
+        cert = Certificate(**base, Q=Q, lam=lam, gamma=g_claim, solver=name, status=status,
+                           sdp_margin=attempts[-1].get("margin", float("nan")))
         ok = cert.verify(model)
         last_check["v"] = ok
         attempts[-1]["verified"] = ok.ok
@@ -420,15 +428,15 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     if res0 is not None:
         direct = check_point(*res0, res0[0][2])
         if direct is not None and res0[2] == "optimal":
-            return finish(replace(direct, sdp_margin=margin))
+            return finish(direct)
     candidates = []
 
     def preconditioned_solve(Qpre, gpre) -> Certificate | None:
         """(3): re-solve where the metric Qpre is ~I and gamma ~1; a verified optimal point wins.
 
-        If the point misses the rigorous check by less than the check's own rounding allowance,
-        the margin (relative, in the scaled problem) is raised above that allowance and the SDP
-        re-solved, up to twice.
+        If the point misses the rigorous check, the margin (relative, in the scaled problem) is
+        raised above the check's rounding allowance (at least tenfold) and the SDP re-solved,
+        up to four solves and a margin of 1e-4.
         """
         scaled, s = _preconditioned(model, Qpre, gpre)
         sdp_margin = margin
@@ -464,7 +472,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         v0 = last_check.get("v")
         cert = preconditioned_solve(res0[0][0], res0[0][2])
         if cert is not None:
-            return finish(replace(cert, sdp_margin=margin))
+            return finish(cert)
         # the margin the rigorous check needs, in the LMI's own units: a margin d on the SDP
         # gives at least d on the dissipation matrix that verify() rebuilds (for the lifted form
         # through the Schur complement)
@@ -499,7 +507,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     if not usable0:
         cert = preconditioned_solve(Q1, g1)
         if cert is not None:
-            return finish(replace(cert, sdp_margin=margin))
+            return finish(cert)
     # (4) certified rounding of the candidates that did not verify, towards the verified point
     # with the lowest gamma (a nearby strictly feasible point makes the rounding cheap), else P1
     verified = sorted((c for c, *_ in candidates if c is not None), key=lambda c: c.gamma)
@@ -515,7 +523,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     if best is None:
         best = Certificate(**base, Q=Q1, lam=l1, gamma=g1, solver=name1, status=status1)
         return finish(best, "gamma from the contraction metric (the gamma SDP gave no usable point)")
-    return finish(replace(best, sdp_margin=margin))
+    return finish(best)
 
 
 def _preconditioned(model: ImplicitRNN, Q: np.ndarray, gamma_hint: float) -> tuple[ImplicitRNN, float]:
