@@ -31,9 +31,11 @@ def main(argv=None):
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64])
     ap.add_argument("--gammas", nargs="+", default=["theta", "5"], help="\"theta\" or a gamma value")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    print(f"# project_scaling: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"# project_scaling: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"solver {args.solver or 'CLARABEL (default)'}")
     header = f"{'n=q':>4} {'set':>9} {'seconds':>9} {'distance':>10} {'rel dist':>9} {'cert gamma':>11} {'verified':>8}"
     print(header)
     print("-" * len(header))
@@ -47,7 +49,7 @@ def main(argv=None):
             times = []
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
-                pr = project(model, gamma=g)
+                pr = project(model, gamma=g, solver=args.solver)
                 times.append(time.perf_counter() - t0)
             ok = pr.certificate.verify(pr.model).ok
             name = "Theta" if g is None else f"Theta_{g:g}"

@@ -47,3 +47,26 @@ def check_scalar(value, name: str, *, low: float | None = None, low_inclusive: b
     if high is not None and x > high:
         raise ValueError(f"{name}: expected a value <= {high}, got {x}")
     return x
+
+
+def check_state_space(A, B, C=None, D=None, names=("A", "B", "C", "D")):
+    """Validate a state-space quadruple ``x+ = A x + B u, y = C x + D u`` (float64 arrays).
+
+    C defaults to the identity (output = state) and D to zeros; errors name the argument (via
+    ``names``), the expected and the received shape.
+    """
+    nA, nB, nC, nD = names
+    A = as_float_array(A, nA, ndim=2)
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"{nA}: expected a square (n, n) matrix, got shape {A.shape}")
+    n = A.shape[0]
+    B = as_float_array(B, nB, ndim=2)
+    if B.shape[0] != n:
+        raise ValueError(f"{nB}: expected shape ({n}, m), got {B.shape}")
+    C = np.eye(n) if C is None else as_float_array(C, nC, ndim=2)
+    if C.shape[1] != n:
+        raise ValueError(f"{nC}: expected shape (p, {n}), got {C.shape}")
+    D = np.zeros((C.shape[0], B.shape[1])) if D is None else as_float_array(D, nD, ndim=2)
+    if D.shape != (C.shape[0], B.shape[1]):
+        raise ValueError(f"{nD}: expected shape {(C.shape[0], B.shape[1])}, got {D.shape}")
+    return A, B, C, D

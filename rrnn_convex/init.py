@@ -15,26 +15,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._validation import as_float_array
+from ._validation import as_float_array, check_state_space
 from .certify import Certificate, certificate_from
 from .model import ImplicitRNN
-
-
-def _check_lti(A, B, C, D):
-    A = as_float_array(A, "A", ndim=2)
-    if A.shape[0] != A.shape[1]:
-        raise ValueError(f"A: expected a square (n, n) matrix, got shape {A.shape}")
-    n = A.shape[0]
-    B = as_float_array(B, "B", ndim=2)
-    if B.shape[0] != n:
-        raise ValueError(f"B: expected shape ({n}, m), got {B.shape}")
-    C = as_float_array(C, "C", ndim=2)
-    if C.shape[1] != n:
-        raise ValueError(f"C: expected shape (p, {n}), got {C.shape}")
-    D = np.zeros((C.shape[0], B.shape[1])) if D is None else as_float_array(D, "D", ndim=2)
-    if D.shape != (C.shape[0], B.shape[1]):
-        raise ValueError(f"D: expected shape {(C.shape[0], B.shape[1])}, got {D.shape}")
-    return A, B, C, D
 
 
 def from_lti(A, B, C, D=None, *, neurons: int = 1, activation="relu") -> tuple[ImplicitRNN, Certificate]:
@@ -45,7 +28,9 @@ def from_lti(A, B, C, D=None, *, neurons: int = 1, activation="relu") -> tuple[I
     ValueError if A is not Schur stable. The smallest gamma is ``certify(model).gamma``, the
     H-infinity norm of the system.
     """
-    A, B, C, D = _check_lti(A, B, C, D)
+    if C is None:
+        raise ValueError("C: the output matrix is required")
+    A, B, C, D = check_state_space(A, B, C, D)
     rho = float(np.max(np.abs(np.linalg.eigvals(A))))
     if not rho < 1.0:
         raise ValueError(f"A: the system must be stable (spectral radius < 1), got {rho:.6g}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_path
-from ._validation import as_float_array
+from ._validation import as_float_array, check_state_space
 from .activations import Activation, get_activation
 
 #: matrix fields in storage order; each entry is (name, rows, cols) in terms of the dimensions
@@ -230,18 +230,8 @@ class ImplicitRNN:
         DESIGN.md section 2: x = h, E = I, F = 0, B1 = I, B2 = 0, C1 = W, D12 = U, bv = b,
         C2 = C, D21 = 0, D22 = D. ``C`` defaults to the identity (output = state).
         """
-        W = as_float_array(W, "W", ndim=2)
-        if W.shape[0] != W.shape[1]:
-            raise ValueError(f"W: expected a square (n, n) matrix, got shape {W.shape}")
-        n = W.shape[0]
-        U = as_float_array(U, "U", ndim=2)
-        if U.shape[0] != n:
-            raise ValueError(f"U: expected shape ({n}, m), got {U.shape}")
-        m = U.shape[1]
-        C = np.eye(n) if C is None else as_float_array(C, "C", ndim=2)
-        if C.shape[1] != n:
-            raise ValueError(f"C: expected shape (p, {n}), got {C.shape}")
-        D = np.zeros((C.shape[0], m)) if D is None else D
+        W, U, C, D = check_state_space(W, U, C, D, names=("W", "U", "C", "D"))
+        n, m = U.shape
         return cls(E=np.eye(n), F=np.zeros((n, n)), B1=np.eye(n), B2=np.zeros((n, m)),
                    C1=W, D12=U, bv=b, C2=C, D21=np.zeros((C.shape[0], n)), D22=D, activation=activation)
 

@@ -204,7 +204,20 @@ def _elman_structure(dims) -> dict:
             "D21": np.zeros((p, q))}
 
 
-class CIRNNSet(ModelSet):
+class _ElmanLikeSet(ModelSet):
+    """Shared checks of the sets whose models have one neuron per state and |slope| <= 1."""
+
+    def check_dims(self, dims):
+        if dims["n"] != dims["q"]:
+            raise ValueError(f"dims: the {self.name} needs as many neurons as states (n = q), "
+                             f"got n={dims['n']}, q={dims['q']}")
+
+    def check_activation(self, act: Activation) -> None:
+        if max(abs(act.alpha), abs(act.beta)) > 1.0:
+            raise ValueError(f"activation: the {self.name} needs slopes in [-1, 1], got [{act.alpha}, {act.beta}]")
+
+
+class CIRNNSet(_ElmanLikeSet):
     """Contracting implicit RNNs (ci-RNN, Revay & Manchester 2020): ``E x+ = sigma(W x + U u + b)``.
 
     As an ImplicitRNN: F = 0, B1 = I, B2 = 0, D21 = 0 (forced), C1 = W, D12 = U, E free;
@@ -217,14 +230,8 @@ class CIRNNSet(ModelSet):
         del s["E"]
         return s
 
-    def check_dims(self, dims):
-        if dims["n"] != dims["q"]:
-            raise ValueError(f"dims: the ci-RNN set needs as many neurons as states (n = q), "
-                             f"got n={dims['n']}, q={dims['q']}")
-
     def add_constraints(self, sv, dims, act, fixed):
-        if max(abs(act.alpha), abs(act.beta)) > 1.0:
-            raise ValueError(f"activation: the ci-RNN set needs slopes in [-1, 1], got [{act.alpha}, {act.beta}]")
+        self.check_activation(act)
         p = cp.Variable(dims["n"], name="p")
         sv.cert["P"] = cp.diag(p)
         sv.cert["p"] = p
@@ -232,7 +239,7 @@ class CIRNNSet(ModelSet):
         sv.constraints.append(_psd(M, self.margin))
 
 
-class SRNNSet(ModelSet):
+class SRNNSet(_ElmanLikeSet):
     """Stable RNNs of Miller & Hardt: the Elman RNN ``h+ = sigma(W h + U u + b)`` with
     ``||W||_2 <= 1 - eps`` (:func:`~rrnn_convex.lmi.srnn_lmi`). As an ImplicitRNN: E = I, F = 0,
     B1 = I, B2 = 0, D21 = 0 (forced), C1 = W. Needs n = q and a 1-Lipschitz activation."""
@@ -244,14 +251,8 @@ class SRNNSet(ModelSet):
     def structure(self, dims):
         return _elman_structure(dims)
 
-    def check_dims(self, dims):
-        if dims["n"] != dims["q"]:
-            raise ValueError(f"dims: the SRNN set needs as many neurons as states (n = q), "
-                             f"got n={dims['n']}, q={dims['q']}")
-
     def add_constraints(self, sv, dims, act, fixed):
-        if max(abs(act.alpha), abs(act.beta)) > 1.0:
-            raise ValueError(f"activation: the SRNN set needs slopes in [-1, 1], got [{act.alpha}, {act.beta}]")
+        self.check_activation(act)
         sv.constraints.append(_psd(srnn_lmi(W=sv.params["C1"], eps=self.eps), 0.0))
 
 
