@@ -1,0 +1,83 @@
+"""r, J'J, J'r from forward sensitivities agree with finite differences of the simulator."""
+import numpy as np
+import pytest
+
+from rrnn_convex.linearize import ParamLayout, linearize
+
+from conftest import random_rnn
+
+
+def _fd_jacobians(model, layout, u, y, x0, eps=1e-6):
+    theta = layout.flatten(model)
+
+    def resid(th, x0v):
+        return (layout.unflatten(th, model).simulate(u, x0v) - y).ravel()
+
+    J = np.empty((y.size, theta.size))
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = eps
+        J[:, i] = (resid(theta + e, x0) - resid(theta - e, x0)) / (2 * eps)
+    Bn, n = x0.shape
+    Jx = np.empty((y.size, Bn * n))
+    for i in range(Bn * n):
+        e = np.zeros(Bn * n)
+        e[i] = eps
+        Jx[:, i] = (resid(theta, x0 + e.reshape(Bn, n)) - resid(theta, x0 - e.reshape(Bn, n))) / (2 * eps)
+    return resid(theta, x0), J, Jx
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+@pytest.mark.parametrize("names", [None, ("F", "B1", "C1", "C2", "by"), ("E", "D12", "bv", "D21")])
+def test_normal_equations_match_finite_differences(activation, names):
+    rng = np.random.default_rng(1)
+    model = random_rnn(rng, 3, 4, 2, 2, activation=activation, E_far=True)
+    Bn, T = 3, 12
+    u = rng.standard_normal((Bn, T, 2))
+    y = rng.standard_normal((Bn, T, 2))
+    x0 = rng.standard_normal((Bn, 3))
+    layout = ParamLayout.for_model(model, names)
+    lin = linearize(model, u, y, x0, layout, chunk=5)
+    r, J, Jx = _fd_jacobians(model, layout, u, y, x0)
+    np.testing.assert_allclose(lin.residual.ravel(), r, atol=1e-12)
+    scale = np.abs(J.T @ J).max()
+    np.testing.assert_allclose(lin.H, J.T @ J, atol=1e-7 * scale)
+    np.testing.assert_allclose(lin.g, J.T @ r, atol=1e-7 * np.abs(J.T @ r).max())
+    for b in range(Bn):
+        Jb = Jx[:, 3 * b:3 * b + 3]
+        np.testing.assert_allclose(lin.Hx[b], Jb.T @ Jb, atol=1e-7 * scale)
+        np.testing.assert_allclose(lin.Hxt[b], Jb.T @ J, atol=1e-7 * scale)
+        np.testing.assert_allclose(lin.gx[b], Jb.T @ r, atol=1e-6 * np.abs(J.T @ r).max())
+
+
+def test_schur_reduction_gives_the_full_regularised_gauss_newton_step():
+    rng = np.random.default_rng(2)
+    model = random_rnn(rng, 3, 3, 1, 1, activation="tanh")
+    Bn, T, mu = 4, 20, 0.3
+    u, y = rng.standard_normal((Bn, T, 1)), rng.standard_normal((Bn, T, 1))
+    x0 = rng.standard_normal((Bn, 3))
+    layout = ParamLayout.for_model(model)
+    lin = linearize(model, u, y, x0, layout)
+    r, J, Jx = _fd_jacobians(model, layout, u, y, x0)
+    Jall = np.hstack([J, Jx])
+    full = np.linalg.solve(Jall.T @ Jall + mu * np.eye(Jall.shape[1]), -Jall.T @ r)
+    Hr, gr = lin.reduced(mu)
+    d = np.linalg.solve(Hr, -gr)
+    dx = lin.x0_step(d, mu)
+    np.testing.assert_allclose(d, full[:J.shape[1]], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(dx.ravel(), full[J.shape[1]:], rtol=1e-5, atol=1e-8)
+
+
+def test_layout_round_trip_and_errors():
+    rng = np.random.default_rng(3)
+    model = random_rnn(rng, 3, 2, 1, 1)
+    layout = ParamLayout.for_model(model, ("C2", "F"))
+    assert layout.names == ("F", "C2")  # dynamic fields first
+    theta = layout.flatten(model)
+    assert layout.unflatten(theta, model) == model
+    with pytest.raises(ValueError, match="theta: expected shape"):
+        layout.unflatten(theta[:-1], model)
+    with pytest.raises(ValueError, match="unknown weights"):
+        ParamLayout.for_model(model, ("W",))
+    with pytest.raises(ValueError, match="y: expected shape"):
+        linearize(model, np.zeros((2, 5, 1)), np.zeros((2, 4, 1)))
