@@ -75,3 +75,113 @@ def from_cirnn(E, W, U, b=None, C=None, D=None, P=None, activation="relu") -> tu
 def srnn_certificate(model: ImplicitRNN) -> Certificate:
     """The constructive Theta certificate (Q = I, Lambda = I) of an Elman RNN with ||W||_2 < 1."""
     return certificate_from(model, np.eye(model.n), np.ones(model.q), how="SRNN: Q = I, Lambda = I")
+
+
+def n4sid(u, y, order: int, horizon: int | None = None, *, stable: bool = True,
+          max_radius: float = 0.995) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Subspace identification of ``x+ = A x + B u, y = C x + D u`` of the given order.
+
+    A PO-MOESP variant of N4SID (Verhaegen 1994; Van Overschee & De Moor 1996): block Hankel
+    matrices of past inputs/outputs and future inputs/outputs (``horizon`` block rows each,
+    default ``max(2 * order, 10)``) from every sequence, an LQ factorisation (via QR) that
+    projects the future outputs onto the past orthogonally to the future inputs, an SVD for
+    the extended observability matrix, A and C from its shift structure, then B, D (and the
+    initial states) by linear least squares on the simulated outputs.
+
+    With ``stable`` (default) eigenvalues of A outside radius ``max_radius`` are reflected /
+    clipped inside (:func:`_reflect_unstable`) and B, D re-estimated, so the model can be
+    embedded in Theta. ``u``: (T, m) or (batch, T, m); ``y``: (T, p) or (batch, T, p). Hand-written in numpy/scipy
+    rather than depending on ``nfoursid``, which pulls in pandas and matplotlib; it is tested
+    on data from known systems.
+    """
+    U = as_float_array(u, "u", ndim=(2, 3))
+    Y = as_float_array(y, "y", ndim=(2, 3))
+    U = U[None] if U.ndim == 2 else U
+    Y = Y[None] if Y.ndim == 2 else Y
+    if U.shape[:2] != Y.shape[:2]:
+        raise ValueError(f"u, y: expected the same (batch, T), got {U.shape[:2]} and {Y.shape[:2]}")
+    order = int(order)
+    Bn, T, m = U.shape
+    p = Y.shape[2]
+    i = int(horizon) if horizon is not None else max(2 * order, 10)
+    if order < 1 or i <= order // max(p, 1):
+        raise ValueError(f"order: expected 1 <= order < horizon * p, got order {order}, horizon {i}")
+    cols = T - 2 * i + 1
+    if cols < (2 * m + 2 * p) * i:
+        raise ValueError(f"u: sequences of length {T} are too short for horizon {i}")
+
+    def hankel(X, start):  # (rows = i blocks of channels, cols over all sequences)
+        return np.concatenate([np.concatenate([X[b, start + k:start + k + cols].T for k in range(i)], axis=0)
+                               for b in range(Bn)], axis=1)
+
+    Up, Uf = hankel(U, 0), hankel(U, i)
+    Yp, Yf = hankel(Y, 0), hankel(Y, i)
+    Wp = np.vstack([Up, Yp])
+    Hmat = np.vstack([Uf, Wp, Yf]) / np.sqrt(Uf.shape[1])
+    R = scipy.linalg.qr(Hmat.T, mode="r")[0].T  # lower-triangular L of the LQ factorisation
+    mi, wi = m * i, (m + p) * i
+    L32 = R[mi + wi:, mi:mi + wi]
+    L22 = R[mi:mi + wi, mi:mi + wi]
+    # oblique/orthogonal projection of Yf on Wp along Uf, weighted: O = L32 L22^+ Wp
+    O = L32 @ np.linalg.pinv(L22) @ R[mi:mi + wi, :mi + wi]
+    Us, s, _ = np.linalg.svd(O, full_matrices=False)
+    Gam = Us[:, :order] * np.sqrt(s[:order])
+    C = Gam[:p]
+    A = np.linalg.lstsq(Gam[:-p], Gam[p:], rcond=None)[0]
+    if stable:
+        A = _reflect_unstable(A, max_radius)
+    B, D = _fit_BD(A, C, U, Y)
+    return A, B, C, D
+
+
+def _reflect_unstable(A: np.ndarray, max_radius: float) -> np.ndarray:
+    """A with every eigenvalue outside the disc of radius ``max_radius`` moved inside: reflected
+    to 1/conj(lambda) when |lambda| > 1 (which keeps the magnitude of the frequency response up to
+    a constant), then clipped to ``max_radius``. Real A stays real (conjugate pairs move together)."""
+    lam, V = np.linalg.eig(A)
+    if np.max(np.abs(lam)) < max_radius:
+        return A
+    lam = np.where(np.abs(lam) > 1.0, 1.0 / np.conj(lam), lam)
+    lam = np.where(np.abs(lam) > max_radius, lam * (max_radius / np.abs(lam)), lam)
+    return np.real(V @ np.diag(lam) @ np.linalg.inv(V))
+
+
+def _fit_BD(A, C, U, Y):
+    """B, D by least squares for given A, C, with one free initial state per sequence."""
+    Bn, T, m = U.shape
+    p, n = C.shape
+    # B, D and the initial states by least squares on y = C A^t x0 + sum C A^(t-k-1) B u_k + D u_t;
+    # each sequence's x0 is eliminated by projecting onto the complement of range(O), O = [C A^t]
+    basis = []
+    for b_idx in range(n * m):
+        Bb = np.zeros((n, m))
+        Bb.flat[b_idx] = 1.0
+        basis.append(_lti_response(A, Bb, C, np.zeros((p, m)), U, np.zeros((Bn, n))))
+    for d_idx in range(p * m):
+        Db = np.zeros((p, m))
+        Db.flat[d_idx] = 1.0
+        basis.append(np.einsum("pm,btm->btp", Db, U))
+    Phi = np.stack(basis, axis=-1).reshape(Bn, T * p, -1)  # (batch, T p, n m + p m)
+    Obs = np.empty((T, p, n))
+    At = np.eye(n)
+    for t in range(T):
+        Obs[t] = C @ At
+        At = A @ At
+    Qo, _ = np.linalg.qr(Obs.reshape(T * p, n))
+    Yv = Y.reshape(Bn, T * p)
+    proj = lambda V: V - Qo @ (Qo.T @ V)  # noqa: E731
+    lhs = np.concatenate([proj(Phi[b]) for b in range(Bn)], axis=0)
+    rhs = np.concatenate([proj(Yv[b]) for b in range(Bn)], axis=0)
+    theta = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+    return theta[:n * m].reshape(n, m), theta[n * m:n * m + p * m].reshape(p, m)
+
+
+def _lti_response(A, B, C, D, U, x0):
+    """Outputs (batch, T, p) of x+ = A x + B u, y = C x + D u."""
+    Bn, T, _ = U.shape
+    x = x0.copy()
+    Y = np.empty((Bn, T, C.shape[0]))
+    for t in range(T):
+        Y[:, t] = x @ C.T + U[:, t] @ D.T
+        x = x @ A.T + U[:, t] @ B.T
+    return Y

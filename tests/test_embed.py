@@ -77,3 +77,33 @@ def test_scalar_lti_system_in_theta_but_not_a_cirnn():
         ci, _ = from_cirnn([[e]], [[w]], [[uu]], [b])
         _, xc = ci.simulate(u, return_states=True)
         assert np.all(xc[1:] * np.sign(e) >= 0)
+
+
+@pytest.mark.parametrize("n,m,p,rho", [(2, 1, 1, 0.9), (4, 1, 1, 0.95), (4, 2, 2, 0.9)])
+def test_n4sid_recovers_a_known_system_from_noise_free_data(n, m, p, rho):
+    from rrnn_convex.init import _lti_response, n4sid
+
+    rng = np.random.default_rng(n + m + p)
+    A, B, C, D = random_stable_lti(rng, n, m, p, rho)
+    U = rng.standard_normal((2, 800, m))
+    x0 = rng.standard_normal((2, n))  # unknown initial states are estimated away
+    Y = _lti_response(A, B, C, D, U, x0)
+    A2, B2, C2, D2 = n4sid(U, Y, n)
+    assert hinf_norm(A2, B2, C2, D2) == pytest.approx(hinf_norm(A, B, C, D), rel=1e-8)
+    U2 = rng.standard_normal((1, 200, m))
+    z = np.zeros((1, n))
+    np.testing.assert_allclose(_lti_response(A2, B2, C2, D2, U2, z), _lti_response(A, B, C, D, U2, z), atol=1e-8)
+
+
+def test_n4sid_returns_a_stable_model_and_rejects_bad_input():
+    from rrnn_convex.init import n4sid
+
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((400, 1))
+    y = np.cumsum(u, axis=0)  # an integrator: unstable
+    A, B, C, D = n4sid(u, y, 2)
+    assert np.max(np.abs(np.linalg.eigvals(A))) < 1.0
+    with pytest.raises(ValueError, match="u, y: expected the same"):
+        n4sid(u, y[:-1], 2)
+    with pytest.raises(ValueError, match="too short"):
+        n4sid(u[:30], y[:30], 2)
