@@ -1,0 +1,412 @@
+"""Fitting by sequential convex programming with exact SDP feasibility (DESIGN.md section 4).
+
+Iteration k, from a certified model theta_k with initial states x0_k:
+
+1. :func:`~rrnn_convex.linearize.linearize` gives r, J'J, J'r and the initial-state blocks;
+   the initial states are eliminated by a Schur complement (never storing J);
+2. the convex problem ``min ||r + J d||^2 + mu ||d||^2  s.t.  theta_k + d in the model set``
+   (the set's LMI with a margin, certificate variables free) is solved with cvxpy; it is built
+   once and re-solved with new Parameter values;
+3. the step is accepted when the true loss decreases by a fraction of the predicted decrease
+   (ratio test) and the new model passes :func:`~rrnn_convex.certify.certify` (the rigorous
+   check); mu follows the Levenberg-Marquardt rule.
+
+So every accepted iterate — and therefore the returned model — carries a verified certificate.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cvxpy as cp
+import numpy as np
+
+from . import solvers as _solvers
+from ._io import atomic_path
+from ._validation import as_float_array, check_scalar
+from .activations import get_activation
+from .certify import Certificate, certify
+from .init import from_lti, n4sid
+from .linearize import ParamLayout, linearize
+from .metrics import nse
+from .model import ImplicitRNN
+from .project import project
+from .sets import CIRNNSet, Contracting, GainBounded, ModelSet, SRNNSet, Unconstrained
+
+SET_NAMES = ("theta", "theta_gamma", "cirnn", "srnn", "unconstrained")
+BIASES = ("bx", "bv", "by")
+
+
+@dataclass
+class _StepProblem:
+    """The convex step ``min ||R theta + c||^2 s.t. theta in set``, built once per fit."""
+
+    problem: cp.Problem
+    sv: object
+    layout: ParamLayout
+    theta: cp.Expression
+    R: cp.Parameter
+    c: cp.Parameter
+    biases: dict = field(default_factory=dict)
+    warm: bool = False
+
+    def model_at_solution(self, template: ImplicitRNN) -> ImplicitRNN:
+        vals = []
+        for name in self.layout.names:
+            var = self.biases.get(name, self.sv.params.get(name))
+            vals.append(np.asarray(var.value, dtype=np.float64).ravel())
+        return self.layout.unflatten(np.concatenate(vals), template)
+
+
+def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_biases: bool) -> _StepProblem:
+    sv = model_set.build(template.dims, template.activation, fixed=fixed)
+    names = list(sv.free)
+    biases = {}
+    if train_biases:
+        for b in BIASES:
+            biases[b] = cp.Variable(getattr(template, b).shape, name=b)
+            names.append(b)
+    layout = ParamLayout.for_model(template, names)
+    parts = []
+    for name in layout.names:
+        var = biases.get(name, sv.params.get(name))
+        parts.append(cp.vec(var, order="C"))
+    theta = cp.hstack(parts)
+    P = layout.size
+    R = cp.Parameter((P, P), name="R")
+    c = cp.Parameter(P, name="c")
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(R @ theta + c)), sv.constraints)
+    return _StepProblem(problem, sv, layout, theta, R, c, biases)
+
+
+def _default_fixed(model: ImplicitRNN, model_set: ModelSet) -> dict:
+    """Weights held fixed: C1, D12 for the LMI sets' fixed_C1 parametrisation."""
+    if model_set.uses_multiplier and model_set.parametrization == "fixed_C1":
+        return {"C1": model.C1, "D12": model.D12}
+    return {}
+
+
+class RobustRNNRegressor:
+    """Fit an implicit RNN in a model set by sequential convex programming (DESIGN.md s. 4).
+
+    Parameters (stored as given; ``fit`` does the work, scikit-learn style):
+
+    n_states, n_neurons : model size (n, q).
+    model_set : "theta" (contracting), "theta_gamma" (needs ``gamma``), "cirnn", "srnn",
+        "unconstrained"; ``gamma`` given with model_set "theta" means "theta_gamma".
+    activation : "relu" (default), "tanh", ... (see :mod:`rrnn_convex.activations`).
+    margin : LMI margin of the step problems (the certificate is re-checked rigorously).
+    max_iter, time_budget : iteration and wall-time budgets (seconds, None = no limit).
+    patience : stop after this many accepted steps without a better validation NSE.
+    mu0 : initial Levenberg-Marquardt damping (relative to the mean diagonal of J'J).
+    batch_size : sequences per step (None = all); a new random minibatch at each step.
+    learn_x0 : learn one initial state per training sequence (else zero initial states).
+    seed : for the random neurons (C1, D12), minibatches; fits are reproducible.
+    checkpoint, checkpoint_every : path (``.npz``) written atomically every k iterations and at
+        the end; ``fit(..., resume=path)`` continues exactly from it.
+    progress : show a tqdm progress bar (loss, validation NSE, mu, margin).
+
+    Fitted attributes: ``model_``, ``certificate_`` (verified; None for "unconstrained" unless
+    the final model happens to certify), ``history_`` (one dict per iteration: loss, val_nse,
+    mu, accepted, margin, seconds), ``x0_`` (learned initial states), ``n_iter_``.
+    """
+
+    def __init__(self, n_states: int = 10, n_neurons: int = 10, *, model_set: str = "theta",
+                 gamma: float | None = None, activation="relu", margin: float = 1e-6,
+                 max_iter: int = 50, time_budget: float | None = None, patience: int = 10,
+                 mu0: float = 1e-3, batch_size: int | None = None, learn_x0: bool = True,
+                 train_biases: bool = True, seed: int = 0, solver: str | None = None,
+                 checkpoint=None, checkpoint_every: int = 5, progress: bool = True):
+        self.n_states = n_states
+        self.n_neurons = n_neurons
+        self.model_set = model_set
+        self.gamma = gamma
+        self.activation = activation
+        self.margin = margin
+        self.max_iter = max_iter
+        self.time_budget = time_budget
+        self.patience = patience
+        self.mu0 = mu0
+        self.batch_size = batch_size
+        self.learn_x0 = learn_x0
+        self.train_biases = train_biases
+        self.seed = seed
+        self.solver = solver
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.progress = progress
+
+    # ------------------------------------------------------------------ helpers
+    def _set(self) -> ModelSet:
+        name = self.model_set
+        if name not in SET_NAMES:
+            raise ValueError(f"model_set: expected one of {SET_NAMES}, got {name!r}")
+        if name == "theta_gamma" or (name == "theta" and self.gamma is not None):
+            if self.gamma is None:
+                raise ValueError("gamma: model_set 'theta_gamma' needs gamma")
+            return GainBounded(gamma=check_scalar(self.gamma, "gamma", low=0.0), margin=self.margin)
+        if self.gamma is not None:
+            raise ValueError(f"gamma: only meaningful with model_set 'theta_gamma', got model_set {name!r}")
+        return {"theta": lambda: Contracting(margin=self.margin), "cirnn": lambda: CIRNNSet(margin=self.margin),
+                "srnn": lambda: SRNNSet(), "unconstrained": Unconstrained}[name]()
+
+    def _certify(self, model: ImplicitRNN, model_set: ModelSet) -> Certificate | None:
+        if isinstance(model_set, Unconstrained):
+            return None
+        return certify(model, gamma=getattr(model_set, "gamma", None), solver=self.solver)
+
+    def initial_model(self, u, y, model_set: ModelSet) -> ImplicitRNN:
+        """N4SID of order n on (u, y) embedded in the set (DESIGN.md s. 4), with random neurons."""
+        rng = np.random.default_rng(self.seed)
+        n, q = int(self.n_states), int(self.n_neurons)
+        A, B, C, D = n4sid(u, y, n)
+        act = get_activation(self.activation)
+        m, p = B.shape[1], C.shape[0]
+        if isinstance(model_set, (SRNNSet, CIRNNSet)):
+            if q != n:
+                raise ValueError(f"n_neurons: the {model_set.name} needs n_neurons == n_states, got {q} and {n}")
+            # the Elman structure has no linear path: start from small random weights instead
+            W = rng.standard_normal((n, n)) * 0.5 / np.sqrt(n)
+            return ImplicitRNN.from_elman(W, 0.5 * rng.standard_normal((n, m)), C=C, D=D, activation=act)
+        lti, _ = from_lti(A, B, C, D, neurons=q, activation=act)
+        # random neurons (the paper's remark): C1 ~ N(0, 1/n), D12 ~ N(0, 1), B1 = D21 = 0
+        model = ImplicitRNN(**(lti.weights() | {"C1": rng.standard_normal((q, n)) / np.sqrt(n),
+                                               "D12": rng.standard_normal((q, m))}), activation=act)
+        gamma = getattr(model_set, "gamma", None)
+        if gamma is not None and not certify(model, gamma=gamma, solver=self.solver).certified:
+            model = project(model, gamma=gamma, solver=self.solver, norm="implicit").model
+        return model
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, u, y, validation=None, *, init_model: ImplicitRNN | None = None, resume=None):
+        """Fit to training sequences ``u`` (batch, T, m), ``y`` (batch, T, p); returns self.
+
+        ``validation``: (u_val, y_val) simulated from zero initial state for early stopping.
+        ``init_model``: start here instead of the N4SID initialisation (it must be in the set).
+        ``resume``: a checkpoint written by a previous fit with the same settings and data.
+        """
+        t_start = time.perf_counter()
+        U = as_float_array(u, "u", ndim=(2, 3))
+        Y = as_float_array(y, "y", ndim=(2, 3))
+        U = U[None] if U.ndim == 2 else U
+        Y = Y[None] if Y.ndim == 2 else Y
+        if U.shape[:2] != Y.shape[:2]:
+            raise ValueError(f"u, y: expected the same (batch, T), got {U.shape} and {Y.shape}")
+        val = None
+        if validation is not None:
+            uv, yv = validation
+            uv = as_float_array(uv, "validation u", ndim=(2, 3))
+            yv = as_float_array(yv, "validation y", ndim=(2, 3))
+            val = (uv[None] if uv.ndim == 2 else uv, yv[None] if yv.ndim == 2 else yv)
+        model_set = self._set()
+        rng = np.random.default_rng(self.seed)
+        Bn = U.shape[0]
+
+        if resume is not None:
+            state = _load_checkpoint(resume)
+            model, x0 = state["model"], state["x0"]
+            mu, history, rng_state = state["mu"], state["history"], state["rng"]
+            rng.bit_generator.state = rng_state
+            best_model, best_val, best_x0 = state["best_model"], state["best_val"], state["best_x0"]
+            stall = state["stall"]
+        else:
+            model = init_model if init_model is not None else self.initial_model(U, Y, model_set)
+            x0 = np.zeros((Bn, model.n))
+            mu, history = None, []
+            best_model, best_val, best_x0, stall = model, np.inf, x0, 0
+        cert = self._certify(model, model_set)
+        if cert is not None and not cert.certified:
+            raise ValueError(f"init_model: the starting model is not in the {model_set.name} set "
+                             f"({cert.reason}); project it first")
+        if model.dims["m"] != U.shape[2] or model.dims["p"] != Y.shape[2]:
+            raise ValueError(f"u, y: the model has m={model.m}, p={model.p}; data has {U.shape[2]}, {Y.shape[2]}")
+        if x0.shape != (Bn, model.n):
+            raise ValueError(f"resume: the checkpoint has {x0.shape[0]} initial states, the data {Bn} sequences")
+
+        step = _build_step(model_set, model, _default_fixed(model, model_set), self.train_biases)
+        layout = step.layout
+        sequence = _solvers.solver_sequence(self.solver)
+
+        def val_nse(m):
+            if val is None:
+                return float("nan")
+            return float(np.mean(nse(m.simulate(val[0]), val[1])))
+
+        def loss_of(m, xs, idx):
+            return float(np.sum((m.simulate(U[idx], xs[idx]) - Y[idx]) ** 2))
+
+        if not history:
+            best_val = val_nse(model)
+        bar = _progress(self.progress, self.max_iter, len(history))
+        try:
+            for it in range(len(history), int(self.max_iter)):
+                if self.time_budget is not None and time.perf_counter() - t_start > self.time_budget:
+                    break
+                t_it = time.perf_counter()
+                idx = np.arange(Bn) if not self.batch_size or self.batch_size >= Bn else \
+                    np.sort(rng.choice(Bn, size=int(self.batch_size), replace=False))
+                lin = linearize(model, U[idx], Y[idx], x0[idx] if self.learn_x0 else np.zeros((len(idx), model.n)),
+                                layout)
+                L0 = lin.loss
+                scale = float(np.mean(np.diag(lin.H))) or 1.0
+                if mu is None:
+                    mu = self.mu0 * scale
+                theta_k = layout.flatten(model)
+                accepted, new_cert, info = False, cert, ""
+                for _ in range(8):  # inner LM loop: raise mu until a step is accepted
+                    mu_x = mu if self.learn_x0 else 1e300
+                    Hr, gr = lin.reduced(mu, mu_x)
+                    Rm = np.linalg.cholesky(Hr).T  # Hr = R'R
+                    c = np.linalg.solve(Rm.T, gr)  # ||R d + c||^2 = d'Hr d + 2 g'd + const
+                    step.R.value = Rm
+                    step.c.value = c - Rm @ theta_k
+                    att = None
+                    for name in sequence:
+                        if not step.warm:
+                            # the first solve of a freshly built problem canonicalises along another
+                            # path (data differ in the last bits); every step goes through the cached
+                            # path instead, so a resumed fit reproduces the uninterrupted one exactly
+                            _solvers.run(step.problem, name, warm_start=False)
+                            step.warm = True
+                        att = _solvers.run(step.problem, name, warm_start=False)
+                        if att.status in ("optimal", "optimal_inaccurate"):
+                            break
+                    if att is None or att.status not in ("optimal", "optimal_inaccurate"):
+                        info = f"step problem: {att.status if att else 'no solver'}"
+                        mu *= 10.0
+                        continue
+                    cand = step.model_at_solution(model)
+                    d = layout.flatten(cand) - theta_k
+                    dx = lin.x0_step(d, mu, mu_x) if self.learn_x0 else np.zeros((len(idx), model.n))
+                    # predicted decrease of the Gauss-Newton model (without the damping terms)
+                    quad = d @ lin.H @ d + 2 * np.einsum("bn,bnp,p->", dx, lin.Hxt, d) + \
+                        np.einsum("bn,bnm,bm->", dx, lin.Hx, dx)
+                    lin_term = 2 * (lin.g @ d + np.sum(lin.gx * dx))
+                    pred = -(lin_term + quad)
+                    x0_new = x0.copy()
+                    if self.learn_x0:
+                        x0_new[idx] = x0[idx] + dx
+                    L1 = loss_of(cand, x0_new, idx)
+                    ratio = (L0 - L1) / pred if pred > 0 else -np.inf
+                    if ratio > 1e-3 and L1 < L0:
+                        c_new = self._certify(cand, model_set)
+                        if c_new is None or c_new.certified:
+                            accepted, new_cert = True, c_new
+                            model, x0 = cand, x0_new
+                            mu = mu * (1 / 3 if ratio > 0.75 else (1.0 if ratio > 0.25 else 2.0))
+                            break
+                        info = f"candidate not certified ({c_new.reason})"
+                        mu *= 4.0
+                        continue
+                    mu *= 4.0
+                    info = f"ratio {ratio:.3g}"
+                cert = new_cert
+                v = val_nse(model)
+                if v < best_val - 1e-12:
+                    best_val, best_model, best_x0, stall = v, model, x0.copy(), 0
+                elif accepted:
+                    stall += 1
+                if val is None:
+                    best_model, best_x0 = model, x0
+                history.append({"iteration": it, "loss": loss_of(model, x0, np.arange(Bn)) if idx.size != Bn else
+                                (L1 if accepted else L0), "val_nse": v, "mu": float(mu), "accepted": accepted,
+                                "margin": float(cert.margin) if cert is not None else float("nan"),
+                                "seconds": time.perf_counter() - t_it, "info": info})
+                bar.update(history[-1])
+                if self.checkpoint and (it + 1) % int(self.checkpoint_every) == 0:
+                    _save_checkpoint(self.checkpoint, model, x0, mu, history, rng, best_model, best_val, best_x0, stall)
+                if stall >= self.patience or mu > 1e12 * max(scale, 1e-300):
+                    break
+        finally:
+            bar.close()
+        self.model_ = best_model
+        self.x0_ = best_x0
+        self.history_ = history
+        self.n_iter_ = len(history)
+        self.certificate_ = self._certify(best_model, model_set)
+        if self.certificate_ is None:
+            c_info = certify(best_model, solver=self.solver)
+            self.certificate_ = c_info if c_info.certified else None
+        if self.checkpoint:
+            _save_checkpoint(self.checkpoint, model, x0, mu, history, rng, best_model, best_val, best_x0, stall)
+        return self
+
+    def simulate(self, u, x0=None):
+        """Simulate the fitted model (zero initial state by default); does not change state."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError("simulate: call fit first")
+        return self.model_.simulate(u, x0)
+
+    def save(self, path) -> Path:
+        """Write the fitted model (``.npz``) and its certificate (``.json`` beside it), atomically."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError("save: call fit first")
+        out = self.model_.save(path)
+        if self.certificate_ is not None:
+            self.certificate_.to_json(out.with_suffix(".cert.json"))
+        return out
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _save_checkpoint(path, model, x0, mu, history, rng, best_model, best_val, best_x0, stall):
+    path = Path(path)
+    payload = {f"model_{k}": v for k, v in model.weights().items()}
+    payload |= {f"best_{k}": v for k, v in best_model.weights().items()}
+    payload["x0"], payload["best_x0"] = x0, best_x0
+    meta = {"mu": mu, "history": history, "rng": rng.bit_generator.state, "best_val": best_val,
+            "stall": stall, "activation": model.activation.to_dict(), "version": 1}
+    payload["meta"] = np.array(json.dumps(meta, default=float))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **payload)
+
+
+def _load_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        act = meta["activation"]
+        model = ImplicitRNN(**{k[6:]: data[k] for k in data.files if k.startswith("model_")}, activation=act)
+        best = ImplicitRNN(**{k[5:]: data[k] for k in data.files if k.startswith("best_") and k != "best_x0"},
+                           activation=act)
+        return {"model": model, "x0": data["x0"].copy(), "mu": meta["mu"], "history": meta["history"],
+                "rng": meta["rng"], "best_model": best, "best_val": meta["best_val"],
+                "best_x0": data["best_x0"].copy(), "stall": meta["stall"]}
+
+
+class _NoBar:
+    def update(self, entry):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is a core dependency; tolerate its absence in odd environments
+        return _NoBar()
+
+    class _Bar:
+        def __init__(self):
+            self.bar = tqdm(total=total, initial=initial, desc="fit", leave=False)
+
+        def update(self, e):
+            self.bar.set_postfix(loss=f"{e['loss']:.4g}", val_nse=f"{e['val_nse']:.4f}", mu=f"{e['mu']:.2g}",
+                                 margin=f"{e['margin']:.1e}", ok=e["accepted"])
+            self.bar.update(1)
+
+        def close(self):
+            self.bar.close()
+
+    return _Bar()
+
+
+__all__ = ["RobustRNNRegressor"]

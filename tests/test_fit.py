@@ -1,0 +1,69 @@
+"""The SCP trainer: every returned model is certified, the loss goes down, fits resume exactly."""
+import numpy as np
+import pytest
+
+from rrnn_convex.fit import RobustRNNRegressor
+from rrnn_convex.metrics import nse
+
+from conftest import random_rnn
+
+
+@pytest.fixture(scope="module")
+def teacher_data():
+    rng = np.random.default_rng(0)
+    teacher = random_rnn(rng, 3, 4, 1, 1, activation="relu", scale=0.8)
+    u = rng.uniform(-2, 2, (6, 150, 1))
+    x0 = rng.standard_normal((6, 3))
+    y = teacher.simulate(u, x0) + 0.01 * rng.standard_normal((6, 150, 1))
+    uv = rng.uniform(-2, 2, (1, 400, 1))
+    return u, y, (uv, teacher.simulate(uv))
+
+
+@pytest.mark.parametrize("model_set,gamma", [("theta", None), ("theta_gamma", 2.5)])
+def test_fit_improves_and_returns_a_verified_model_in_the_set(teacher_data, model_set, gamma):
+    u, y, val = teacher_data
+    est = RobustRNNRegressor(3, 4, model_set=model_set, gamma=gamma, max_iter=8, progress=False)
+    init = est.initial_model(u, y, est._set())
+    est.fit(u, y, validation=val, init_model=init)
+    cert = est.certificate_
+    assert cert.certified and cert.verify(est.model_)
+    if gamma is not None:
+        assert cert.gamma == gamma
+    losses = [h["loss"] for h in est.history_ if h["accepted"]]
+    assert len(losses) >= 3 and all(b < a for a, b in zip(losses, losses[1:]))
+    start = float(np.mean(nse(init.simulate(val[0]), val[1])))
+    assert min(h["val_nse"] for h in est.history_) < 0.7 * start
+    assert est.history_[0]["margin"] > 0  # each accepted iterate carried a certificate
+
+
+def test_resumed_fit_equals_uninterrupted_fit(teacher_data, tmp_path):
+    u, y, val = teacher_data
+    kw = dict(model_set="theta", max_iter=6, progress=False, checkpoint_every=2, seed=3)
+    full = RobustRNNRegressor(3, 4, **kw).fit(u, y, validation=val)
+    ckpt = tmp_path / "fit.ckpt.npz"
+    RobustRNNRegressor(3, 4, **(kw | {"max_iter": 4, "checkpoint": ckpt})).fit(u, y, validation=val)
+    resumed = RobustRNNRegressor(3, 4, **kw).fit(u, y, validation=val, resume=ckpt)
+    assert len(resumed.history_) == len(full.history_)
+    for k in full.model_.weights():
+        np.testing.assert_allclose(getattr(resumed.model_, k), getattr(full.model_, k), rtol=1e-9, atol=1e-12)
+
+
+def test_srnn_and_unconstrained_sets_train_with_the_same_optimiser(teacher_data):
+    u, y, val = teacher_data
+    srnn = RobustRNNRegressor(3, 3, model_set="srnn", max_iter=4, progress=False).fit(u, y, validation=val)
+    assert np.linalg.norm(srnn.model_.C1, 2) <= 0.99 + 1e-6
+    assert srnn.certificate_.verify(srnn.model_)
+    free = RobustRNNRegressor(3, 4, model_set="unconstrained", max_iter=4, progress=False).fit(u, y)
+    assert free.history_[-1]["loss"] < free.history_[0]["loss"] or free.history_[0]["accepted"]
+
+
+def test_bad_arguments():
+    u, y = np.zeros((2, 50, 1)), np.zeros((2, 50, 1))
+    with pytest.raises(ValueError, match="model_set: expected one of"):
+        RobustRNNRegressor(model_set="lstm").fit(u, y)
+    with pytest.raises(ValueError, match="gamma: only meaningful"):
+        RobustRNNRegressor(model_set="srnn", gamma=2.0).fit(u, y)
+    with pytest.raises(ValueError, match="u, y: expected the same"):
+        RobustRNNRegressor().fit(u, y[:, :40])
+    with pytest.raises(RuntimeError, match="call fit first"):
+        RobustRNNRegressor().simulate(u)
