@@ -41,7 +41,15 @@ BIASES = ("bx", "bv", "by")
 
 @dataclass
 class _StepProblem:
-    """The convex step ``min ||R theta + c||^2 s.t. theta in set``, built once per fit."""
+    """The convex step ``min ||R theta + c||^2 (+ prox) s.t. the set's constraints``, built once.
+
+    ``theta`` is the vector of trainable model weights (layout order) as an affine cvxpy
+    expression of the set's variables. With the free-C1 parametrisation (Ct = Lambda C1,
+    Dt = Lambda D12) the model's C1 = Lambda^-1 Ct is not affine in (Ct, lambda); theta then
+    holds its linearisation at the current point, ``C1_k + Lambda_k^-1 (Ct - diag(lambda) C1_k)``
+    (exact at the current point, first-order around it), and a proximal term keeps lambda near
+    lambda_k. The candidate model uses the exact C1 = Ct / lambda.
+    """
 
     problem: cp.Problem
     sv: object
@@ -50,35 +58,94 @@ class _StepProblem:
     R: cp.Parameter
     c: cp.Parameter
     biases: dict = field(default_factory=dict)
+    free_c1: dict = field(default_factory=dict)  # name -> (variable, Parameter C_k, Parameter G_k)
+    lam_ref: cp.Parameter | None = None
+    prox: tuple | None = None
     warm: bool = False
+
+    def set_point(self, model: ImplicitRNN, lam: np.ndarray | None, prox: float = 0.0) -> None:
+        """Parameters of the linearisation of C1 = Ct / lambda at the current model, and the
+        weight of the proximal term ``prox * ||lambda / lambda_k - 1||^2``."""
+        if not self.free_c1:
+            return
+        lam = np.asarray(lam, dtype=np.float64)
+        self.lam_ref.value = lam
+        self._inv.value = 1.0 / lam
+        self.prox[0].value = np.sqrt(prox) / lam
+        self.prox[1].value = np.full(lam.shape, np.sqrt(prox))
+        for name, (_, Ck, Gk) in self.free_c1.items():
+            Ck.value = getattr(model, name)
+            Gk.value = getattr(model, name) / lam[:, None]
 
     def model_at_solution(self, template: ImplicitRNN) -> ImplicitRNN:
         vals = []
+        lam = None
+        if self.free_c1:
+            lam = np.asarray(self.sv.cert["lam"].value, dtype=np.float64)
+            if np.any(lam <= 0):
+                raise ValueError("lam: the step returned a non-positive multiplier; C1 = Ct / lambda undefined")
         for name in self.layout.names:
+            if name in self.free_c1:
+                vals.append((np.asarray(self.free_c1[name][0].value) / lam[:, None]).ravel())
+                continue
             var = self.biases.get(name, self.sv.params.get(name))
             vals.append(np.asarray(var.value, dtype=np.float64).ravel())
         return self.layout.unflatten(np.concatenate(vals), template)
+
+    def multipliers(self) -> np.ndarray | None:
+        return None if not self.free_c1 else np.asarray(self.sv.cert["lam"].value, dtype=np.float64)
 
 
 def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_biases: bool) -> _StepProblem:
     sv = model_set.build(template.dims, template.activation, fixed=fixed)
     names = list(sv.free)
+    free_c1 = {}
+    q = template.q
+    for name, extra in (("C1", "Ct"), ("D12", "Dt")):
+        if sv.params.get(name, 0) is None:  # recovered from Ct = Lambda C1 (free_C1)
+            shape = getattr(template, name).shape
+            free_c1[name] = (sv.extra[extra], cp.Parameter(shape, name=f"{name}_k"),
+                             cp.Parameter(shape, name=f"{name}_over_lam_k"))
+            names.append(name)
     biases = {}
     if train_biases:
         for b in BIASES:
             biases[b] = cp.Variable(getattr(template, b).shape, name=b)
             names.append(b)
     layout = ParamLayout.for_model(template, names)
-    parts = []
+    lam_ref = prox = None
+    extra_obj = 0
+    if free_c1:
+        lam = sv.cert["lam"]
+        lam_ref = cp.Parameter(q, pos=True, name="lam_k")
+        inv = cp.Parameter(q, pos=True, name="inv_lam_k")
+        # prox * ||lam / lam_k - 1||^2 written DPP-style: ||w * lam - s||^2, w = sqrt(prox) / lam_k
+        prox = (cp.Parameter(q, nonneg=True, name="prox_w"), cp.Parameter(q, nonneg=True, name="prox_s"))
+        extra_obj = cp.sum_squares(cp.multiply(prox[0], lam) - prox[1])
+    parts, links = [], []
     for name in layout.names:
-        var = biases.get(name, sv.params.get(name))
-        parts.append(cp.vec(var, order="C"))
+        if name in free_c1:
+            var, Ck, Gk = free_c1[name]
+            cols = getattr(template, name).shape[1]
+            lam_mat = cp.reshape(sv.cert["lam"], (q, 1), order="C") @ np.ones((1, cols))
+            inv_mat = cp.reshape(inv, (q, 1), order="C") @ np.ones((1, cols))
+            # a variable for the linearised C1 keeps R @ theta DPP (R times a parameter-free vector):
+            # C1_lin = C1_k + Lambda_k^-1 (Ct - diag(lam) C1_k)
+            lin = cp.Variable(Ck.shape, name=f"{name}_lin")
+            links.append(lin == Ck + cp.multiply(inv_mat, var) - cp.multiply(lam_mat, Gk))
+            parts.append(cp.vec(lin, order="C"))
+        else:
+            var = biases.get(name, sv.params.get(name))
+            parts.append(cp.vec(var, order="C"))
     theta = cp.hstack(parts)
     P = layout.size
     R = cp.Parameter((P, P), name="R")
     c = cp.Parameter(P, name="c")
-    problem = cp.Problem(cp.Minimize(cp.sum_squares(R @ theta + c)), sv.constraints)
-    return _StepProblem(problem, sv, layout, theta, R, c, biases)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(R @ theta + c) + extra_obj), sv.constraints + links)
+    step = _StepProblem(problem, sv, layout, theta, R, c, biases, free_c1, lam_ref, prox)
+    if free_c1:
+        step._inv = inv
+    return step
 
 
 def _default_fixed(model: ImplicitRNN, model_set: ModelSet) -> dict:
@@ -97,6 +164,9 @@ class RobustRNNRegressor:
     model_set : "theta" (contracting), "theta_gamma" (needs ``gamma``), "cirnn", "srnn",
         "unconstrained"; ``gamma`` given with model_set "theta" means "theta_gamma".
     activation : "relu" (default), "tanh", ... (see :mod:`rrnn_convex.activations`).
+    parametrization : for Theta / Theta_gamma, "free_C1" (default: the neurons' input weights
+        are trained through Ct = Lambda C1, Dt = Lambda D12, as the authors did; needs alpha = 0)
+        or "fixed_C1" (random neurons C1, D12 stay fixed).
     margin : LMI margin of the step problems (the certificate is re-checked rigorously).
     max_iter, time_budget : iteration and wall-time budgets (seconds, None = no limit).
     patience : stop after this many accepted steps without a better validation NSE.
@@ -114,7 +184,8 @@ class RobustRNNRegressor:
     """
 
     def __init__(self, n_states: int = 10, n_neurons: int = 10, *, model_set: str = "theta",
-                 gamma: float | None = None, activation="relu", margin: float = 1e-6,
+                 gamma: float | None = None, activation="relu", parametrization: str = "free_C1",
+                 margin: float = 1e-6,
                  max_iter: int = 50, time_budget: float | None = None, patience: int = 10,
                  mu0: float = 1e-3, batch_size: int | None = None, learn_x0: bool = True,
                  train_biases: bool = True, seed: int = 0, solver: str | None = None,
@@ -124,6 +195,7 @@ class RobustRNNRegressor:
         self.model_set = model_set
         self.gamma = gamma
         self.activation = activation
+        self.parametrization = parametrization
         self.margin = margin
         self.max_iter = max_iter
         self.time_budget = time_budget
@@ -146,10 +218,11 @@ class RobustRNNRegressor:
         if name == "theta_gamma" or (name == "theta" and self.gamma is not None):
             if self.gamma is None:
                 raise ValueError("gamma: model_set 'theta_gamma' needs gamma")
-            return GainBounded(gamma=check_scalar(self.gamma, "gamma", low=0.0), margin=self.margin)
+            return GainBounded(gamma=check_scalar(self.gamma, "gamma", low=0.0), margin=self.margin,
+                               parametrization=self.parametrization)
         if self.gamma is not None:
             raise ValueError(f"gamma: only meaningful with model_set 'theta_gamma', got model_set {name!r}")
-        return {"theta": lambda: Contracting(margin=self.margin), "cirnn": lambda: CIRNNSet(margin=self.margin),
+        return {"theta": lambda: Contracting(margin=self.margin, parametrization=self.parametrization), "cirnn": lambda: CIRNNSet(margin=self.margin),
                 "srnn": lambda: SRNNSet(), "unconstrained": Unconstrained}[name]()
 
     def _certify(self, model: ImplicitRNN, model_set: ModelSet) -> Certificate | None:
@@ -211,11 +284,13 @@ class RobustRNNRegressor:
             rng.bit_generator.state = rng_state
             best_model, best_val, best_x0 = state["best_model"], state["best_val"], state["best_x0"]
             stall = state["stall"]
+            lam_k = state["lam"]
         else:
             model = init_model if init_model is not None else self.initial_model(U, Y, model_set)
             x0 = np.zeros((Bn, model.n))
             mu, history = None, []
             best_model, best_val, best_x0, stall = model, np.inf, x0, 0
+            lam_k = None
         cert = self._certify(model, model_set)
         if cert is not None and not cert.certified:
             raise ValueError(f"init_model: the starting model is not in the {model_set.name} set "
@@ -227,6 +302,11 @@ class RobustRNNRegressor:
 
         step = _build_step(model_set, model, _default_fixed(model, model_set), self.train_biases)
         layout = step.layout
+        if step.free_c1 and lam_k is None:
+            # linearisation point of C1 = Ct / lambda: the certificate's multipliers, kept positive
+            # (relative profile, largest = 1: only the step's LMI fixes their scale)
+            lam0 = np.asarray(cert.lam if cert is not None else np.ones(model.q), dtype=np.float64)
+            lam_k = np.clip(lam0 / max(float(lam0.max()), 1e-300), 1e-3, 1.0)
         sequence = _solvers.solver_sequence(self.solver)
 
         def val_nse(m):
@@ -262,6 +342,8 @@ class RobustRNNRegressor:
                     c = np.linalg.solve(Rm.T, gr)  # ||R d + c||^2 = d'Hr d + 2 g'd + const
                     step.R.value = Rm
                     step.c.value = c - Rm @ theta_k
+                    if step.free_c1:
+                        step.set_point(model, lam_k, prox=mu)
                     att = None
                     for name in sequence:
                         if not step.warm:
@@ -277,7 +359,11 @@ class RobustRNNRegressor:
                         info = f"step problem: {att.status if att else 'no solver'}"
                         mu *= 10.0
                         continue
-                    cand = step.model_at_solution(model)
+                    try:
+                        cand = step.model_at_solution(model)
+                    except ValueError as exc:
+                        info, mu = str(exc), mu * 10.0
+                        continue
                     d = layout.flatten(cand) - theta_k
                     dx = lin.x0_step(d, mu, mu_x) if self.learn_x0 else np.zeros((len(idx), model.n))
                     # predicted decrease of the Gauss-Newton model (without the damping terms)
@@ -295,6 +381,8 @@ class RobustRNNRegressor:
                         if c_new is None or c_new.certified:
                             accepted, new_cert = True, c_new
                             model, x0 = cand, x0_new
+                            if step.free_c1:
+                                lam_k = step.multipliers()
                             mu = mu * (1 / 3 if ratio > 0.75 else (1.0 if ratio > 0.25 else 2.0))
                             break
                         info = f"candidate not certified ({c_new.reason})"
@@ -316,7 +404,8 @@ class RobustRNNRegressor:
                                 "seconds": time.perf_counter() - t_it, "info": info})
                 bar.update(history[-1])
                 if self.checkpoint and (it + 1) % int(self.checkpoint_every) == 0:
-                    _save_checkpoint(self.checkpoint, model, x0, mu, history, rng, best_model, best_val, best_x0, stall)
+                    _save_checkpoint(self.checkpoint, model, x0, mu, history, rng, best_model, best_val, best_x0,
+                                     stall, lam_k)
                 if stall >= self.patience or mu > 1e12 * max(scale, 1e-300):
                     break
         finally:
@@ -330,7 +419,7 @@ class RobustRNNRegressor:
             c_info = certify(best_model, solver=self.solver)
             self.certificate_ = c_info if c_info.certified else None
         if self.checkpoint:
-            _save_checkpoint(self.checkpoint, model, x0, mu, history, rng, best_model, best_val, best_x0, stall)
+            _save_checkpoint(self.checkpoint, model, x0, mu, history, rng, best_model, best_val, best_x0, stall, lam_k)
         return self
 
     def simulate(self, u, x0=None):
@@ -350,13 +439,14 @@ class RobustRNNRegressor:
 
 
 # ---------------------------------------------------------------------- checkpoints
-def _save_checkpoint(path, model, x0, mu, history, rng, best_model, best_val, best_x0, stall):
+def _save_checkpoint(path, model, x0, mu, history, rng, best_model, best_val, best_x0, stall, lam_k=None):
     path = Path(path)
     payload = {f"model_{k}": v for k, v in model.weights().items()}
     payload |= {f"best_{k}": v for k, v in best_model.weights().items()}
     payload["x0"], payload["best_x0"] = x0, best_x0
     meta = {"mu": mu, "history": history, "rng": rng.bit_generator.state, "best_val": best_val,
-            "stall": stall, "activation": model.activation.to_dict(), "version": 1}
+            "stall": stall, "activation": model.activation.to_dict(), "version": 1,
+            "lam": None if lam_k is None else [float(v) for v in lam_k]}
     payload["meta"] = np.array(json.dumps(meta, default=float))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -375,7 +465,8 @@ def _load_checkpoint(path) -> dict:
                            activation=act)
         return {"model": model, "x0": data["x0"].copy(), "mu": meta["mu"], "history": meta["history"],
                 "rng": meta["rng"], "best_model": best, "best_val": meta["best_val"],
-                "best_x0": data["best_x0"].copy(), "stall": meta["stall"]}
+                "best_x0": data["best_x0"].copy(), "stall": meta["stall"],
+                "lam": None if meta.get("lam") is None else np.array(meta["lam"], dtype=np.float64)}
 
 
 class _NoBar:
