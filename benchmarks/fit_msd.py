@@ -48,7 +48,7 @@ def main(argv=None):
     max_iter = args.max_iter or (5 if args.quick else 100)
     data, source = load_data()
     print(f"# fit_msd: {platform.machine()}, {os.cpu_count()} cores; data: {source}; max_iter {max_iter}, "
-          f"time budget {args.time_budget:g} s")
+          f"time budget {args.time_budget:g} s", flush=True)
     head = (f"{'set':>9} | {'u1':>7} {'u2':>7} {'u3':>7} {'u4':>7} | {'val':>7} | {'gamma':>8} {'lip lb':>8} "
             f"| {'iters':>5} {'seconds':>8} {'verified':>8} | paper u1..u4")
     print(head)

@@ -252,6 +252,28 @@ class RobustRNNRegressor:
             model = project(model, gamma=gamma, solver=self.solver, norm="implicit").model
         return model
 
+    def _initial_multipliers(self, model: ImplicitRNN, model_set: ModelSet, cert, lam=None) -> np.ndarray:
+        """Linearisation point lambda_k of C1 = Ct / lambda for the free-C1 parametrisation.
+
+        The certificate's multipliers when they are positive: with the model in its certificate's
+        representation (see fit) they satisfy the step's lifted LMI at P = Qx. Otherwise the
+        multipliers that put the current weights in the lifted LMI (a feasibility SDP with every
+        weight fixed), else the certificate's profile scaled to a largest entry of 1.
+        """
+        if lam is not None and np.all(np.asarray(lam) > 0):
+            return np.asarray(lam, dtype=np.float64)  # exact at P = Qx (see fit)
+        fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
+        probe = type(model_set).__new__(type(model_set))
+        probe.__dict__.update(model_set.__dict__ | {"margin": 0.0, "parametrization": "free_C1"})
+        sv = probe.build(model.dims, model.activation, fixed=fixed)
+        lam = sv.cert["lam"]
+        prob = cp.Problem(cp.Maximize(cp.min(lam)), sv.constraints + [lam <= 1e6])
+        att = _solvers.run(prob, _solvers.solver_sequence(self.solver, fallback=False)[0])
+        if att.status in ("optimal", "optimal_inaccurate") and lam.value is not None and np.min(lam.value) > 0:
+            return np.asarray(lam.value, dtype=np.float64)
+        lam0 = np.asarray(cert.lam if cert is not None else np.ones(model.q), dtype=np.float64)
+        return np.clip(lam0 / max(float(lam0.max()), 1e-300), 1e-3, 1.0)
+
     # ------------------------------------------------------------------ fitting
     def fit(self, u, y, validation=None, *, init_model: ImplicitRNN | None = None, resume=None):
         """Fit to training sequences ``u`` (batch, T, m), ``y`` (batch, T, p); returns self.
@@ -295,6 +317,24 @@ class RobustRNNRegressor:
         if cert is not None and not cert.certified:
             raise ValueError(f"init_model: the starting model is not in the {model_set.name} set "
                              f"({cert.reason}); project it first")
+        rep_lam = None
+        if cert is not None and model_set.uses_multiplier and not history:
+            # Represent the model in its certificate's metric: with E = E'QE (= Qx, symmetric),
+            # F = E'Q F, ... the lifted LMI of the step problems holds at P = Qx exactly (its
+            # relaxation E + E' - P <= E'P^-1 E is tight when P = E), so the first step starts
+            # inside the set; the map x -> x is unchanged (a change of representation, S = E'Q).
+            rep = cert
+            if getattr(model_set, "gamma", None) is None and cert.gamma is not None:
+                # Theta: the minimal-gamma certificate sits on the boundary (multipliers of unused
+                # neurons ~0); a max-margin certificate at twice that gamma is central instead
+                central = certify(model, gamma=2.0 * cert.gamma, solver=self.solver)
+                rep = central if central.certified else cert
+            model = model.transform(model.E.T @ rep.Q)
+            cert = self._certify(model, model_set)
+            rep_lam = rep.lam
+            if not cert.certified:
+                raise RuntimeError(f"fit: the re-represented starting model lost its certificate ({cert.reason})")
+            best_model = model
         if model.dims["m"] != U.shape[2] or model.dims["p"] != Y.shape[2]:
             raise ValueError(f"u, y: the model has m={model.m}, p={model.p}; data has {U.shape[2]}, {Y.shape[2]}")
         if x0.shape != (Bn, model.n):
@@ -303,11 +343,10 @@ class RobustRNNRegressor:
         step = _build_step(model_set, model, _default_fixed(model, model_set), self.train_biases)
         layout = step.layout
         if step.free_c1 and lam_k is None:
-            # linearisation point of C1 = Ct / lambda: the certificate's multipliers, kept positive
-            # (relative profile, largest = 1: only the step's LMI fixes their scale)
-            lam0 = np.asarray(cert.lam if cert is not None else np.ones(model.q), dtype=np.float64)
-            lam_k = np.clip(lam0 / max(float(lam0.max()), 1e-300), 1e-3, 1.0)
-        sequence = _solvers.solver_sequence(self.solver)
+            lam_k = self._initial_multipliers(model, model_set, cert, rep_lam)
+        # steps use one solver: when it fails, a larger mu (a better-conditioned step) is the remedy,
+        # not a first-order fallback at tight tolerances; certification keeps its own fallbacks
+        sequence = _solvers.solver_sequence(self.solver, fallback=False)
 
         def val_nse(m):
             if val is None:
