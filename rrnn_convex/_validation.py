@@ -70,3 +70,17 @@ def check_state_space(A, B, C=None, D=None, names=("A", "B", "C", "D")):
     if D.shape != (C.shape[0], B.shape[1]):
         raise ValueError(f"{nD}: expected shape {(C.shape[0], B.shape[1])}, got {D.shape}")
     return A, B, C, D
+
+
+def paired_sequences(u, y, names=("u", "y")) -> tuple[np.ndarray, np.ndarray]:
+    """Input/output sequences as float64 (batch, T, m) and (batch, T, p) arrays.
+
+    (T, channels) arrays are taken as one sequence; batch and length must agree.
+    """
+    U = as_float_array(u, names[0], ndim=(2, 3))
+    Y = as_float_array(y, names[1], ndim=(2, 3))
+    U = U[None] if U.ndim == 2 else U
+    Y = Y[None] if Y.ndim == 2 else Y
+    if U.shape[:2] != Y.shape[:2]:
+        raise ValueError(f"{names[0]}, {names[1]}: expected the same (batch, T), got {U.shape[:2]} and {Y.shape[:2]}")
+    return U, Y

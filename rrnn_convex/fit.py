@@ -25,7 +25,7 @@ import numpy as np
 
 from . import solvers as _solvers
 from ._io import atomic_path
-from ._validation import as_float_array, check_scalar
+from ._validation import check_scalar, paired_sequences
 from .activations import get_activation
 from .certify import Certificate, certify
 from .init import from_lti, n4sid
@@ -283,18 +283,8 @@ class RobustRNNRegressor:
         ``resume``: a checkpoint written by a previous fit with the same settings and data.
         """
         t_start = time.perf_counter()
-        U = as_float_array(u, "u", ndim=(2, 3))
-        Y = as_float_array(y, "y", ndim=(2, 3))
-        U = U[None] if U.ndim == 2 else U
-        Y = Y[None] if Y.ndim == 2 else Y
-        if U.shape[:2] != Y.shape[:2]:
-            raise ValueError(f"u, y: expected the same (batch, T), got {U.shape} and {Y.shape}")
-        val = None
-        if validation is not None:
-            uv, yv = validation
-            uv = as_float_array(uv, "validation u", ndim=(2, 3))
-            yv = as_float_array(yv, "validation y", ndim=(2, 3))
-            val = (uv[None] if uv.ndim == 2 else uv, yv[None] if yv.ndim == 2 else yv)
+        U, Y = paired_sequences(u, y)
+        val = None if validation is None else paired_sequences(*validation, names=("validation u", "validation y"))
         model_set = self._set()
         rng = np.random.default_rng(self.seed)
         Bn = U.shape[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._validation import as_float_array, check_state_space
+from ._validation import as_float_array, check_state_space, paired_sequences
 from .certify import Certificate, certificate_from
 from .model import ImplicitRNN
 
@@ -94,12 +94,7 @@ def n4sid(u, y, order: int, horizon: int | None = None, *, stable: bool = True,
     rather than depending on ``nfoursid``, which pulls in pandas and matplotlib; it is tested
     on data from known systems.
     """
-    U = as_float_array(u, "u", ndim=(2, 3))
-    Y = as_float_array(y, "y", ndim=(2, 3))
-    U = U[None] if U.ndim == 2 else U
-    Y = Y[None] if Y.ndim == 2 else Y
-    if U.shape[:2] != Y.shape[:2]:
-        raise ValueError(f"u, y: expected the same (batch, T), got {U.shape[:2]} and {Y.shape[:2]}")
+    U, Y = paired_sequences(u, y)
     order = int(order)
     Bn, T, m = U.shape
     p = Y.shape[2]
