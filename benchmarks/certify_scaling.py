@@ -21,7 +21,6 @@ import platform
 import statistics
 import time
 
-import numpy as np
 
 from rrnn_convex import certify
 from rrnn_convex.examples import example_elman

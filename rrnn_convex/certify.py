@@ -28,7 +28,7 @@ from ._io import write_text_atomic
 from ._validation import check_scalar
 from .lmi import dissipation_lmi, lifted_lmi, model_operands
 from .model import ImplicitRNN
-from .rigorous import Bounded, prove_pd
+from .rigorous import prove_pd
 
 CERT_SCHEMA = "rrnn_convex.certificate"
 CERT_SCHEMA_VERSION = 1
@@ -547,7 +547,7 @@ def prove_pd_estimate(model: ImplicitRNN, Q, lam, gamma) -> float:
     return float(np.linalg.eigvalsh(0.5 * (M + M.T))[0])
 
 
-__all__ = ["Certificate", "Verification", "certify", "Bounded"]
+__all__ = ["Certificate", "Verification", "certify", "certificate_from"]
 
 
 def certificate_from(model: ImplicitRNN, Q, lam, gamma: float | None = None, *, how: str = "") -> Certificate:

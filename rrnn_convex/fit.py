@@ -236,7 +236,7 @@ class RobustRNNRegressor:
         n, q = int(self.n_states), int(self.n_neurons)
         A, B, C, D = n4sid(u, y, n)
         act = get_activation(self.activation)
-        m, p = B.shape[1], C.shape[0]
+        m = B.shape[1]
         if isinstance(model_set, (SRNNSet, CIRNNSet)):
             if q != n:
                 raise ValueError(f"n_neurons: the {model_set.name} needs n_neurons == n_states, got {q} and {n}")

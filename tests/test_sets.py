@@ -3,7 +3,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-from rrnn_convex import ImplicitRNN, certify
+from rrnn_convex import certify
 from rrnn_convex.sets import Contracting, GainBounded
 
 from conftest import hinf_norm, random_stable_lti

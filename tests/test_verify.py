@@ -130,7 +130,7 @@ def test_bounded_products_bound_the_true_error():
 
 
 def test_accurate_products_are_exact_where_claimed_and_bounded_under_cancellation():
-    from rrnn_convex.rigorous import _split, accurate_matmul
+    from rrnn_convex.rigorous import _split
 
     rng = np.random.default_rng(2)
     for k in (2, 9, 300):
