@@ -171,6 +171,7 @@ class RobustRNNRegressor:
     max_iter, time_budget : iteration and wall-time budgets (seconds, None = no limit).
     patience : stop after this many accepted steps without a better validation NSE.
     mu0 : initial Levenberg-Marquardt damping (relative to the mean diagonal of J'J).
+    damping : "identity" (mu ||d||^2) or "marquardt" (mu d' diag(J'J) d, scale-invariant).
     batch_size : sequences per step (None = all); a new random minibatch at each step.
     learn_x0 : learn one initial state per training sequence (else zero initial states).
     seed : for the random neurons (C1, D12), minibatches; fits are reproducible.
@@ -187,7 +188,8 @@ class RobustRNNRegressor:
                  gamma: float | None = None, activation="relu", parametrization: str = "free_C1",
                  margin: float = 1e-6,
                  max_iter: int = 50, time_budget: float | None = None, patience: int = 10,
-                 mu0: float = 1e-3, batch_size: int | None = None, learn_x0: bool = True,
+                 mu0: float = 1e-3, damping: str = "identity", batch_size: int | None = None,
+                 learn_x0: bool = True,
                  train_biases: bool = True, seed: int = 0, solver: str | None = None,
                  checkpoint=None, checkpoint_every: int = 5, progress: bool = True):
         self.n_states = n_states
@@ -201,6 +203,7 @@ class RobustRNNRegressor:
         self.time_budget = time_budget
         self.patience = patience
         self.mu0 = mu0
+        self.damping = damping
         self.batch_size = batch_size
         self.learn_x0 = learn_x0
         self.train_biases = train_biases
@@ -252,27 +255,19 @@ class RobustRNNRegressor:
             model = project(model, gamma=gamma, solver=self.solver, norm="implicit").model
         return model
 
-    def _initial_multipliers(self, model: ImplicitRNN, model_set: ModelSet, cert, lam=None) -> np.ndarray:
-        """Linearisation point lambda_k of C1 = Ct / lambda for the free-C1 parametrisation.
-
-        The certificate's multipliers when they are positive: with the model in its certificate's
-        representation (see fit) they satisfy the step's lifted LMI at P = Qx. Otherwise the
-        multipliers that put the current weights in the lifted LMI (a feasibility SDP with every
-        weight fixed), else the certificate's profile scaled to a largest entry of 1.
-        """
-        if lam is not None and np.all(np.asarray(lam) > 0):
-            return np.asarray(lam, dtype=np.float64)  # exact at P = Qx (see fit)
+    def _lifted_multipliers(self, model: ImplicitRNN, model_set: ModelSet) -> np.ndarray | None:
+        """Multipliers lambda > 0 with which the current weights satisfy the set's lifted LMI
+        (a feasibility SDP with every weight fixed and P, lambda free), or None if there are none."""
         fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
         probe = type(model_set).__new__(type(model_set))
         probe.__dict__.update(model_set.__dict__ | {"margin": 0.0, "parametrization": "free_C1"})
         sv = probe.build(model.dims, model.activation, fixed=fixed)
         lam = sv.cert["lam"]
-        prob = cp.Problem(cp.Maximize(cp.min(lam)), sv.constraints + [lam <= 1e6])
+        prob = cp.Problem(cp.Minimize(0), sv.constraints + [lam >= 1e-9])
         att = _solvers.run(prob, _solvers.solver_sequence(self.solver, fallback=False)[0])
-        if att.status in ("optimal", "optimal_inaccurate") and lam.value is not None and np.min(lam.value) > 0:
+        if att.status == "optimal" and lam.value is not None and np.min(lam.value) > 0:
             return np.asarray(lam.value, dtype=np.float64)
-        lam0 = np.asarray(cert.lam if cert is not None else np.ones(model.q), dtype=np.float64)
-        return np.clip(lam0 / max(float(lam0.max()), 1e-300), 1e-3, 1.0)
+        return None
 
     # ------------------------------------------------------------------ fitting
     def fit(self, u, y, validation=None, *, init_model: ImplicitRNN | None = None, resume=None):
@@ -285,6 +280,8 @@ class RobustRNNRegressor:
         t_start = time.perf_counter()
         U, Y = paired_sequences(u, y)
         val = None if validation is None else paired_sequences(*validation, names=("validation u", "validation y"))
+        if self.damping not in ("identity", "marquardt"):
+            raise ValueError(f"damping: expected 'identity' or 'marquardt', got {self.damping!r}")
         model_set = self._set()
         rng = np.random.default_rng(self.seed)
         Bn = U.shape[0]
@@ -307,24 +304,26 @@ class RobustRNNRegressor:
         if cert is not None and not cert.certified:
             raise ValueError(f"init_model: the starting model is not in the {model_set.name} set "
                              f"({cert.reason}); project it first")
-        rep_lam = None
+        lam_k0 = None
         if cert is not None and model_set.uses_multiplier and not history:
-            # Represent the model in its certificate's metric: with E = E'QE (= Qx, symmetric),
-            # F = E'Q F, ... the lifted LMI of the step problems holds at P = Qx exactly (its
-            # relaxation E + E' - P <= E'P^-1 E is tight when P = E), so the first step starts
-            # inside the set; the map x -> x is unchanged (a change of representation, S = E'Q).
-            rep = cert
-            if getattr(model_set, "gamma", None) is None and cert.gamma is not None:
-                # Theta: the minimal-gamma certificate sits on the boundary (multipliers of unused
-                # neurons ~0); a max-margin certificate at twice that gamma is central instead
-                central = certify(model, gamma=2.0 * cert.gamma, solver=self.solver)
-                rep = central if central.certified else cert
-            model = model.transform(model.E.T @ rep.Q)
-            cert = self._certify(model, model_set)
-            rep_lam = rep.lam
-            if not cert.certified:
-                raise RuntimeError(f"fit: the re-represented starting model lost its certificate ({cert.reason})")
-            best_model = model
+            lam_k0 = self._lifted_multipliers(model, model_set)
+            if lam_k0 is None:
+                # The step problems use the lifted LMI (E, P free), which holds for the current
+                # weights only in a suitable representation. In the certificate's metric, E = E'QE
+                # (= Qx, symmetric), F = E'Q F, ..., it holds at P = Qx exactly (the relaxation
+                # E + E' - P <= E'P^-1 E is tight when P = E). A change of representation only.
+                rep = cert
+                if getattr(model_set, "gamma", None) is None and cert.gamma is not None:
+                    # Theta: the minimal-gamma certificate sits on the boundary (multipliers of
+                    # unused neurons ~0); a max-margin certificate at twice that gamma is central
+                    central = certify(model, gamma=2.0 * cert.gamma, solver=self.solver)
+                    rep = central if central.certified else cert
+                model = model.transform(model.E.T @ rep.Q)
+                cert = self._certify(model, model_set)
+                if not cert.certified:
+                    raise RuntimeError(f"fit: the re-represented starting model lost its certificate ({cert.reason})")
+                best_model = model
+                lam_k0 = rep.lam if np.all(rep.lam > 0) else self._lifted_multipliers(model, model_set)
         if model.dims["m"] != U.shape[2] or model.dims["p"] != Y.shape[2]:
             raise ValueError(f"u, y: the model has m={model.m}, p={model.p}; data has {U.shape[2]}, {Y.shape[2]}")
         if x0.shape != (Bn, model.n):
@@ -333,7 +332,9 @@ class RobustRNNRegressor:
         step = _build_step(model_set, model, _default_fixed(model, model_set), self.train_biases)
         layout = step.layout
         if step.free_c1 and lam_k is None:
-            lam_k = self._initial_multipliers(model, model_set, cert, rep_lam)
+            if lam_k0 is None:
+                raise RuntimeError("fit: no multipliers put the starting weights in the lifted LMI")
+            lam_k = np.asarray(lam_k0, dtype=np.float64)
         # steps use one solver: when it fails, a larger mu (a better-conditioned step) is the remedy,
         # not a first-order fallback at tight tolerances; certification keeps its own fallbacks
         sequence = _solvers.solver_sequence(self.solver, fallback=False)
@@ -359,20 +360,21 @@ class RobustRNNRegressor:
                 lin = linearize(model, U[idx], Y[idx], x0[idx] if self.learn_x0 else np.zeros((len(idx), model.n)),
                                 layout)
                 L0 = lin.loss
-                scale = float(np.mean(np.diag(lin.H))) or 1.0
+                marq = self.damping == "marquardt"
+                scale = 1.0 if marq else (float(np.mean(np.diag(lin.H))) or 1.0)
                 if mu is None:
                     mu = self.mu0 * scale
                 theta_k = layout.flatten(model)
                 accepted, new_cert, info = False, cert, ""
                 for _ in range(8):  # inner LM loop: raise mu until a step is accepted
                     mu_x = mu if self.learn_x0 else 1e300
-                    Hr, gr = lin.reduced(mu, mu_x)
+                    Hr, gr = lin.reduced(mu, mu_x, marquardt=marq)
                     Rm = np.linalg.cholesky(Hr).T  # Hr = R'R
                     c = np.linalg.solve(Rm.T, gr)  # ||R d + c||^2 = d'Hr d + 2 g'd + const
                     step.R.value = Rm
                     step.c.value = c - Rm @ theta_k
                     if step.free_c1:
-                        step.set_point(model, lam_k, prox=mu)
+                        step.set_point(model, lam_k, prox=mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0))
                     att = None
                     for name in sequence:
                         if not step.warm:
@@ -394,7 +396,7 @@ class RobustRNNRegressor:
                         info, mu = str(exc), mu * 10.0
                         continue
                     d = layout.flatten(cand) - theta_k
-                    dx = lin.x0_step(d, mu, mu_x) if self.learn_x0 else np.zeros((len(idx), model.n))
+                    dx = lin.x0_step(d, mu, mu_x, marquardt=marq) if self.learn_x0 else np.zeros((len(idx), model.n))
                     # predicted decrease of the Gauss-Newton model (without the damping terms)
                     quad = d @ lin.H @ d + 2 * np.einsum("bn,bnp,p->", dx, lin.Hxt, d) + \
                         np.einsum("bn,bnm,bm->", dx, lin.Hx, dx)

@@ -106,26 +106,38 @@ class Linearization:
         """Sum of squared residuals ||r||^2."""
         return float(np.sum(self.residual ** 2))
 
-    def reduced(self, mu: float, mu_x: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(H_red, g_red) of ``min ||r + J_theta d + J_x dx||^2 + mu ||d||^2 + mu_x ||dx||^2`` after
-        minimising over every dx in closed form (Schur complement); H_red includes mu I.
+    def _damping(self, marquardt: bool):
+        """Diagonal damping matrices (theta part, per-sequence x0 parts)."""
+        P, n = self.H.shape[0], self.Hx.shape[1]
+        if not marquardt:
+            return np.ones(P), np.ones((self.Hx.shape[0], n))
+        dt = np.diag(self.H).copy()
+        dx = np.diagonal(self.Hx, axis1=1, axis2=2).copy()
+        floor = 1e-9 * max(float(dt.mean()) if P else 0.0, float(dx.mean()) if dx.size else 0.0, 1e-300)
+        return np.maximum(dt, floor), np.maximum(dx, floor)
 
-        The initial-state steps then follow from :meth:`x0_step`.
+    def reduced(self, mu: float, mu_x: float | None = None, *, marquardt: bool = False):
+        """(H_red, g_red) of ``min ||r + J_theta d + J_x dx||^2 + mu d'D d + mu_x dx'D_x dx`` after
+        minimising over every dx in closed form (Schur complement); H_red includes mu D.
+
+        D = I, or with ``marquardt=True`` the diagonal of J'J (Marquardt's scaling, which makes
+        the damped step independent of how each weight is scaled). The initial-state steps then
+        follow from :meth:`x0_step` (same arguments).
         """
         mu_x = mu if mu_x is None else mu_x
-        n = self.Hx.shape[1]
-        K = self.Hx + mu_x * np.eye(n)[None]
+        Dt, Dx = self._damping(marquardt)
+        K = self.Hx + mu_x * Dx[:, :, None] * np.eye(self.Hx.shape[1])[None]
         sol = np.linalg.solve(K, np.concatenate([self.Hxt, self.gx[:, :, None]], axis=2))
         KiHxt, Kigx = sol[:, :, :-1], sol[:, :, -1]
-        H_red = self.H + mu * np.eye(self.H.shape[0]) - np.einsum("bnp,bnq->pq", self.Hxt, KiHxt)
+        H_red = self.H + mu * np.diag(Dt) - np.einsum("bnp,bnq->pq", self.Hxt, KiHxt)
         g_red = self.g - np.einsum("bnp,bn->p", self.Hxt, Kigx)
         return 0.5 * (H_red + H_red.T), g_red
 
-    def x0_step(self, d_theta, mu: float, mu_x: float | None = None) -> np.ndarray:
+    def x0_step(self, d_theta, mu: float, mu_x: float | None = None, *, marquardt: bool = False) -> np.ndarray:
         """The optimal initial-state steps (B, n) for a parameter step ``d_theta``."""
         mu_x = mu if mu_x is None else mu_x
-        n = self.Hx.shape[1]
-        K = self.Hx + mu_x * np.eye(n)[None]
+        _, Dx = self._damping(marquardt)
+        K = self.Hx + mu_x * Dx[:, :, None] * np.eye(self.Hx.shape[1])[None]
         rhs = self.gx + np.einsum("bnp,p->bn", self.Hxt, d_theta)
         return -np.linalg.solve(K, rhs[:, :, None])[:, :, 0]
 

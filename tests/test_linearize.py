@@ -50,7 +50,8 @@ def test_normal_equations_match_finite_differences(activation, names):
         np.testing.assert_allclose(lin.gx[b], Jb.T @ r, atol=1e-6 * np.abs(J.T @ r).max())
 
 
-def test_schur_reduction_gives_the_full_regularised_gauss_newton_step():
+@pytest.mark.parametrize("marquardt", [False, True])
+def test_schur_reduction_gives_the_full_regularised_gauss_newton_step(marquardt):
     rng = np.random.default_rng(2)
     model = random_rnn(rng, 3, 3, 1, 1, activation="tanh")
     Bn, T, mu = 4, 20, 0.3
@@ -60,10 +61,12 @@ def test_schur_reduction_gives_the_full_regularised_gauss_newton_step():
     lin = linearize(model, u, y, x0, layout)
     r, J, Jx = _fd_jacobians(model, layout, u, y, x0)
     Jall = np.hstack([J, Jx])
-    full = np.linalg.solve(Jall.T @ Jall + mu * np.eye(Jall.shape[1]), -Jall.T @ r)
-    Hr, gr = lin.reduced(mu)
+    JtJ = Jall.T @ Jall
+    D = np.diag(np.diag(JtJ)) if marquardt else np.eye(Jall.shape[1])
+    full = np.linalg.solve(JtJ + mu * D, -Jall.T @ r)
+    Hr, gr = lin.reduced(mu, marquardt=marquardt)
     d = np.linalg.solve(Hr, -gr)
-    dx = lin.x0_step(d, mu)
+    dx = lin.x0_step(d, mu, marquardt=marquardt)
     np.testing.assert_allclose(d, full[:J.shape[1]], rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(dx.ravel(), full[J.shape[1]:], rtol=1e-5, atol=1e-8)
 
