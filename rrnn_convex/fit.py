@@ -371,10 +371,11 @@ class RobustRNNRegressor:
                     Hr, gr = lin.reduced(mu, mu_x, marquardt=marq)
                     Rm = np.linalg.cholesky(Hr).T  # Hr = R'R
                     c = np.linalg.solve(Rm.T, gr)  # ||R d + c||^2 = d'Hr d + 2 g'd + const
-                    step.R.value = Rm
-                    step.c.value = c - Rm @ theta_k
+                    w = 1.0 / np.sqrt(max(L0, 1e-300))  # objective of order one: better solver scaling
+                    step.R.value = w * Rm
+                    step.c.value = w * (c - Rm @ theta_k)
                     if step.free_c1:
-                        step.set_point(model, lam_k, prox=mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0))
+                        step.set_point(model, lam_k, prox=w * w * mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0))
                     att = None
                     for name in sequence:
                         if not step.warm:
