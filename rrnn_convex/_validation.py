@@ -25,13 +25,6 @@ def as_float_array(value, name: str, ndim: int | tuple[int, ...] | None = None) 
     return arr
 
 
-def check_shape(arr: np.ndarray, expected: tuple[int, ...], name: str) -> np.ndarray:
-    """Raise a ValueError naming ``name``, the expected and the received shape if they differ."""
-    if arr.shape != tuple(expected):
-        raise ValueError(f"{name}: expected shape {tuple(expected)}, got {arr.shape}")
-    return arr
-
-
 def check_scalar(value, name: str, *, low: float | None = None, low_inclusive: bool = False,
                  high: float | None = None) -> float:
     """A finite real scalar with optional bounds, or a clear error."""

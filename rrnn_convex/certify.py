@@ -273,7 +273,7 @@ def _feasible_gamma_for(model: ImplicitRNN, Q, lam, hint: float) -> float | None
     return None
 
 
-def _verified_on_segment(model, base: dict, P0, P1, g1_is_fixed: bool, rel_tol: float = 1e-10):
+def _verified_on_segment(model, base: dict, P0, P1, rel_tol: float = 1e-10):
     """Certified rounding: the point closest to P0 on the segment [P1, P0] that passes the check.
 
     The LMI is affine in (Q, lam, gamma), so its smallest eigenvalue is concave along the
@@ -289,11 +289,11 @@ def _verified_on_segment(model, base: dict, P0, P1, g1_is_fixed: bool, rel_tol: 
         Q = th * Q0 + (1.0 - th) * Q1
         Q = 0.5 * (Q + Q.T)
         lam = np.maximum(th * l0 + (1.0 - th) * l1, 0.0)
-        g = g1 if g1_is_fixed else th * g0 + (1.0 - th) * g1
+        g = th * g0 + (1.0 - th) * g1
         cert = Certificate(**base, Q=Q, lam=lam, gamma=g)
         if cert.verify(model).ok:
             lo, best = th, cert
-            if g1_is_fixed or abs(g - g0) <= rel_tol * abs(g0):
+            if abs(g - g0) <= rel_tol * abs(g0):
                 break
         else:
             hi = th
@@ -515,7 +515,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     best = None
     for cert, P0, name0, status0 in candidates:
         if cert is None and P0[2] < anchor[2]:
-            cert = _verified_on_segment(model, base | {"solver": name0, "status": status0}, P0, anchor, False)
+            cert = _verified_on_segment(model, base | {"solver": name0, "status": status0}, P0, anchor)
             attempts.append({"solver": name0, "status": "certified rounding", "seconds": 0.0,
                              "mode": "rounding", "verified": cert is not None})
         if cert is not None and (best is None or cert.gamma < best.gamma):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -342,8 +342,3 @@ class ImplicitRNN:
             return NotImplemented
         return self.activation == other.activation and all(
             np.array_equal(getattr(self, k), getattr(other, k)) for k in WEIGHT_FIELDS)
-
-
-def model_fields() -> tuple[str, ...]:
-    """Names of the dataclass fields of :class:`ImplicitRNN` (weights, biases, activation)."""
-    return tuple(f.name for f in fields(ImplicitRNN) if f.init)
