@@ -303,7 +303,8 @@ def _verified_on_segment(model, base: dict, P0, P1, rel_tol: float = 1e-10):
 
 
 def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None = None, *,
-            formulation: str = "dense", margin: float = 1e-9, fallback: bool = True) -> Certificate:
+            formulation: str = "dense", margin: float = 1e-9, fallback: bool = True,
+            contraction_only: bool = False) -> Certificate:
     """Certify contraction and an incremental l2-gain bound of ``model`` (DESIGN.md section 3).
 
     ``gamma=None``: find the smallest certifiable gamma (and contraction). ``gamma=G``: decide
@@ -337,6 +338,8 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation: expected one of {FORMULATIONS}, got {formulation!r}")
     margin = check_scalar(margin, "margin", low=0.0, low_inclusive=True)
+    if contraction_only and gamma is not None:
+        raise ValueError("contraction_only: give either gamma or contraction_only, not both")
     sequence = _solvers.solver_sequence(solver, fallback=fallback)
     attempts: list[dict] = []
     base = dict(model_hash=model.weights_hash(), alpha=model.activation.alpha,
@@ -414,6 +417,19 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
             return finish(None, f"gamma={gamma:.6g}: the solver's point (margin t = {t:.3e}) "
                                 "did not pass the rigorous check")
         return finish(replace(cert, sdp_margin=t))
+
+    if contraction_only:
+        res1 = contraction_point()
+        if res1 is None:
+            return finish(None, "no solver returned a point for the contraction LMI")
+        point1, name1, status1, t1 = res1
+        if t1 <= 0:
+            return finish(None, f"not contracting: the contraction LMI is infeasible "
+                                f"(best margin t = {t1:.3e} <= 0 with trace(Q) normalised)")
+        c1 = check_point(point1, name1, status1, None)
+        if c1 is None:
+            return finish(None, f"the contraction LMI's optimum (margin t = {t1:.3e}) did not pass the rigorous check")
+        return finish(replace(c1, sdp_margin=t1))
 
     # the primary solver first: an infeasible gamma SDP (a non-contracting model) often ends in a
     # solver error, and the contraction SDP below decides that case cheaply

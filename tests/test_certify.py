@@ -145,3 +145,14 @@ def test_falls_back_to_another_solver_when_one_fails(monkeypatch):
     assert cert.attempts[0]["solver"] == "CLARABEL" and cert.attempts[0]["detail"] == "injected fault"
     none = certify(model, fallback=False)
     assert not none.certified and "no solver" in none.reason
+
+
+def test_contraction_only_certificate():
+    rng = np.random.default_rng(12)
+    model = random_rnn(rng, n=3, q=3, m=1, p=1)
+    cert = certify(model, contraction_only=True)
+    assert cert.contracting and cert.gamma is None and cert.verify(model)
+    bad = ImplicitRNN(F=[[0.0]], B1=[[1.2]], B2=[[1.0]], C1=[[1.0]], C2=[[1.0]])
+    assert not certify(bad, contraction_only=True).certified
+    with pytest.raises(ValueError, match="contraction_only"):
+        certify(model, gamma=2.0, contraction_only=True)
