@@ -418,18 +418,23 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
                                 "did not pass the rigorous check")
         return finish(replace(cert, sdp_margin=t))
 
-    if contraction_only:
+    def contraction_certificate() -> tuple[Certificate | None, str]:
+        """The verified max-margin contraction certificate, or (None, why not)."""
         res1 = contraction_point()
         if res1 is None:
-            return finish(None, "no solver returned a point for the contraction LMI")
+            return None, "no solver returned a point for the contraction LMI"
         point1, name1, status1, t1 = res1
         if t1 <= 0:
-            return finish(None, f"not contracting: the contraction LMI is infeasible "
-                                f"(best margin t = {t1:.3e} <= 0 with trace(Q) normalised)")
+            return None, (f"not contracting: the contraction LMI is infeasible "
+                          f"(best margin t = {t1:.3e} <= 0 with trace(Q) normalised)")
         c1 = check_point(point1, name1, status1, None)
         if c1 is None:
-            return finish(None, f"the contraction LMI's optimum (margin t = {t1:.3e}) did not pass the rigorous check")
-        return finish(replace(c1, sdp_margin=t1))
+            return None, f"the contraction LMI's optimum (margin t = {t1:.3e}) did not pass the rigorous check"
+        return replace(c1, sdp_margin=t1), ""
+
+    if contraction_only:
+        c1, why = contraction_certificate()
+        return finish(c1, why) if c1 is not None else finish(None, why)
 
     # the primary solver first: an infeasible gamma SDP (a non-contracting model) often ends in a
     # solver error, and the contraction SDP below decides that case cheaply
@@ -503,22 +508,14 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     if res0 is not None:
         candidates.append((direct, *res0))
     # (2) the contraction SDP: decides contraction and gives the interior anchor P1
-    res1 = contraction_point()
-    if res1 is None:
-        return finish(None, "no solver returned a point for the contraction LMI")
-    point1, name1, status1, t1 = res1
-    if t1 <= 0:
-        return finish(None, f"not contracting: the contraction LMI is infeasible "
-                            f"(best margin t = {t1:.3e} <= 0 with trace(Q) normalised)")
-    Q1, l1, _ = point1
-    c1 = check_point(point1, name1, status1, None)
+    c1, why = contraction_certificate()
     if c1 is None:
-        return finish(None, f"the contraction LMI's optimum (margin t = {t1:.3e}) "
-                            "did not pass the rigorous check")
+        return finish(None, why)
+    Q1, l1, name1, status1 = c1.Q, c1.lam, c1.solver, c1.status
     hint = res0[0][2] if res0 is not None else 1.0
     g1 = _feasible_gamma_for(model, Q1, l1, 2.0 * hint)
     if g1 is None:
-        return finish(replace(c1, sdp_margin=t1), "no finite gamma could be certified")
+        return finish(c1, "no finite gamma could be certified")
     P1 = (Q1, l1, g1)
     if not usable0:
         cert = preconditioned_solve(Q1, g1)
