@@ -518,9 +518,12 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         return finish(c1, "no finite gamma could be certified")
     P1 = (Q1, l1, g1)
     if not usable0:
+        # preconditioned from the contraction anchor, whose gamma may be far from optimal: the
+        # answer is then near-optimal, so precondition once more from it
         cert = preconditioned_solve(Q1, g1)
         if cert is not None:
-            return finish(cert)
+            again = preconditioned_solve(cert.Q, cert.gamma)
+            return finish(again if again is not None and again.gamma < cert.gamma else cert)
     # (4) certified rounding of the candidates that did not verify, towards the verified point
     # with the lowest gamma (a nearby strictly feasible point makes the rounding cheap), else P1
     verified = sorted((c for c, *_ in candidates if c is not None), key=lambda c: c.gamma)

@@ -156,3 +156,16 @@ def test_contraction_only_certificate():
     assert not certify(bad, contraction_only=True).certified
     with pytest.raises(ValueError, match="contraction_only"):
         certify(model, gamma=2.0, contraction_only=True)
+
+
+def test_gamma_is_tight_when_the_direct_sdp_fails():
+    """A case where Clarabel fails the direct gamma SDP, so certify preconditions from the
+    contraction anchor (whose gamma is ~100x too large); the answer must still be tight."""
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((8, 8))
+    A *= 0.99 / np.max(np.abs(np.linalg.eigvals(A)))
+    B, C, D = rng.standard_normal((8, 2)), rng.standard_normal((2, 8)), rng.standard_normal((2, 2))
+    model = ImplicitRNN(F=A, B1=np.zeros((8, 2)), B2=B, C1=rng.standard_normal((2, 8)), C2=C, D22=D)
+    cert = certify(model)
+    assert cert.verify(model)
+    assert cert.gamma == pytest.approx(hinf_norm(A, B, C, D), rel=1e-5)
