@@ -67,3 +67,14 @@ def test_bad_arguments():
         RobustRNNRegressor().fit(u, y[:, :40])
     with pytest.raises(RuntimeError, match="call fit first"):
         RobustRNNRegressor().simulate(u)
+
+
+def test_fitted_model_is_saved_with_its_certificate(teacher_data, tmp_path):
+    from rrnn_convex import Certificate, ImplicitRNN
+
+    u, y, val = teacher_data
+    est = RobustRNNRegressor(3, 4, model_set="theta_gamma", gamma=3.0, max_iter=2, progress=False).fit(u, y)
+    path = est.save(tmp_path / "model.npz")
+    back = ImplicitRNN.load(path)
+    cert = Certificate.from_json(path.with_suffix(".cert.json"))
+    assert back == est.model_ and cert.verify(back) and cert.gamma == 3.0
