@@ -15,6 +15,7 @@ So every accepted iterate — and therefore the returned model — carries a ver
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -268,8 +269,8 @@ class RobustRNNRegressor:
         """Multipliers lambda > 0 with which the current weights satisfy the set's lifted LMI
         (a feasibility SDP with every weight fixed and P, lambda free), or None if there are none."""
         fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
-        probe = type(model_set).__new__(type(model_set))
-        probe.__dict__.update(model_set.__dict__ | {"margin": 0.0, "parametrization": "free_C1"})
+        probe = copy.copy(model_set)
+        probe.margin, probe.parametrization = 0.0, "free_C1"
         sv = probe.build(model.dims, model.activation, fixed=fixed)
         lam = sv.cert["lam"]
         prob = cp.Problem(cp.Minimize(0), sv.constraints + [lam >= 1e-9])

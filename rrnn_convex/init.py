@@ -172,11 +172,8 @@ def _fit_BD(A, C, U, Y):
 
 
 def _lti_response(A, B, C, D, U, x0):
-    """Outputs (batch, T, p) of x+ = A x + B u, y = C x + D u."""
-    Bn, T, _ = U.shape
-    x = x0.copy()
-    Y = np.empty((Bn, T, C.shape[0]))
-    for t in range(T):
-        Y[:, t] = x @ C.T + U[:, t] @ D.T
-        x = x @ A.T + U[:, t] @ B.T
-    return Y
+    """Outputs (batch, T, p) of x+ = A x + B u, y = C x + D u (simulated as an ImplicitRNN
+    with one inactive neuron)."""
+    n = A.shape[0]
+    lti = ImplicitRNN(F=A, B1=np.zeros((n, 1)), B2=B, C1=np.zeros((1, n)), C2=C, D22=D)
+    return lti.simulate(U, x0)

@@ -72,13 +72,11 @@ def _target_set(gamma, target) -> ModelSet:
 
 def _already_in(model: ImplicitRNN, target: ModelSet, solver) -> Certificate | None:
     """The model's certificate if it is already in the target set, else None."""
-    if isinstance(target, (SRNNSet, CIRNNSet)):
-        if not target.contains(model):
-            return None
-        if isinstance(target, SRNNSet) and np.linalg.norm(model.C1, 2) > 1 - target.eps:
-            return None
-        if isinstance(target, CIRNNSet):
-            return None  # membership needs the diagonal-P LMI: always solve the projection
+    if isinstance(target, CIRNNSet):
+        return None  # membership needs the diagonal-P LMI: always solve the projection
+    if isinstance(target, SRNNSet) and not (target.contains(model) and
+                                            np.linalg.norm(model.C1, 2) <= 1 - target.eps):
+        return None
     cert = certify(model, gamma=getattr(target, "gamma", None), solver=solver)
     return cert if cert.certified else None
 
