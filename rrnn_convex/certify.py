@@ -138,6 +138,12 @@ class Certificate:
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict:
+        """JSON-ready dict (docs/certificate_schema.md, rrnn_convex/certificate.schema.json).
+
+        Besides the dataclass fields: ``certified``, ``schema``, ``schema_version``,
+        ``package_version`` and ``set`` ("Theta_gamma" when a gain is claimed, "Theta" for
+        contraction alone, None when nothing is certified). NaN margins become null.
+        """
         d = asdict(self)
         d["Q"] = None if self.Q is None else np.asarray(self.Q).tolist()
         d["lam"] = None if self.lam is None else np.asarray(self.lam).tolist()
@@ -146,6 +152,7 @@ class Certificate:
         d["schema"] = CERT_SCHEMA
         d["schema_version"] = CERT_SCHEMA_VERSION
         d["package_version"] = __version__
+        d["set"] = None if not self.contracting else ("Theta" if self.gamma is None else "Theta_gamma")
         for k in ("margin", "proven_margin", "sdp_margin"):
             if d[k] is not None and not np.isfinite(d[k]):
                 d[k] = None  # JSON has no NaN
@@ -160,11 +167,33 @@ class Certificate:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Certificate":
+        """Inverse of :meth:`to_dict`; accepts schema-version-1 files with or without ``set``.
+
+        ``set`` is derived data: when present it must agree with ``contracting`` and ``gamma``
+        (ValueError otherwise). Other keys that are not fields (``certified``...) are ignored.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"certificate: expected a JSON object, got {type(d).__name__}")
         if d.get("schema") != CERT_SCHEMA:
             raise ValueError(f"certificate: expected schema {CERT_SCHEMA!r}, got {d.get('schema')!r}")
         if int(d.get("schema_version", 0)) > CERT_SCHEMA_VERSION:
             raise ValueError(f"certificate: schema version {d.get('schema_version')} is newer than "
                              f"this package supports ({CERT_SCHEMA_VERSION})")
+        if "set" in d:
+            expect = None if not d.get("contracting") else ("Theta" if d.get("gamma") is None else "Theta_gamma")
+            if d["set"] != expect:
+                raise ValueError(f"certificate: field 'set' is {d['set']!r} but contracting={d.get('contracting')!r} "
+                                 f"and gamma={d.get('gamma')!r} mean {expect!r}")
+        needed = [f for f in ("model_hash", "contracting", "gamma", "alpha", "beta") if f not in d]
+        if needed:
+            raise ValueError(f"certificate: missing required fields {needed}")
+        if not isinstance(d["contracting"], bool):
+            raise ValueError(f"certificate: 'contracting' must be true or false, got {d['contracting']!r}")
+        for k in ("gamma", "alpha", "beta"):
+            v = d[k]
+            if (v is None and k == "gamma") or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+                continue
+            raise ValueError(f"certificate: {k!r} must be a number{' or null' if k == 'gamma' else ''}, got {v!r}")
         kw = {f: d[f] for f in cls.__dataclass_fields__ if f in d}
         kw["Q"] = None if d.get("Q") is None else np.array(d["Q"], dtype=np.float64)
         kw["lam"] = None if d.get("lam") is None else np.array(d["lam"], dtype=np.float64)

@@ -1,78 +1,642 @@
-"""The ``rrnn`` command. Exit codes: 0 certified / success, 1 not certified, 2 bad input."""
+"""The ``rrnn`` command: certify, verify, project, fit and simulate robust RNNs from the shell.
+
+Subcommands (``rrnn <command> --help`` for the options):
+
+  demo      identify the paper's mass-spring-damper system with a certified model (the README's job)
+  certify   certify a model file: contraction and the smallest (or a given) incremental l2 gain
+  verify    rigorously re-check a JSON certificate against a model file (no solver involved)
+  project   the nearest certified model (Theta, or Theta_gamma with --gamma)
+  fit       fit a certified model to CSV data
+  simulate  simulate a model on the inputs of a CSV file
+
+Model files: an ``.npz`` written by ImplicitRNN.save, an ``.npz``/``.json`` of Elman arrays (W, U,
+activation; optional b, C, D), or a PyTorch ``.pt`` state_dict of a one-layer nn.RNN plus a Linear
+readout (needs the torch extra); see :mod:`rrnn_convex.io_models`.
+
+Exit codes: 0 success / certified, 1 not certified (or a certificate that does not verify),
+2 bad input (missing or malformed file, unknown column, bad option); errors are one line on
+stderr, ``rrnn <command>: error: <message>``, never a traceback (set the environment variable
+RRNN_TRACEBACK=1 to see one when reporting a bug).
+"""
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
+import math
+import os
 import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_NOT_CERTIFIED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+class UserError(ValueError):
+    """A problem with the command's input, reported as one line with exit code 2."""
 
-def _print_certificate(cert, model) -> None:
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``rrnn <command>: error: ...``) and exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# ---------------------------------------------------------------------- printing
+def _print_certificate(cert, model) -> bool:
+    """Human summary of ``cert`` for ``model``, including the independent re-check; returns it."""
     print(f"model           : n={model.n} states, q={model.q} neurons ({model.activation.name}, "
           f"slope in [{model.activation.alpha:g}, {model.activation.beta:g}]), m={model.m}, p={model.p}")
     print(f"model hash      : {cert.model_hash[:16]}...")
     print(f"contracting     : {cert.contracting}")
     print(f"certified gamma : {cert.gamma if cert.gamma is not None else '-'}")
-    if cert.contracting:
-        print(f"LMI margin      : {cert.margin:.3e} (proven lower bound {cert.proven_margin:.3e})")
-        print(f"solver          : {cert.solver} ({cert.status}), {cert.solve_seconds:.2f} s total")
-        check = cert.verify(model)
-        print(f"verification    : {'PASSED' if check.ok else 'FAILED'} - {check.reason}")
-        print(f"method          : {check.method}")
-    else:
+    if not cert.contracting:
         print(f"reason          : {cert.reason}")
+        return False
+    print(f"LMI margin      : {cert.margin:.3e} (proven lower bound {cert.proven_margin:.3e})")
+    print(f"solver          : {cert.solver} ({cert.status}), {cert.solve_seconds:.2f} s total")
+    check = cert.verify(model)
+    print(f"verification    : {'PASSED' if check.ok else 'FAILED'} - {check.reason}")
+    print(f"method          : {check.method}")
+    return check.ok
 
 
+def _cert_path(model_path: Path) -> Path:
+    """``model.npz`` -> ``model.cert.json`` (beside the model)."""
+    return model_path.with_suffix(".cert.json")
+
+
+# ---------------------------------------------------------------------- argument helpers
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return v
+
+
+def _columns(spec: str, option: str) -> list:
+    """``"a,b"`` -> ["a", "b"]; all-digit entries are 0-based column indices."""
+    items = [s.strip() for s in spec.split(",")]
+    if not spec.strip() or any(not s for s in items):
+        raise UserError(f"{option}: expected comma-separated column names or 0-based indices, got {spec!r}")
+    return [int(s) if s.isdigit() else s for s in items]
+
+
+def _png_path(path: str | None, option: str = "--plot") -> Path | None:
+    """Check a ``--plot`` path and that matplotlib is importable, before any long work."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise UserError(f"{option}: expected a .png file name, got {path!r}")
+    from .plots import require_matplotlib
+    require_matplotlib()
+    return p
+
+
+def _npz_out(path: str, option: str = "--out") -> Path:
+    """Check an output model path (``.npz``, not a directory)."""
+    p = Path(path)
+    if p.suffix.lower() != ".npz":
+        raise UserError(f"{option}: expected a .npz file name for the model, got {path!r}")
+    if p.is_dir():
+        raise UserError(f"{option}: {path!r} is a directory")
+    return p
+
+
+def _load_model(args):
+    """The model file of ``args.model`` as a :class:`~rrnn_convex.io_models.LoadedModel`."""
+    from .io_models import load_model_file
+    return load_model_file(args.model, nonlinearity=getattr(args, "nonlinearity", None))
+
+
+def _json_safe(obj):
+    """NaN/inf -> None, numpy scalars -> Python numbers, recursively (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            obj = obj.item()
+        except (ValueError, TypeError):
+            return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# ---------------------------------------------------------------------- CSV data
+def _csv_header(path: Path, delimiter: str = ",") -> list[str] | None:
+    """The first non-blank row of a CSV file, stripped (the same rules as ``read_csv``)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"data: no such file {str(path)!r}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            for fields in csv.reader(fh, delimiter=delimiter, skipinitialspace=True, strict=True):
+                if fields and any(f.strip() for f in fields):
+                    return [f.strip() for f in fields]
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a text CSV file ({exc})") from None
+    except csv.Error as exc:
+        raise UserError(f"{path}: malformed CSV ({exc})") from None
+    return None
+
+
+def _sequence_labels(path: Path, col: int, delimiter: str = ",") -> list[tuple[int, str]]:
+    """(line, label) of every data row (after the header), blank rows skipped as in ``read_csv``."""
+    out = []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, skipinitialspace=True, strict=True)
+        first = True
+        for fields in reader:
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if first:
+                first = False
+                continue
+            label = fields[col].strip() if col < len(fields) else ""
+            if not label:
+                raise UserError(f"{path.name}: line {reader.line_num} has no value in the sequence column")
+            out.append((reader.line_num, label))
+    return out
+
+
+def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: str | None):
+    """Read a CSV into u (batch, T, m), y (batch, T, p) or None, sequence labels and column names.
+
+    One file is one sequence, unless it has a sequence column (``sequence_column``, or a column
+    named ``sequence`` when not given): its values split the rows into sequences, each a
+    contiguous block; a fit needs them of equal length.
+    """
+    import numpy as np
+
+    from .datasets import read_csv
+
+    path = Path(path)
+    header = _csv_header(path)
+    if header is None:
+        raise UserError(f"{path}: the file holds no data")
+    seq_idx = None
+    if sequence_column is not None:
+        if sequence_column not in header:
+            raise UserError(f"--sequence-column: unknown column {sequence_column!r} in {path.name}; "
+                            f"available columns: {', '.join(repr(h) for h in header)}")
+        seq_idx = header.index(sequence_column)
+    elif header.count("sequence") == 1:
+        seq_idx = header.index("sequence")
+    if seq_idx is not None:
+        for role, cols in (("--inputs", inputs), ("--outputs", outputs or [])):
+            if header[seq_idx] in cols or seq_idx in cols:
+                raise UserError(f"{role}: {header[seq_idx]!r} is the sequence column, not a data column")
+    # read_csv needs outputs; without them (simulate) the first input column stands in and is dropped
+    data = read_csv(path, inputs=inputs, outputs=outputs or inputs[:1],
+                    header=True if seq_idx is not None else None)
+    u, y = data.u[0], data.y[0]
+    names_in, names_out = data.meta["inputs"], data.meta["outputs"]
+    if seq_idx is None:
+        return u[None], (y[None] if outputs else None), None, names_in, names_out
+    rows = _sequence_labels(path, seq_idx)
+    if len(rows) != u.shape[0]:  # cannot happen: both readers skip the same rows
+        raise UserError(f"{path.name}: {len(rows)} sequence labels for {u.shape[0]} data rows")
+    order, start, blocks = [], {}, {}
+    for r, (line, label) in enumerate(rows):
+        if label not in start:
+            start[label] = r
+            order.append(label)
+            blocks[label] = [r, r + 1]
+        elif blocks[label][1] != r:
+            raise UserError(f"{path.name}: line {line}: rows of sequence {label!r} are not contiguous "
+                            f"(sort the file by its sequence column)")
+        else:
+            blocks[label][1] = r + 1
+    lengths = {lab: b[1] - b[0] for lab, b in blocks.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{k!r}: {v}" for k, v in list(lengths.items())[:6])
+        raise UserError(f"{path.name}: sequences have different lengths ({shown}); trim them to equal length")
+    U = np.stack([u[blocks[lab][0]:blocks[lab][1]] for lab in order])
+    Y = np.stack([y[blocks[lab][0]:blocks[lab][1]] for lab in order]) if outputs else None
+    return U, Y, order, names_in, names_out
+
+
+# ---------------------------------------------------------------------- demo
 def _cmd_demo(args) -> int:
-    from .certify import certify
-    from .examples import example_elman
+    """``rrnn demo``: generate the MSD data, fit a Theta_gamma model, report NSE and the verified certificate."""
+    import numpy as np
 
-    model = example_elman(n=args.states, seed=args.seed)
-    print("Certifying a built-in example: a random Elman ReLU RNN with ||W||_2 = 0.9\n")
-    cert = certify(model)
-    _print_certificate(cert, model)
-    if args.out:
-        cert.to_json(args.out)
-        print(f"\ncertificate written to {args.out}")
-    return 0 if cert.certified else 1
+    from .analysis import lipschitz_lower_bound
+    from .datasets import make_datasets
+    from .fit import RobustRNNRegressor
+    from .metrics import nse
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {str(out)!r} exists and is not a directory")
+    plot_ok = not args.no_plot
+    if plot_ok:
+        try:
+            from .plots import require_matplotlib
+            require_matplotlib()
+        except ImportError as exc:
+            print(f"note: {exc}; continuing without plots")
+            plot_ok = False
+    n_train = args.train_sequences or (10 if args.quick else 40)
+    max_iter = args.max_iter or (5 if args.quick else 20)
+    length = 2000 if args.quick else 5000
+    t0 = time.perf_counter()
+    print("rrnn demo: identify the paper's four-cart mass-spring-damper system (Revay, Wang & Manchester)")
+    print(f"with a robust RNN certified to be contracting with incremental l2 gain <= gamma = {args.gamma:g}\n")
+    splits = make_datasets(seed=args.seed, n_train=n_train, test_length=length)
+    print(f"data            : {n_train} training sequences x {splits.train.T} samples (random initial states), "
+          f"validation and tests {length} samples (zero initial state), Ts = {splits.train.ts:g} s")
+    est = RobustRNNRegressor(args.states, args.states, model_set="theta_gamma", gamma=args.gamma,
+                             max_iter=max_iter, time_budget=args.time_budget, seed=args.seed,
+                             progress=not args.no_progress, patience=10)
+    print(f"fitting         : n = q = {args.states} ReLU neurons, at most {max_iter} iterations / "
+          f"{args.time_budget:g} s (every accepted iterate is certified) ...", flush=True)
+    est.fit(splits.train.u, splits.train.y, validation=(splits.val.u, splits.val.y))
+    fit_s = time.perf_counter() - t0
+    model, cert = est.model_, est.certificate_
+    v = float(np.mean(nse(model.simulate(splits.val.u), splits.val.y)))
+    tests = {w: float(np.mean(nse(model.simulate(d.u), d.y))) for w, d in splits.tests.items()}
+    print(f"                  {est.n_iter_} iterations, {sum(h['accepted'] for h in est.history_)} accepted, "
+          f"{fit_s:.1f} s\n")
+    print(f"validation NSE  : {v:.4f}   (||y_hat - y|| / ||y - mean y||, zero initial state)")
+    print("test NSE        : " + ", ".join(f"width {w:g}: {e:.4f}" for w, e in tests.items()))
+    lb = lipschitz_lower_bound(model, horizon=500, starts=3, steps=100, seed=args.seed).value
+    print(f"measured gain   : {lb:.3f} (Lipschitz lower bound by gradient ascent; must be <= gamma)\n")
+    model_path = model.save(out / "model.npz")
+    written = [model_path]
+    if cert is not None:
+        ok = _print_certificate(cert, model)
+        cert.to_json(_cert_path(model_path))
+        written.append(_cert_path(model_path))
+    else:  # cannot happen for Theta_gamma (the final model is certified); never pretend otherwise
+        ok = False
+        print("certificate     : none (the fitted model is not certified)")
+    _write_history(model_path.with_suffix(".history.json"), est, {"command": "demo", "seed": args.seed,
+                                                                 "gamma": args.gamma, "states": args.states})
+    written.append(model_path.with_suffix(".history.json"))
+    if plot_ok:
+        from .plots import plot_fit, plot_history
+        test = splits.tests[3.0] if 3.0 in splits.tests else next(iter(splits.tests.values()))
+        k = min(400, test.T)
+        plot_fit(test.y[0, :k], model.simulate(test.u)[0, :k], ts=test.ts, output_names=["last cart position"],
+                 title=f"Mass-spring-damper, test input width {test.meta['width']:g} (first {k} samples); "
+                       f"model certified: gain <= {args.gamma:g}", path=out / "fit.png")
+        plot_history(est.history_, path=out / "history.png")
+        written += [out / "fit.png", out / "history.png"]
+    print("\nwritten         : " + ", ".join(str(p) for p in written))
+    print(f"re-check        : rrnn verify {model_path} {_cert_path(model_path)}")
+    print(f"total time      : {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK if ok else EXIT_NOT_CERTIFIED
 
 
+def _write_history(path: Path, est, settings: dict, data: dict | None = None) -> None:
+    """Write a fit's per-iteration history with its settings as JSON (NaN -> null), atomically."""
+    from ._io import write_text_atomic
+    from . import __version__
+    doc = {"schema": "rrnn_convex.fit_history", "schema_version": 1, "package_version": __version__,
+           "settings": settings, "data": data or {}, "n_iter": est.n_iter_, "history": est.history_}
+    write_text_atomic(path, json.dumps(_json_safe(doc), indent=1))
+
+
+# ---------------------------------------------------------------------- certify / verify / project
 def _cmd_certify(args) -> int:
+    """``rrnn certify``: certify a model file and write the JSON certificate (exit 0 certified, 1 not)."""
     from .certify import certify
-    from .model import ImplicitRNN
 
-    model = ImplicitRNN.load(args.model)
-    cert = certify(model, gamma=args.gamma, solver=args.solver)
-    _print_certificate(cert, model)
-    if args.out:
-        cert.to_json(args.out)
-    return 0 if cert.certified else 1
+    loaded = _load_model(args)
+    out = Path(args.out) if args.out else _cert_path(Path(args.model))
+    print(f"input           : {loaded.description}")
+    cert = certify(loaded.model, gamma=args.gamma, solver=args.solver)
+    cert.to_json(out)
+    ok = _print_certificate(cert, loaded.model)
+    print(f"certificate     : written to {out}")
+    return EXIT_OK if ok else EXIT_NOT_CERTIFIED
 
 
+def _cmd_verify(args) -> int:
+    """``rrnn verify``: rigorous re-check of a certificate against a model file, no solver (0 ok, 1 not)."""
+    from .certify import CERT_SCHEMA, CERT_SCHEMA_VERSION, Certificate
+
+    loaded = _load_model(args)
+    path = Path(args.certificate)
+    if not path.is_file():
+        raise FileNotFoundError(f"certificate: no such file {str(path)!r}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"certificate: {str(path)!r} is not a text (JSON) file") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"certificate: {str(path)!r} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != CERT_SCHEMA:
+        got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise UserError(f"certificate: {str(path)!r} is not an rrnn_convex certificate "
+                        f"(expected schema {CERT_SCHEMA!r}, got {got!r})")
+    if not isinstance(doc.get("schema_version"), int) or doc["schema_version"] > CERT_SCHEMA_VERSION:
+        raise UserError(f"certificate: schema_version {doc.get('schema_version')!r} is not one this package "
+                        f"reads (<= {CERT_SCHEMA_VERSION})")
+    # from here on the file claims to be a certificate: anything wrong with it means "not verified"
+    try:
+        cert = Certificate.from_dict(doc)
+        check = cert.verify(loaded.model)
+    except (TypeError, ValueError) as exc:
+        print(f"rrnn verify: NOT VERIFIED: malformed certificate: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_NOT_CERTIFIED
+    if not check.ok:
+        print(f"rrnn verify: NOT VERIFIED: {check.reason}", file=sys.stderr)
+        return EXIT_NOT_CERTIFIED
+    claim = f"incremental l2 gain <= {cert.gamma:.8g} and contraction" if cert.gamma is not None else "contraction"
+    print(f"VERIFIED: {claim} ({check.reason}; proven LMI margin {check.proven_margin:.3e})")
+    print(f"model           : {loaded.description}, hash {cert.model_hash[:16]}...")
+    print(f"method          : {check.method}")
+    return EXIT_OK
+
+
+def _cmd_project(args) -> int:
+    """``rrnn project``: write the nearest certified model and its certificate."""
+    from .project import project
+
+    out = _npz_out(args.out)
+    loaded = _load_model(args)
+    print(f"input           : {loaded.description}")
+    target = f"Theta_gamma (gamma = {args.gamma:g})" if args.gamma is not None else "Theta (contracting)"
+    try:
+        res = project(loaded.model, gamma=args.gamma, solver=args.solver, norm=args.norm)
+    except RuntimeError as exc:
+        print(f"rrnn project: not certified: {exc}", file=sys.stderr)
+        return EXIT_NOT_CERTIFIED
+    print(f"projection      : onto {target}; "
+          + (f"moved by {res.distance:.6g} ({res.norm} Frobenius distance)" if res.moved
+             else "the model is already in the set (unchanged)"))
+    ok = _print_certificate(res.certificate, res.model)
+    path = res.model.save(out)
+    res.certificate.to_json(_cert_path(path))
+    print(f"written         : {path}, {_cert_path(path)}")
+    return EXIT_OK if ok else EXIT_NOT_CERTIFIED
+
+
+# ---------------------------------------------------------------------- fit / simulate
+def _cmd_fit(args) -> int:
+    """``rrnn fit``: fit to CSV data; write model, certificate, history (and plots) atomically."""
+    import numpy as np
+
+    from .fit import RobustRNNRegressor
+    from .metrics import nse
+
+    out = _npz_out(args.out)
+    plot = _png_path(args.plot)
+    inputs, outputs = _columns(args.inputs, "--inputs"), _columns(args.outputs, "--outputs")
+    U, Y, labels, names_in, names_out = _read_sequences(args.data, inputs, outputs, args.sequence_column)
+    val = None
+    if args.validation:
+        Uv, Yv, _, _, _ = _read_sequences(args.validation, inputs, outputs, args.sequence_column)
+        val = (Uv, Yv)
+    if args.resume and not Path(args.resume).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {args.resume!r}")
+    model_set = args.model_set or ("theta_gamma" if args.gamma is not None else "theta")
+    print(f"data            : {args.data}: {U.shape[0]} sequence(s) x {U.shape[1]} samples"
+          + (f" (split by column {args.sequence_column or 'sequence'!r})" if labels else "")
+          + f", inputs {names_in}, outputs {names_out}")
+    if val is not None:
+        print(f"validation      : {args.validation}: {val[0].shape[0]} sequence(s) x {val[0].shape[1]} samples "
+              f"(simulated from zero initial state)")
+    est = RobustRNNRegressor(args.states, args.neurons, model_set=model_set, gamma=args.gamma,
+                             activation=args.activation, max_iter=args.max_iter, time_budget=args.time_budget,
+                             seed=args.seed, solver=args.solver, checkpoint=args.checkpoint,
+                             progress=not args.no_progress)
+    t0 = time.perf_counter()
+    est.fit(U, Y, validation=val, resume=args.resume)
+    secs = time.perf_counter() - t0
+    model, cert = est.model_, est.certificate_
+    tr = float(np.mean(nse(model.simulate(U, est.x0_), Y)))
+    print(f"fit             : {est.n_iter_} iterations ({sum(h['accepted'] for h in est.history_)} accepted), "
+          f"{secs:.1f} s, set {model_set}")
+    print(f"training NSE    : {tr:.4f} (learned initial states)")
+    vn = None
+    if val is not None:
+        vn = float(np.mean(nse(model.simulate(val[0]), val[1])))
+        print(f"validation NSE  : {vn:.4f} (zero initial state)")
+    path = model.save(out)
+    written = [path]
+    ok = False
+    if cert is not None:
+        ok = _print_certificate(cert, model)
+        cert.to_json(_cert_path(path))
+        written.append(_cert_path(path))
+    else:
+        print("certificate     : none (the fitted model is not certified)")
+    settings = {"states": args.states, "neurons": args.neurons, "model_set": model_set, "gamma": args.gamma,
+                "activation": args.activation, "max_iter": args.max_iter, "time_budget": args.time_budget,
+                "seed": args.seed, "solver": args.solver, "resumed_from": args.resume}
+    data = {"train": str(args.data), "validation": args.validation, "inputs": names_in, "outputs": names_out,
+            "sequences": int(U.shape[0]), "samples": int(U.shape[1]), "train_nse": tr, "validation_nse": vn}
+    hist = path.with_suffix(".history.json")
+    _write_history(hist, est, settings, data)
+    written.append(hist)
+    if plot is not None:
+        from .plots import plot_fit, plot_history
+        Uf, Yf, what = (val[0], val[1], "validation") if val is not None else (U, Y, "training")
+        yhat = model.simulate(Uf) if val is not None else model.simulate(U, est.x0_)
+        plot_fit(Yf, yhat, ts=args.ts, output_names=[str(n) for n in names_out],
+                 title=f"{what} data (sequence 0) vs fitted model", path=plot)
+        hplot = plot.with_name(plot.stem + "-history.png")
+        plot_history(est.history_, path=hplot)
+        written += [plot, hplot]
+    print("written         : " + ", ".join(str(p) for p in written))
+    return EXIT_OK if ok else EXIT_NOT_CERTIFIED
+
+
+def _cmd_simulate(args) -> int:
+    """``rrnn simulate``: simulate a model from zero initial state on CSV inputs; write predictions as CSV."""
+    import numpy as np
+
+    from ._io import write_text_atomic
+    from .metrics import nse
+
+    if Path(args.out).suffix.lower() != ".csv":
+        raise UserError(f"--out: expected a .csv file name, got {args.out!r}")
+    plot = _png_path(args.plot)
+    if plot is not None and not args.outputs:
+        raise UserError("--plot: needs --outputs (the measured outputs to compare with)")
+    loaded = _load_model(args)
+    model = loaded.model
+    inputs = _columns(args.inputs, "--inputs")
+    outputs = _columns(args.outputs, "--outputs") if args.outputs else None
+    if len(inputs) != model.m:
+        raise UserError(f"--inputs: the model has m={model.m} input(s), got {len(inputs)} column(s)")
+    if outputs is not None and len(outputs) != model.p:
+        raise UserError(f"--outputs: the model has p={model.p} output(s), got {len(outputs)} column(s)")
+    U, Y, labels, _, names_out = _read_sequences(args.data, inputs, outputs, args.sequence_column)
+    yhat = model.simulate(U)
+    cols = [f"{n}_hat" for n in names_out] if outputs and all(isinstance(n, str) for n in names_out) \
+        else [f"y_hat_{i}" for i in range(model.p)]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow((["sequence"] if labels else []) + cols)
+    for b in range(yhat.shape[0]):
+        for t in range(yhat.shape[1]):
+            w.writerow(([labels[b]] if labels else []) + [repr(float(v)) for v in yhat[b, t]])
+    write_text_atomic(args.out, buf.getvalue())
+    print(f"simulated       : {loaded.description} on {U.shape[0]} sequence(s) x {U.shape[1]} samples "
+          f"from zero initial state")
+    if Y is not None:
+        e = np.asarray(nse(yhat, Y))  # (batch, p)
+        print(f"NSE             : (mean over {e.shape[0]} sequence(s)) " + ", ".join(f"{n}: {float(np.mean(e[:, i])):.4f}" for i, n in enumerate(names_out)))
+        if plot is not None:
+            from .plots import plot_fit
+            plot_fit(Y, yhat, ts=args.ts, output_names=[str(n) for n in names_out],
+                     title="measured vs simulated (sequence 0)", path=plot)
+    print(f"written         : {args.out}" + (f", {plot}" if plot is not None else ""))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rrnn", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="certify a built-in example RNN and print the certificate")
-    demo.add_argument("--states", type=int, default=8, help="number of states / neurons (default 8)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", help="write the JSON certificate here")
+    """The ``rrnn`` argument parser (subcommands demo, certify, verify, project, fit, simulate)."""
+    head, _, rest = __doc__.partition("Model files:")
+    text = head.splitlines()[0] + "\n\nModel files:" + rest
+    text = text.replace("``", "").replace(":mod:`rrnn_convex.io_models`", "rrnn_convex.io_models").rstrip()
+    parser = _Parser(prog="rrnn", description=text, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def model_arg(p):
+        p.add_argument("model", help="model file: .npz (ImplicitRNN.save or Elman arrays), .json (Elman "
+                                     "arrays), .pt (torch state_dict)")
+        p.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None,
+                       help="activation of a torch nn.RNN state_dict that does not record it")
+
+    demo = sub.add_parser("demo", help="fit and certify a model of the paper's mass-spring-damper system",
+                          description="Generate the mass-spring-damper data (rrnn_convex.datasets.msd), fit a "
+                                      "small model certified to have incremental l2 gain <= gamma, print "
+                                      "validation / test NSE and the verified certificate, save model, "
+                                      "certificate, history and plots. About 1 minute on 2 cores.")
+    demo.add_argument("--states", type=_positive_int, default=6, help="states = neurons n = q (default 6)")
+    demo.add_argument("--gamma", type=_positive_float, default=15.0,
+                      help="certified gain bound (default 15; the system's small-signal gain is about 11.5)")
+    demo.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default 0)")
+    demo.add_argument("--max-iter", type=_positive_int, default=None, help="iterations (default 20, --quick 5)")
+    demo.add_argument("--time-budget", type=_positive_float, default=90.0, help="fit time budget, s (default 90)")
+    demo.add_argument("--train-sequences", type=_positive_int, default=None,
+                      help="training sequences of 1000 samples (default 40, --quick 10)")
+    demo.add_argument("--quick", action="store_true", help="less data and 5 iterations (~10 s)")
+    demo.add_argument("--out", default="rrnn_demo", help="output directory (default ./rrnn_demo)")
+    demo.add_argument("--no-plot", action="store_true", help="do not write fit.png / history.png")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
-    cert = sub.add_parser("certify", help="certify a model saved with ImplicitRNN.save (.npz)")
-    cert.add_argument("model")
-    cert.add_argument("--gamma", type=float, default=None)
+
+    cert = sub.add_parser("certify", help="certify a model file (contraction, smallest or given gamma)")
+    model_arg(cert)
+    cert.add_argument("--gamma", type=_positive_float, default=None,
+                      help="decide whether this gain bound is certified (default: find the smallest)")
     cert.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
-    cert.add_argument("--out", help="write the JSON certificate here")
+    cert.add_argument("--out", help="JSON certificate path (default: MODEL.cert.json beside the model)")
     cert.set_defaults(func=_cmd_certify)
+
+    ver = sub.add_parser("verify", help="rigorously re-check a JSON certificate against a model (no solver)")
+    model_arg(ver)
+    ver.add_argument("certificate", help="JSON certificate (rrnn certify / Certificate.to_json)")
+    ver.set_defaults(func=_cmd_verify)
+
+    proj = sub.add_parser("project", help="the nearest certified model (Theta, or Theta_gamma with --gamma)")
+    model_arg(proj)
+    proj.add_argument("--gamma", type=_positive_float, default=None, help="gain bound (default: contraction only)")
+    proj.add_argument("--norm", choices=("normalized", "implicit"), default="normalized",
+                      help="distance on the explicit form (default) or on the weights as given")
+    proj.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
+    proj.add_argument("--out", required=True, help="projected model (.npz); its certificate goes to OUT.cert.json")
+    proj.set_defaults(func=_cmd_project)
+
+    fit = sub.add_parser("fit", help="fit a certified model to CSV data",
+                         description="Fit by sequential convex programming; every accepted iterate is "
+                                     "certified. One CSV is one sequence, unless a 'sequence' column (or "
+                                     "--sequence-column) splits it into equal-length sequences. Writes MODEL.npz, "
+                                     "MODEL.cert.json and MODEL.history.json atomically.")
+    fit.add_argument("data", help="training data (.csv with a header row)")
+    fit.add_argument("--inputs", required=True, help="input columns: names or 0-based indices, comma-separated")
+    fit.add_argument("--outputs", required=True, help="output columns: names or 0-based indices, comma-separated")
+    fit.add_argument("--validation", help="validation data (.csv, same columns; zero initial state)")
+    fit.add_argument("--sequence-column", default=None, help="column naming the sequence of each row "
+                                                              "(default: 'sequence' if present)")
+    fit.add_argument("--states", type=_positive_int, required=True, help="number of states n")
+    fit.add_argument("--neurons", type=_positive_int, required=True, help="number of neurons q")
+    fit.add_argument("--gamma", type=_positive_float, default=None, help="certified gain bound (set Theta_gamma)")
+    fit.add_argument("--model-set", choices=("theta", "theta_gamma", "cirnn", "srnn", "unconstrained"),
+                     default=None, help="default: theta_gamma with --gamma, else theta")
+    fit.add_argument("--activation", default="relu", help="relu (default), tanh, sigmoid, leaky_relu")
+    fit.add_argument("--max-iter", type=_positive_int, default=50, help="iterations (default 50)")
+    fit.add_argument("--time-budget", type=_positive_float, default=None, help="wall-time budget in seconds")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
+    fit.add_argument("--checkpoint", default=None, help="write a checkpoint (.npz) every 5 iterations and at the end")
+    fit.add_argument("--resume", default=None, help="continue from this checkpoint (same data and settings)")
+    fit.add_argument("--ts", type=_positive_float, default=None, help="sampling period in s (plot axis only)")
+    fit.add_argument("--plot", default=None, help="PNG of the fit; the history goes to PLOT-history.png")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fit.add_argument("--out", required=True, help="model file (.npz)")
+    fit.set_defaults(func=_cmd_fit)
+
+    simu = sub.add_parser("simulate", help="simulate a model on the inputs of a CSV file (zero initial state)")
+    model_arg(simu)
+    simu.add_argument("data", help="data (.csv)")
+    simu.add_argument("--inputs", required=True, help="input columns: names or 0-based indices, comma-separated")
+    simu.add_argument("--outputs", default=None, help="measured output columns, to print the NSE (optional)")
+    simu.add_argument("--sequence-column", default=None, help="column naming the sequence of each row "
+                                                               "(default: 'sequence' if present)")
+    simu.add_argument("--ts", type=_positive_float, default=None, help="sampling period in s (plot axis only)")
+    simu.add_argument("--plot", default=None, help="PNG of measured vs simulated (needs --outputs)")
+    simu.add_argument("--out", required=True, help="predictions (.csv)")
+    simu.set_defaults(func=_cmd_simulate)
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of text (whitespace collapsed)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename:
+        text = f"{exc.strerror or type(exc).__name__}: {exc.filename!r}"
+    return text
+
+
 def main(argv=None) -> int:
+    """Run the ``rrnn`` command; returns the exit code (0 ok, 1 not certified, 2 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as exc:
-        print(f"rrnn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly (Python docs' recipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a process killed by a closed pipe
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
+        if os.environ.get("RRNN_TRACEBACK"):
+            raise
+        print(f"rrnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        hint = " (resume with --resume CHECKPOINT)" if getattr(args, "checkpoint", None) else ""
+        print(f"rrnn {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

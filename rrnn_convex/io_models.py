@@ -1,0 +1,231 @@
+"""Reading a model from any supported file: one entry point for the ``rrnn`` command.
+
+:func:`load_any_model` accepts
+
+* ``.npz`` written by :meth:`ImplicitRNN.save <rrnn_convex.model.ImplicitRNN.save>`;
+* ``.npz`` or ``.json`` holding the arrays of an Elman RNN
+  ``h[t+1] = sigma(W h[t] + U u[t] + b)``, ``y[t] = C h[t] + D u[t]``: ``W`` (n x n),
+  ``U`` (n x m) and ``activation`` (a name: ``"relu"``, ``"tanh"``, ``"sigmoid"``,
+  ``"leaky_relu"``, ``"identity"``) are required; ``b`` (zeros), ``C`` (the identity: output =
+  state) and ``D`` (zeros) are optional, with those defaults (DESIGN.md section 2,
+  :meth:`ImplicitRNN.from_elman <rrnn_convex.model.ImplicitRNN.from_elman>`);
+* ``.pt`` / ``.pth``: a PyTorch ``state_dict`` (``torch.save(net.state_dict(), path)``) holding
+  one one-layer, unidirectional ``torch.nn.RNN`` (keys ``<prefix>weight_ih_l0``,
+  ``<prefix>weight_hh_l0``, optional biases) and at most one ``torch.nn.Linear`` readout (keys
+  ``<prefix>weight`` and optionally ``<prefix>bias``); nested dicts such as
+  ``{"rnn": rnn.state_dict(), "readout": lin.state_dict(), "nonlinearity": "relu"}`` work too.
+  A state_dict does not record the RNN's nonlinearity: it is read from a ``"nonlinearity"``
+  entry of the file, or must be given (``nonlinearity=``; ``rrnn ... --nonlinearity``). Files
+  are read with ``torch.load(..., weights_only=True)``, so pickled modules are refused. Needs
+  the ``torch`` extra.
+
+Every model is converted to an :class:`~rrnn_convex.model.ImplicitRNN`; a certificate's model
+hash names that converted model, so the same file always gives the same hash. A file of the
+wrong kind raises ValueError saying what was found and what was expected; a missing file
+raises FileNotFoundError.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .model import ImplicitRNN
+
+__all__ = ["LoadedModel", "load_any_model", "load_model_file", "MODEL_SUFFIXES"]
+
+MODEL_SUFFIXES = (".npz", ".json", ".pt", ".pth")
+ELMAN_REQUIRED = ("W", "U", "activation")
+ELMAN_OPTIONAL = ("b", "C", "D")
+_TORCH_HINT = 'reading PyTorch .pt files needs torch: pip install "rrnn_convex[torch]"'
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model read from a file: the converted model and a one-line description of the source."""
+
+    model: ImplicitRNN
+    kind: str  # "rrnn_convex", "elman-npz", "elman-json" or "torch"
+    description: str
+
+
+def load_any_model(path, *, nonlinearity: str | None = None) -> ImplicitRNN:
+    """The :class:`~rrnn_convex.model.ImplicitRNN` stored in ``path`` (see the module docstring).
+
+    ``nonlinearity`` (``"relu"`` or ``"tanh"``) is only used for PyTorch files that do not
+    record it. Raises FileNotFoundError, ValueError (wrong kind of file, bad arrays) or
+    ImportError (a ``.pt`` file without torch installed).
+    """
+    return load_model_file(path, nonlinearity=nonlinearity).model
+
+
+def load_model_file(path, *, nonlinearity: str | None = None) -> LoadedModel:
+    """Like :func:`load_any_model`, also returning what kind of file it was."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model: no such file {str(path)!r}")
+    if not path.is_file():
+        raise ValueError(f"model: {str(path)!r} is not a file")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(path)
+    if suffix == ".json":
+        return _load_json(path)
+    if suffix in (".pt", ".pth"):
+        return _load_torch(path, nonlinearity)
+    raise ValueError(f"model: unsupported file type {path.suffix or '(no extension)'!r} for {path.name!r}; "
+                     f"expected one of {', '.join(MODEL_SUFFIXES)}")
+
+
+# ---------------------------------------------------------------------- numpy / json
+def _elman(arrays: dict, where: str, kind: str) -> LoadedModel:
+    """An Elman RNN from a mapping of arrays (W, U, activation required; b, C, D optional)."""
+    missing = [k for k in ELMAN_REQUIRED if k not in arrays]
+    if missing:
+        raise ValueError(f"model: {where} is not an rrnn_convex model file: expected an ImplicitRNN saved by "
+                         f"ImplicitRNN.save, or Elman arrays W, U, activation (optional b, C, D); "
+                         f"missing {missing}, found keys {sorted(arrays)}")
+    extra = sorted(set(arrays) - set(ELMAN_REQUIRED) - set(ELMAN_OPTIONAL))
+    if extra:
+        raise ValueError(f"model: {where}: unexpected keys {extra} in an Elman model file "
+                         f"(expected W, U, activation and optionally b, C, D)")
+    act = arrays["activation"]
+    if isinstance(act, np.ndarray):
+        if act.ndim != 0 or act.dtype.kind not in "US":
+            raise ValueError(f"model: {where}: 'activation' must be a string such as 'relu', got an array "
+                             f"of shape {act.shape} and dtype {act.dtype}")
+        act = str(act)
+    if not isinstance(act, str):
+        raise ValueError(f"model: {where}: 'activation' must be a string such as 'relu', got {act!r}")
+    defaulted = [k for k in ELMAN_OPTIONAL if k not in arrays]
+    try:
+        model = ImplicitRNN.from_elman(arrays["W"], arrays["U"], arrays.get("b"), arrays.get("C"), arrays.get("D"),
+                                       activation=act)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model: {where}: {exc}") from None
+    note = f"; defaults used for {', '.join(defaulted)}" if defaulted else ""
+    return LoadedModel(model, kind, f"Elman RNN (W, U, b, C, D) from {where}{note}")
+
+
+def _load_npz(path: Path) -> LoadedModel:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:  # zipfile / format errors
+        raise ValueError(f"model: {str(path)!r} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    if not hasattr(data, "files"):
+        raise ValueError(f"model: {str(path)!r} holds a single array, not an .npz archive of named arrays")
+    with data:
+        keys = list(data.files)
+        if "kind" in keys:
+            return LoadedModel(ImplicitRNN.load(path), "rrnn_convex", f"rrnn_convex ImplicitRNN ({path.name})")
+        if any(k.endswith("data.pkl") for k in keys):
+            raise ValueError(f"model: {str(path)!r} looks like a PyTorch file (torch.save); name it .pt")
+        try:
+            arrays = {k: data[k] for k in keys}
+        except ValueError as exc:  # object arrays need pickle
+            raise ValueError(f"model: {str(path)!r} holds arrays that need pickle to read ({exc})") from None
+    return _elman(arrays, repr(path.name), "elman-npz")
+
+
+def _load_json(path: Path) -> LoadedModel:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"model: {str(path)!r} is not a text (JSON) file") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model: {str(path)!r} is not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"model: {str(path)!r} must hold a JSON object with keys W, U, activation "
+                         f"(optional b, C, D), got a {type(obj).__name__}")
+    if obj.get("schema") == "rrnn_convex.certificate":
+        raise ValueError(f"model: {str(path)!r} is a certificate, not a model")
+    return _elman(obj, repr(path.name), "elman-json")
+
+
+# ---------------------------------------------------------------------- torch
+def _flatten(obj, prefix: str = "") -> dict:
+    """Nested dicts of tensors -> one dict with dotted keys (a state_dict's own layout)."""
+    out = {}
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _load_torch(path: Path, nonlinearity: str | None) -> LoadedModel:
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(_TORCH_HINT) from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors, refused globals, corrupt archives
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+        if "Weights only load failed" in text:
+            why = "it holds pickled Python objects (e.g. a whole nn.Module), which are not loaded for safety"
+        else:
+            why = f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else 'unreadable'}"
+        raise ValueError(f"model: {str(path)!r} is not a PyTorch state_dict file ({why}); save one with "
+                         f"torch.save(net.state_dict(), path)") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"model: {str(path)!r} holds a {type(obj).__name__}, not a state_dict (dict of tensors); "
+                         f"save it with torch.save(net.state_dict(), path)")
+    flat = _flatten(obj)
+    stored = {k: v for k, v in flat.items() if isinstance(v, str)}
+    file_nl = None
+    for k, v in stored.items():
+        if k.split(".")[-1] == "nonlinearity":
+            file_nl = v
+    others = sorted(k for k, v in flat.items() if not isinstance(v, str) and not torch.is_tensor(v))
+    if others:
+        raise ValueError(f"model: {str(path)!r}: entries {others} are neither tensors nor strings")
+    tensors = {k: v for k, v in flat.items() if torch.is_tensor(v)}
+    ih = [k for k in tensors if k.endswith("weight_ih_l0")]
+    if len(ih) != 1:
+        what = "no torch.nn.RNN (no key ending in weight_ih_l0)" if not ih else f"{len(ih)} RNNs ({ih})"
+        raise ValueError(f"model: {str(path)!r} holds {what}; expected one one-layer torch.nn.RNN "
+                         f"(keys: {sorted(tensors)[:12]})")
+    pre = ih[0][: -len("weight_ih_l0")]
+    rnn_names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    rnn = {name: tensors[pre + name] for name in rnn_names if pre + name in tensors}
+    rest = {k: v for k, v in tensors.items() if not (k.startswith(pre) and k[len(pre):] in rnn_names)}
+    layered = sorted(k for k in rest if k.startswith(pre) and ("_l" in k[len(pre):]))
+    if layered:
+        raise ValueError(f"model: {str(path)!r}: only one-layer, unidirectional torch.nn.RNN is supported, "
+                         f"found {layered}")
+    readout = None
+    if rest:
+        weights = [k for k in rest if k == "weight" or k.endswith(".weight")]
+        if len(weights) != 1:
+            raise ValueError(f"model: {str(path)!r}: expected at most one torch.nn.Linear readout besides the RNN, "
+                             f"found the keys {sorted(rest)}")
+        rpre = weights[0][: -len("weight")]
+        readout = {"weight": rest[rpre + "weight"]}
+        if rpre + "bias" in rest:
+            readout["bias"] = rest[rpre + "bias"]
+        unknown = sorted(set(rest) - {rpre + "weight", rpre + "bias"})
+        if unknown:
+            raise ValueError(f"model: {str(path)!r}: unexpected keys {unknown} besides one RNN and one Linear "
+                             f"readout")
+    if file_nl is not None and nonlinearity is not None and file_nl != nonlinearity:
+        raise ValueError(f"nonlinearity: the file records {file_nl!r}, but {nonlinearity!r} was given")
+    nl = file_nl or nonlinearity
+    if nl is None:
+        raise ValueError(f"model: {str(path)!r} is a state_dict, which does not record the RNN's nonlinearity; "
+                         f"give it with --nonlinearity tanh|relu (torch's default is tanh) or store "
+                         f"'nonlinearity' in the file")
+    if nl not in ("relu", "tanh"):
+        raise ValueError(f"nonlinearity: torch.nn.RNN supports 'relu' or 'tanh', got {nl!r}")
+    try:
+        model = ImplicitRNN.from_torch_rnn(rnn, readout=readout, nonlinearity=nl)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model: {str(path)!r}: {exc}") from None
+    ro = "Linear readout" if readout is not None else "no readout (output = hidden state)"
+    src = "from the file" if file_nl else "given"
+    return LoadedModel(model, "torch", f"torch.nn.RNN ({nl}, {src}) + {ro} from {path.name!r}")
