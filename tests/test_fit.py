@@ -78,3 +78,21 @@ def test_fitted_model_is_saved_with_its_certificate(teacher_data, tmp_path):
     back = ImplicitRNN.load(path)
     cert = Certificate.from_json(path.with_suffix(".cert.json"))
     assert back == est.model_ and cert.verify(back) and cert.gamma == 3.0
+
+
+def test_gamma_path_stages_end_in_the_requested_set(teacher_data):
+    u, y, val = teacher_data
+    est = RobustRNNRegressor(3, 4, model_set="theta_gamma", gamma=1.0, gamma_path=(4.0, 2.0), path_iter=2,
+                             max_iter=3, progress=False).fit(u, y, validation=val)
+    assert [s["gamma"] for s in est.path_] == [4.0, 2.0]
+    assert all(s["iterations"] >= 1 for s in est.path_)
+    cert = est.certificate_
+    assert cert.certified and cert.gamma <= 1.0 and cert.verify(est.model_)
+
+
+def test_gamma_path_arguments():
+    u, y = np.zeros((2, 50, 1)), np.zeros((2, 50, 1))
+    with pytest.raises(ValueError, match="gamma_path: expected gammas decreasing"):
+        RobustRNNRegressor(model_set="theta_gamma", gamma=5.0, gamma_path=(3.0,)).fit(u, y)
+    with pytest.raises(ValueError, match="gamma_path: only for model_set 'theta_gamma'"):
+        RobustRNNRegressor(model_set="theta", gamma_path=(3.0,)).fit(u, y)
