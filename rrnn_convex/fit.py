@@ -34,9 +34,9 @@ from .linearize import ParamLayout, linearize
 from .metrics import nse
 from .model import ImplicitRNN
 from .project import project
-from .sets import CIRNNSet, Contracting, GainBounded, ModelSet, SRNNSet, Unconstrained
+from .sets import CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSet, Unconstrained
 
-SET_NAMES = ("theta", "theta_gamma", "cirnn", "srnn", "unconstrained")
+SET_NAMES = ("theta", "theta_gamma", "cirnn", "srnn", "elman", "unconstrained")
 BIASES = ("bx", "bv", "by")
 
 
@@ -163,7 +163,7 @@ class RobustRNNRegressor:
 
     n_states, n_neurons : model size (n, q).
     model_set : "theta" (contracting), "theta_gamma" (needs ``gamma``), "cirnn", "srnn",
-        "unconstrained"; ``gamma`` given with model_set "theta" means "theta_gamma".
+        "elman" (plain Elman RNN, no constraint), "unconstrained" (any implicit RNN); ``gamma`` given with model_set "theta" means "theta_gamma".
     activation : "relu" (default), "tanh", ... (see :mod:`rrnn_convex.activations`).
     parametrization : for Theta / Theta_gamma, "free_C1" (default: the neurons' input weights
         are trained through Ct = Lambda C1, Dt = Lambda D12, as the authors did; needs alpha = 0)
@@ -241,12 +241,12 @@ class RobustRNNRegressor:
         if self.gamma is not None:
             raise ValueError(f"gamma: only meaningful with model_set 'theta_gamma', got model_set {name!r}")
         return {"theta": lambda: Contracting(margin=self.margin, parametrization=self.parametrization), "cirnn": lambda: CIRNNSet(margin=self.margin),
-                "srnn": lambda: SRNNSet(), "unconstrained": Unconstrained}[name]()
+                "srnn": lambda: SRNNSet(), "elman": ElmanSet, "unconstrained": Unconstrained}[name]()
 
     def _certify(self, model: ImplicitRNN, model_set: ModelSet, final: bool = False) -> Certificate | None:
         """The certificate an iterate needs: gamma for Theta_gamma, contraction otherwise (the
         final model of Theta and the structured sets also gets its smallest gamma)."""
-        if isinstance(model_set, Unconstrained):
+        if isinstance(model_set, (Unconstrained, ElmanSet)):
             return None
         gamma = getattr(model_set, "gamma", None)
         if gamma is not None:
@@ -262,7 +262,7 @@ class RobustRNNRegressor:
         A, B, C, D = n4sid(u, y, n)
         act = get_activation(self.activation)
         m = B.shape[1]
-        if isinstance(model_set, (SRNNSet, CIRNNSet)):
+        if isinstance(model_set, (SRNNSet, CIRNNSet, ElmanSet)):
             if q != n:
                 raise ValueError(f"n_neurons: the {model_set.name} needs n_neurons == n_states, got {q} and {n}")
             # the Elman structure has no linear path: start from small random weights instead

@@ -35,7 +35,7 @@ from . import solvers as _solvers
 from ._validation import check_scalar
 from .certify import Certificate, certify
 from .model import ImplicitRNN
-from .sets import MATRIX_NAMES, CIRNNSet, Contracting, GainBounded, ModelSet, SRNNSet, Unconstrained
+from .sets import MATRIX_NAMES, CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSet, Unconstrained
 
 NORMS = ("normalized", "implicit")
 
@@ -63,7 +63,7 @@ def _target_set(gamma, target) -> ModelSet:
     if target is not None:
         if gamma is not None:
             raise ValueError("gamma: give either gamma or target, not both")
-        if not isinstance(target, ModelSet) or isinstance(target, Unconstrained):
+        if not isinstance(target, ModelSet) or isinstance(target, (Unconstrained, ElmanSet)):
             raise ValueError(f"target: expected a constrained ModelSet (Contracting, GainBounded, CIRNNSet, "
                              f"SRNNSet), got {target!r}")
         return target

@@ -256,6 +256,21 @@ class SRNNSet(_ElmanLikeSet):
         sv.constraints.append(_psd(srnn_lmi(W=sv.params["C1"], eps=self.eps), 0.0))
 
 
+class ElmanSet(_ElmanLikeSet):
+    """The plain Elman RNN ``h+ = sigma(W h + U u + b)``, ``y = C h + D u + b_y``: the SRNN's
+    structure (E = I, F = 0, B1 = I, B2 = 0, D21 = 0, C1 = W) without any constraint. The paper's
+    "RNN" baseline; nothing is certified."""
+
+    def __init__(self):
+        super().__init__(margin=0.0)
+
+    def structure(self, dims):
+        return _elman_structure(dims)
+
+    def add_constraints(self, sv, dims, act, fixed):
+        return None
+
+
 class Unconstrained(ModelSet):
     """Every implicit RNN (no constraint): for baselines trained with the same optimiser."""
 

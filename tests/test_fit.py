@@ -96,3 +96,14 @@ def test_gamma_path_arguments():
         RobustRNNRegressor(model_set="theta_gamma", gamma=5.0, gamma_path=(3.0,)).fit(u, y)
     with pytest.raises(ValueError, match="gamma_path: only for model_set 'theta_gamma'"):
         RobustRNNRegressor(model_set="theta", gamma_path=(3.0,)).fit(u, y)
+
+
+def test_elman_baseline_keeps_the_elman_structure(teacher_data):
+    u, y, val = teacher_data
+    est = RobustRNNRegressor(3, 3, model_set="elman", max_iter=3, progress=False).fit(u, y, validation=val)
+    m = est.model_
+    np.testing.assert_array_equal(m.E, np.eye(3))
+    np.testing.assert_array_equal(m.F, np.zeros((3, 3)))
+    np.testing.assert_array_equal(m.B1, np.eye(3))
+    np.testing.assert_array_equal(m.B2, np.zeros((3, 1)))
+    assert est.history_[0]["accepted"] and est.history_[-1]["loss"] < est.history_[0]["loss"] * 1.000001
