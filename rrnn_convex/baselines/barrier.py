@@ -1,0 +1,437 @@
+"""The paper's training method as a baseline: a log-det barrier on the lifted LMI, Adam, and a
+backtracking line search that keeps every iterate strictly feasible.
+
+Decision variables (the ``free_C1`` parametrisation of :mod:`rrnn_convex.sets`, alpha = 0):
+E, F, B1, B2, bx, Ct = Lambda C1, Dt = Lambda D12 (Theta_gamma; for Theta, whose LMI does not
+involve D12, D12 itself), bv, C2, D21, D22, by, P, lambda, and one initial state per training
+sequence. The model is ``C1 = Lambda^-1 Ct`` (``D12 = Lambda^-1 Dt``). Each step minimises, on a
+minibatch of sequences (one, as the authors did),
+
+    J = mean_{t, outputs} (y_hat - y)^2  +  (1 / w) * (-logdet M)
+
+where M is :func:`rrnn_convex.lmi.lifted_lmi` of the variables (Theta or Theta_gamma, minus
+``margin * I``) and w the *barrier weight* (the authors' ``mu``): the barrier's influence
+DEcreases as w grows, so the iterates may approach the boundary of the set. Exact gradients:
+the loss by the adjoint of the simulation (:func:`simulation_gradient`, through A = E^-1 F ...
+and C1 = Ct / lambda), the barrier by ``d(-logdet M) = -tr(M^-1 dM)`` through the affine map
+``theta -> M`` (its partial derivatives are evaluated once, :func:`lmi_basis`). After the Adam
+step the step is halved until ``M`` has a Cholesky factor (strict feasibility), as the
+authors' ``stochastic_nlsdp`` did. Schedule (the authors' implementation): Adam lr 1e-3; when the
+validation NSE has not improved (by ``tol``) for ``patience`` = 10 epochs, w is multiplied by 10
+and the learning rate by 0.25; the run stops once w exceeds ``max_weight`` = 1e6 (or on the epoch
+or time budget). The returned model is the best by validation NSE, certified by
+:func:`~rrnn_convex.certify.certify`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+
+from .. import solvers as _solvers
+from .._validation import check_scalar, paired_sequences
+from ..activations import get_activation
+from ..analysis import _Adam
+from ..certify import certificate_from, certify
+from ..fit import RobustRNNRegressor
+from ..lmi import lifted_lmi
+from ..metrics import nse
+from ..model import ImplicitRNN
+
+__all__ = ["BarrierSGD", "simulation_gradient", "lifted_point", "Variables", "lmi_basis"]
+
+_MAT = ("E", "F", "B1", "B2", "C1", "D12", "C2", "D21", "D22")
+_BIAS = ("bx", "bv", "by")
+
+
+# ---------------------------------------------------------------------- the loss gradient
+def simulation_gradient(model: ImplicitRNN, u, y, x0=None):
+    """Mean squared simulation error and its exact gradient (adjoint / back-propagation in time).
+
+    ``L = mean((y_hat - y)^2)`` over sequences, times and outputs for ``u`` (B, T, m), ``y``
+    (B, T, p) from ``x0`` (B, n) (zeros by default). Returns ``(L, grads, g_x0)`` with
+    ``grads[name]`` = dL/d(weight) for every matrix and bias of the model and ``g_x0`` (B, n).
+    Adjoint of the explicit recursion (A = E^-1 F, B1h, B2h, bxh), lam_t = dL/dx_t::
+
+        gv_t  = sigma'(v_t) * (D21' g_t + B1h' lam_{t+1})
+        lam_t = C2' g_t + A' lam_{t+1} + C1' gv_t,     g_t = 2 (y_hat_t - y_t) / N
+
+    then dL/dF = E^-T sum lam_{t+1} x_t', ..., dL/dE = -(G_F A' + G_B1 B1h' + G_B2 B2h' + g_bx bxh').
+    """
+    U, Y = paired_sequences(u, y)
+    yh, xs = model.simulate(U, x0, return_states=True)
+    B, T, _ = U.shape
+    g = 2.0 * (yh - Y) / yh.size
+    loss = float(np.mean((yh - Y) ** 2))
+    A, B1h, B2h, bxh = model._explicit_matrices()
+    X = xs[:, :T]
+    v = X @ model.C1.T + U @ model.D12.T + model.bv
+    w, dsig = model.activation(v), model.activation.derivative(v)
+    gw_y, lam_y = g @ model.D21, g @ model.C2
+    lam = np.zeros((B, model.n))
+    LN = np.empty((B, T, model.n))  # lam_{t+1}
+    GV = np.empty((B, T, model.q))
+    for t in range(T - 1, -1, -1):
+        LN[:, t] = lam
+        gv = dsig[:, t] * (gw_y[:, t] + lam @ B1h)
+        GV[:, t] = gv
+        lam = lam_y[:, t] + lam @ A + gv @ model.C1
+
+    def outer(a, b):
+        return np.einsum("bti,btj->ij", a, b)
+
+    EinvT = np.linalg.inv(model.E).T
+    G = {"F": EinvT @ outer(LN, X), "B1": EinvT @ outer(LN, w), "B2": EinvT @ outer(LN, U),
+         "bx": EinvT @ LN.sum(axis=(0, 1)),
+         "C1": outer(GV, X), "D12": outer(GV, U), "bv": GV.sum(axis=(0, 1)),
+         "C2": outer(g, X), "D21": outer(g, w), "D22": outer(g, U), "by": g.sum(axis=(0, 1))}
+    G["E"] = -(G["F"] @ A.T + G["B1"] @ B1h.T + G["B2"] @ B2h.T + np.outer(G["bx"], bxh))
+    return loss, G, lam
+
+
+# ---------------------------------------------------------------------- the decision variables
+@dataclass(frozen=True)
+class Variables:
+    """Layout of the barrier method's decision vector (without the initial states)."""
+
+    names: tuple
+    shapes: tuple
+    gain: bool
+
+    @classmethod
+    def for_dims(cls, dims: dict, gain: bool) -> "Variables":
+        n, q, m, p = (dims[k] for k in ("n", "q", "m", "p"))
+        spec = [("E", (n, n)), ("F", (n, n)), ("B1", (n, q)), ("B2", (n, m)), ("bx", (n,)),
+                ("Ct", (q, n)), ("Dt" if gain else "D12", (q, m)), ("bv", (q,)),
+                ("C2", (p, n)), ("D21", (p, q)), ("D22", (p, m)), ("by", (p,)), ("P", (n, n)), ("lam", (q,))]
+        return cls(tuple(k for k, _ in spec), tuple(s for _, s in spec), gain)
+
+    @property
+    def size(self) -> int:
+        return int(sum(np.prod(s) for s in self.shapes))
+
+    def unpack(self, z) -> dict:
+        out, k = {}, 0
+        for name, shape in zip(self.names, self.shapes):
+            size = int(np.prod(shape))
+            out[name] = z[k:k + size].reshape(shape)
+            k += size
+        return out
+
+    def pack(self, values: dict) -> np.ndarray:
+        return np.concatenate([np.asarray(values[k], dtype=np.float64).ravel() for k in self.names])
+
+    def from_model(self, model: ImplicitRNN, P, lam) -> np.ndarray:
+        lam = np.asarray(lam, dtype=np.float64)
+        vals = {k: getattr(model, k) for k in _MAT + _BIAS} | {"P": P, "lam": lam, "Ct": lam[:, None] * model.C1}
+        if self.gain:
+            vals["Dt"] = lam[:, None] * model.D12
+        return self.pack(vals)
+
+    def to_model(self, z, activation) -> ImplicitRNN:
+        v = self.unpack(z)
+        lam = v["lam"]
+        kw = {k: v[k] for k in ("E", "F", "B1", "B2", "C2", "D21", "D22") + _BIAS}
+        kw["C1"] = v["Ct"] / lam[:, None]
+        kw["D12"] = v["Dt"] / lam[:, None] if self.gain else v["D12"]
+        return ImplicitRNN(**kw, activation=activation)
+
+    def lmi(self, z, act, gamma, margin: float = 0.0) -> np.ndarray:
+        """The symmetrised lifted LMI (Theta or Theta_gamma) at ``z``, minus ``margin * I``."""
+        v = self.unpack(z)
+        extra = dict(B2=v["B2"], LD12=v["Dt"], C2=v["C2"], D21=v["D21"], D22=v["D22"], gamma=gamma) \
+            if self.gain else {}
+        M = lifted_lmi(E=v["E"], F=v["F"], B1=v["B1"], P=v["P"], Lam=np.diag(v["lam"]), LC1=v["Ct"],
+                       alpha=act.alpha, beta=act.beta, **extra)
+        return 0.5 * (M + M.T) - margin * np.eye(M.shape[0])
+
+    def loss_gradient(self, z, grads: dict) -> np.ndarray:
+        """Chain rule from the model's weight gradients to the decision variables
+        (C1 = Ct / lam, D12 = Dt / lam; P does not enter the model)."""
+        v = self.unpack(z)
+        lam = v["lam"]
+        out = {k: grads[k] for k in ("E", "F", "B1", "B2", "C2", "D21", "D22") + _BIAS}
+        out["P"] = np.zeros_like(v["P"])
+        out["Ct"] = grads["C1"] / lam[:, None]
+        g_lam = -np.sum(grads["C1"] * v["Ct"], axis=1) / lam ** 2
+        if self.gain:
+            out["Dt"] = grads["D12"] / lam[:, None]
+            g_lam = g_lam - np.sum(grads["D12"] * v["Dt"], axis=1) / lam ** 2
+        else:
+            out["D12"] = grads["D12"]
+        out["lam"] = g_lam
+        return self.pack(out)
+
+
+def lmi_basis(var: Variables, act, gamma) -> np.ndarray:
+    """The linear part of the affine map ``z -> M(z)``: row k is ``vec(M(e_k) - M(0))``.
+
+    Built once by evaluating :meth:`Variables.lmi` at unit vectors, so the barrier gradient
+    ``d(-logdet M)/dz = -basis @ vec(M^-1)`` uses exactly the matrix the feasibility check uses.
+    """
+    M0 = var.lmi(np.zeros(var.size), act, gamma)
+    basis = np.empty((var.size, M0.size))
+    e = np.zeros(var.size)
+    for k in range(var.size):
+        e[k] = 1.0
+        basis[k] = (var.lmi(e, act, gamma) - M0).ravel()
+        e[k] = 0.0
+    return basis
+
+
+def barrier(var: Variables, basis: np.ndarray | None, z, act, gamma, margin: float = 0.0):
+    """``(-logdet M, d(-logdet M)/dz)`` at ``z`` (the gradient None when ``basis`` is None), or
+    ``(inf, None)`` when M (minus margin I) is not positive definite (no Cholesky factor)."""
+    M = var.lmi(z, act, gamma, margin)
+    try:
+        L = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return np.inf, None
+    if basis is None:
+        return -2.0 * float(np.sum(np.log(np.diag(L)))), None
+    Linv = np.linalg.solve(L, np.eye(M.shape[0]))  # triangular; M^-1 = Linv' Linv
+    Minv = Linv.T @ Linv
+    return -2.0 * float(np.sum(np.log(np.diag(L)))), -(basis @ Minv.ravel())
+
+
+# ---------------------------------------------------------------------- the starting point
+def lifted_point(model: ImplicitRNN, gamma: float | None = None, solver: str | None = "CLARABEL"):
+    """The max-margin (P, lam, t) with which the model's fixed weights satisfy the lifted LMI:
+    maximise t s.t. M(P, lam) >= t I (Theta when gamma is None). t <= 0: the weights are not in
+    the lifted set in this representation."""
+    act = model.activation
+    n, q = model.n, model.q
+    P, lam, t = cp.Variable((n, n), symmetric=True), cp.Variable(q), cp.Variable()
+    Lam = cp.diag(lam)
+    extra = dict(B2=model.B2, LD12=Lam @ model.D12, C2=model.C2, D21=model.D21, D22=model.D22,
+                 gamma=gamma) if gamma is not None else {}
+    M = lifted_lmi(E=model.E, F=model.F, B1=model.B1, P=P, Lam=Lam, LC1=Lam @ model.C1,
+                   alpha=act.alpha, beta=act.beta, **extra)
+    prob = cp.Problem(cp.Maximize(t), [0.5 * (M + M.T) >> t * np.eye(M.shape[0]), t <= 1.0])
+    att = _solvers.run(prob, _solvers.solver_sequence(solver, fallback=False)[0])
+    if att.status not in ("optimal", "optimal_inaccurate") or t.value is None:
+        return None, None, -np.inf
+    Pv = np.asarray(P.value, dtype=np.float64)
+    return 0.5 * (Pv + Pv.T), np.asarray(lam.value, dtype=np.float64), float(t.value)
+
+
+def _start(model: ImplicitRNN, gamma, margin, solver):
+    """A representation of ``model`` and a strictly feasible (P, lam) for its lifted LMI.
+
+    As in :class:`rrnn_convex.fit.RobustRNNRegressor` ("re-represent"): when the given
+    representation is not in the lifted set, the same model in the certificate's metric
+    (``E -> E'Q E``, ``F -> E'Q F``, ...) is, with P = E'QE (the relaxation is tight there).
+    """
+    P, lam, t = lifted_point(model, gamma, solver)
+    if t > margin and np.all(lam > 0):
+        return model, P, lam, t
+    cert = certify(model, gamma=gamma, solver=solver) if gamma is not None else \
+        certify(model, solver=solver, contraction_only=True)
+    if not cert.certified:
+        raise ValueError(f"init_model: not in the set ({cert.reason})")
+    model = model.transform(model.E.T @ cert.Q)
+    P, lam, t = lifted_point(model, gamma, solver)
+    if not (t > margin and np.all(lam > 0)):
+        raise RuntimeError(f"BarrierSGD: no strictly feasible lifted point for the initial model (margin t = {t:.3g})")
+    return model, P, lam, t
+
+
+# ---------------------------------------------------------------------- the trainer
+class BarrierSGD:
+    """The authors' training method: log-det barrier + Adam + feasibility line search.
+
+    Parameters (stored as given; ``fit`` does the work):
+
+    n_states, n_neurons, activation : model size and activation (used when ``fit`` builds the
+        start itself, like :meth:`RobustRNNRegressor.initial_model`; needs alpha = 0).
+    model_set : "theta_gamma" (needs ``gamma``) or "theta".
+    lr : Adam learning rate (1e-3). batch_size : sequences per step (1).
+    barrier_weight0 : initial barrier weight w (the authors' mu0 = 10); the barrier term is
+        ``(-logdet M) / w``.
+    weight_factor, lr_factor, patience, tol : after ``patience`` epochs whose validation NSE did
+        not beat the best by ``tol``, w *= weight_factor (10) and lr *= lr_factor (0.25).
+    max_weight : stop once w exceeds it (1e6). max_epochs, time_budget : budgets (seconds).
+    margin : the LMI checked is ``M - margin I > 0`` (0: strict feasibility).
+    clip : optional inf-norm clipping of the gradient (the authors clipped at 0.5-1; None: off).
+    learn_x0 : learn one initial state per training sequence (the authors did).
+    eval_every : also record the validation NSE every k steps (None: per epoch only).
+    seed, solver : minibatch order / random neurons; the SDP solver (start point, certificate).
+
+    Fitted attributes: ``model_`` (best validation NSE), ``certificate_`` (verified),
+    ``history_`` (dicts: epoch, step, seconds_since_start, loss, val_nse, barrier_weight, lr,
+    min_eig, line_search), ``x0_``, ``init_model_`` (the start in the representation used),
+    ``setup_seconds_`` (start point and set-up, included in seconds_since_start).
+    """
+
+    def __init__(self, n_states: int = 10, n_neurons: int = 10, *, model_set: str = "theta_gamma",
+                 gamma: float | None = None, activation="relu", lr: float = 1e-3, batch_size: int = 1,
+                 barrier_weight0: float = 10.0, weight_factor: float = 10.0, lr_factor: float = 0.25,
+                 patience: int = 10, tol: float = 1e-4, max_weight: float = 1e6, max_epochs: int = 1000,
+                 time_budget: float | None = None, margin: float = 0.0, clip: float | None = None,
+                 learn_x0: bool = True, eval_every: int | None = None, seed: int = 0,
+                 solver: str = "CLARABEL", progress: bool = False):
+        self.n_states = n_states
+        self.n_neurons = n_neurons
+        self.model_set = model_set
+        self.gamma = gamma
+        self.activation = activation
+        self.lr = lr
+        self.batch_size = batch_size
+        self.barrier_weight0 = barrier_weight0
+        self.weight_factor = weight_factor
+        self.lr_factor = lr_factor
+        self.patience = patience
+        self.tol = tol
+        self.max_weight = max_weight
+        self.max_epochs = max_epochs
+        self.time_budget = time_budget
+        self.margin = margin
+        self.clip = clip
+        self.learn_x0 = learn_x0
+        self.eval_every = eval_every
+        self.seed = seed
+        self.solver = solver
+        self.progress = progress
+
+    def _gamma(self):
+        if self.model_set == "theta_gamma":
+            if self.gamma is None:
+                raise ValueError("gamma: model_set 'theta_gamma' needs gamma")
+            return check_scalar(self.gamma, "gamma", low=0.0)
+        if self.model_set == "theta":
+            if self.gamma is not None:
+                raise ValueError("gamma: only meaningful with model_set 'theta_gamma'")
+            return None
+        raise ValueError(f"model_set: expected 'theta' or 'theta_gamma', got {self.model_set!r}")
+
+    def fit(self, u, y, validation=None, *, init_model: ImplicitRNN | None = None) -> "BarrierSGD":
+        """Train on ``u`` (batch, T, m), ``y`` (batch, T, p); ``validation`` = (u, y) (zero initial
+        state) for the schedule and model selection. ``init_model`` must be in the set (default:
+        the SCP trainer's N4SID start on the training data). Returns self."""
+        t_start = time.perf_counter()
+        gamma = self._gamma()
+        U, Y = paired_sequences(u, y)
+        val = None if validation is None else paired_sequences(*validation, names=("validation u", "validation y"))
+        margin = check_scalar(self.margin, "margin", low=0.0, low_inclusive=True)
+        if init_model is None:
+            scp = RobustRNNRegressor(self.n_states, self.n_neurons, model_set=self.model_set, gamma=gamma,
+                                     activation=self.activation, seed=self.seed, solver=self.solver, progress=False)
+            init_model = scp.initial_model(U, Y, scp._set())
+        act = get_activation(init_model.activation)
+        if act.alpha * act.beta != 0.0:
+            raise ValueError(f"activation: the free-C1 parametrisation needs alpha * beta = 0, got {act.name}")
+        model0, P0, lam0, _ = _start(init_model, gamma, margin, self.solver)
+        var = Variables.for_dims(model0.dims, gamma is not None)
+        basis = lmi_basis(var, act, gamma)
+        Bn, nth = U.shape[0], var.size
+        z = np.concatenate([var.from_model(model0, P0, lam0), np.zeros(Bn * model0.n)])
+        if not np.isfinite(barrier(var, basis, z[:nth], act, gamma, margin)[0]):
+            raise RuntimeError("BarrierSGD: the starting point fails the Cholesky check")
+        adam = _Adam(z.shape, float(self.lr), eps=1e-8)
+        rng = np.random.default_rng(self.seed)
+        w = float(self.barrier_weight0)
+        bs = max(1, int(self.batch_size))
+
+        def val_nse(mdl):
+            return float("nan") if val is None else float(np.mean(nse(mdl.simulate(val[0]), val[1])))
+
+        model = model0
+        best = {"score": val_nse(model0), "z": z.copy(), "model": model0}
+        self.setup_seconds_ = time.perf_counter() - t_start
+        history = [{"epoch": 0, "step": 0, "seconds_since_start": self.setup_seconds_, "loss": float("nan"),
+                    "val_nse": best["score"], "barrier_weight": w, "lr": adam.lr,
+                    "min_eig": float(np.linalg.eigvalsh(var.lmi(z[:nth], act, gamma))[0]), "line_search": 0}]
+        step, stall, stop = 0, 0, ""
+        for epoch in range(1, int(self.max_epochs) + 1):
+            order = rng.permutation(Bn)
+            losses, halvings = [], 0
+            for start in range(0, Bn, bs):
+                idx = order[start:start + bs]
+                X0 = z[nth:].reshape(Bn, -1)[idx] if self.learn_x0 else None
+                loss, grads, g_x0 = simulation_gradient(model, U[idx], Y[idx], X0)
+                _, g_bar = barrier(var, basis, z[:nth], act, gamma, margin)
+                grad = np.zeros_like(z)
+                grad[:nth] = var.loss_gradient(z[:nth], grads) + g_bar / w
+                if self.learn_x0:
+                    grad[nth:].reshape(Bn, -1)[idx] = g_x0
+                if self.clip is not None:
+                    grad *= min(1.0, float(self.clip) / max(np.max(np.abs(grad)), 1e-300))
+                d = -adam.step(grad)
+                for ls in range(60):  # backtracking: halve the step until strictly feasible
+                    cand = z + d
+                    Pc = var.unpack(cand[:nth])["P"]  # a view: keep P exactly symmetric
+                    Pc[:] = 0.5 * (Pc + Pc.T)
+                    if np.isfinite(barrier(var, None, cand[:nth], act, gamma, margin)[0]):
+                        break
+                    d *= 0.5
+                else:
+                    cand, ls = z, 60  # no feasible step: stay
+                halvings += ls
+                z = cand
+                model = var.to_model(z[:nth], act)
+                losses.append(loss)
+                step += 1
+                timed_out = self.time_budget is not None and time.perf_counter() - t_start > self.time_budget
+                if self.eval_every and step % int(self.eval_every) == 0 and not timed_out:
+                    self._record(history, epoch, step, t_start, np.mean(losses), val_nse(model), w, adam.lr,
+                                 var, z[:nth], act, gamma, ls)
+                if timed_out:
+                    stop = "time budget"
+                    break
+            v = val_nse(model)
+            self._record(history, epoch, step, t_start, float(np.mean(losses)), v, w, adam.lr, var, z[:nth],
+                         act, gamma, halvings, epoch_end=True)
+            score = v if val is not None else float(np.mean(losses))
+            if score < best["score"] - float(self.tol) or not np.isfinite(best["score"]):
+                best, stall = {"score": score, "z": z.copy(), "model": model}, 0
+            else:
+                stall += 1
+            if self.progress:
+                print(f"barrier epoch {epoch:4d}  loss {np.mean(losses):.5g}  val_nse {v:.4f}  w {w:.3g}  "
+                      f"lr {adam.lr:.3g}  halvings {halvings}")
+            if stop:
+                break
+            if stall >= int(self.patience):
+                stall = 0
+                w *= float(self.weight_factor)
+                adam.lr *= float(self.lr_factor)
+                if w > float(self.max_weight):
+                    stop = "barrier weight"
+                    break
+        self.stop_reason_ = stop or "max_epochs"
+        self.history_ = history
+        self.n_steps_ = step
+        self.init_model_ = model0
+        self.x0_ = best["z"][nth:].reshape(Bn, -1).copy()
+        self.model_ = best["model"]
+        v = var.unpack(best["z"][:nth])
+        self.lifted_ = {"P": v["P"].copy(), "lam": v["lam"].copy()}
+        self.certificate_ = self._certificate(self.model_, gamma)
+        return self
+
+    def _certificate(self, model, gamma):
+        """certify() on the final weights; should the solver miss, the constructive certificate
+        of the lifted point (Q = P^-1 on E x) — either way rigorously verified."""
+        cert = certify(model, gamma=gamma, solver=self.solver) if gamma is not None else \
+            certify(model, solver=self.solver)
+        if not cert.certified:
+            alt = certificate_from(model, np.linalg.inv(self.lifted_["P"]), self.lifted_["lam"], gamma,
+                                   how="lifted point of the barrier method")
+            cert = alt if alt.certified else cert
+        if not (cert.certified and cert.verify(model).ok):
+            raise RuntimeError(f"BarrierSGD: the final model could not be certified ({cert.reason})")
+        return cert
+
+    @staticmethod
+    def _record(history, epoch, step, t_start, loss, v, w, lr, var, zt, act, gamma, ls, epoch_end=False):
+        history.append({"epoch": epoch, "step": step, "seconds_since_start": time.perf_counter() - t_start,
+                        "loss": float(loss), "val_nse": float(v), "barrier_weight": float(w), "lr": float(lr),
+                        "min_eig": float(np.linalg.eigvalsh(var.lmi(zt, act, gamma))[0]), "line_search": int(ls),
+                        "epoch_end": epoch_end})
+
+    def simulate(self, u, x0=None):
+        if not hasattr(self, "model_"):
+            raise RuntimeError("simulate: call fit first")
+        return self.model_.simulate(u, x0)
