@@ -607,7 +607,29 @@ def build_parser() -> argparse.ArgumentParser:
     simu.add_argument("--plot", default=None, help="PNG of measured vs simulated (needs --outputs)")
     simu.add_argument("--out", required=True, help="predictions (.csv)")
     simu.set_defaults(func=_cmd_simulate)
+
+    exp = sub.add_parser("experiment", help="reproduce the paper's comparison (rrnn experiment msd [--quick])")
+    exp.add_argument("name", choices=("msd",), help="msd: the mass-spring-damper comparison (Table I, Figs. 2-4)")
+    exp.add_argument("--out", default="msd_results", help="output folder; rerunning with it resumes (default "
+                                                           "msd_results)")
+    exp.add_argument("--quick", action="store_true", help="smoke test: generated data, tiny budgets (~1 min)")
+    exp.add_argument("--models", nargs="+", default=None, help="only these models (e.g. Theta Theta_8 LSTM)")
+    exp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    exp.set_defaults(func=_cmd_experiment)
     return parser
+
+
+def _cmd_experiment(args) -> int:
+    from .experiments import msd
+
+    res = msd.run(args.out, quick=args.quick, models=args.models, progress=args.progress)
+    print()
+    print((Path(args.out) / "results.md").read_text())
+    bad = [r["model"] for r in res.rows if r["model_set"] not in ("elman", None) and not r["verified"]]
+    if bad:
+        print(f"rrnn experiment: certificates that did not verify: {bad}", file=sys.stderr)
+        return EXIT_NOT_CERTIFIED
+    return 0
 
 
 def _one_line(exc: BaseException) -> str:

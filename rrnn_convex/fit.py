@@ -413,7 +413,9 @@ class RobustRNNRegressor:
             return float(np.mean(nse(m.simulate(val[0]), val[1])))
 
         def loss_of(m, xs, idx):
-            return float(np.sum((m.simulate(U[idx], xs[idx]) - Y[idx]) ** 2))
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging candidate: inf, rejected
+                L = float(np.sum((m.simulate(U[idx], xs[idx]) - Y[idx]) ** 2))
+            return L if np.isfinite(L) else np.inf
 
         if not history:
             best_val = val_nse(model)

@@ -1,0 +1,391 @@
+"""The paper's comparison on the mass-spring-damper data, end to end and resumable.
+
+Trains every model of the paper's Table I / Fig. 2 — an Elman RNN, an LSTM (tanh), the stable
+RNN (SRNN), the contracting implicit RNN (ci-RNN) and the robust RNNs of Theta and Theta_gamma
+(gamma in 3, 5, 8, 10, 15) — with 10 states (ReLU; LSTM: tanh), on the paper's data
+(``../shared/data/msd_dataset`` when present, else the package's own generated splits), then
+writes:
+
+* ``results.csv`` and ``results.md``: NSE on test_u1..u4 (zero initial state, no washout, the
+  paper's definition), validation NSE, the certified gamma where one exists, the measured
+  Lipschitz lower bound, iterations, wall time, whether the certificate verifies;
+* ``fig_nse_vs_lipschitz.png`` (the paper's Fig. 2: test_u3 NSE against the Lipschitz lower
+  bound), ``fig_generalisation.png`` (Figs. 3-4: median NSE against the input width on the true
+  system), ``fig_traces.png`` (example outputs on test_u3) — when matplotlib is installed.
+
+Each finished model's weights (``models/<name>.npz``) and result (``results/<name>.json``) are
+written atomically as soon as it is done; a rerun with the same output folder skips them, so an
+interrupted run is completed by running it again. ``quick=True`` is a smoke-test version
+(generated data, fewer sequences and iterations) that runs in a couple of minutes.
+
+    python -m rrnn_convex.experiments.msd --out msd_results          # full (about 1-2 hours)
+    rrnn experiment msd --quick --out msd_quick
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._io import write_text_atomic
+
+TESTS = ("test_u1", "test_u2", "test_u3", "test_u4")
+TEST_WIDTHS = (1.0, 2.0, 3.0, 4.0)
+# The paper's published NSE (test_u1 / u2 / u3 / u4) for the robust RNNs (Revay, Wang &
+# Manchester, Table I); no value was published for gamma = 15.
+PAPER_NSE = {"Theta": (.0636, .0502, .0610, .0670), "Theta_3": (.4011, .2765, .2395, .2074),
+             "Theta_5": (.2474, .1558, .1355, .1329), "Theta_8": (.1539, .1030, .0991, .1058),
+             "Theta_10": (.1284, .0901, .0919, .0981)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the comparison: ``kind`` "scp" (RobustRNNRegressor with ``model_set``) or
+    "lstm" (LSTMRegressor, Levenberg-Marquardt); ``gamma_path`` for the small-gamma sets."""
+
+    name: str
+    kind: str
+    model_set: str | None = None
+    gamma: float | None = None
+    gamma_path: tuple = ()
+    activation: str = "relu"
+
+
+def default_specs() -> list[ModelSpec]:
+    """The paper's models. Small gammas are fitted through a path of gammas (continuation):
+    from the N4SID start they stall in a poor local minimum (README, "Small gamma")."""
+    specs = [ModelSpec("RNN", "scp", "elman"), ModelSpec("LSTM", "lstm", activation="tanh"),
+             ModelSpec("SRNN", "scp", "srnn"), ModelSpec("ci-RNN", "scp", "cirnn"),
+             ModelSpec("Theta", "scp", "theta")]
+    paths = {3.0: (10.0, 5.0), 5.0: (10.0,)}
+    for g in (15.0, 10.0, 8.0, 5.0, 3.0):
+        specs.append(ModelSpec(f"Theta_{g:g}", "scp", "theta_gamma", g, paths.get(g, ())))
+    return specs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes and budgets. ``FULL`` is the paper-size run, ``QUICK`` a smoke test."""
+
+    n: int = 10
+    max_iter: int = 60
+    path_iter: int = 15
+    time_budget: float = 900.0
+    patience: int = 15
+    n_train: int = 100  # training sequences of generated data (the authors' files have 100)
+    lipschitz_horizon: int = 500
+    lipschitz_starts: int = 3
+    lipschitz_steps: int = 150
+    realisations: int = 20
+    horizon: int = 1000
+    widths: tuple = tuple(np.round(np.arange(0.5, 11.0, 1.0), 2))
+    seed: int = 0
+    data: str = "auto"  # "auto" (authors' files when present), "paper", "generated"
+    solver: str | None = None
+
+
+FULL = Settings()
+QUICK = Settings(n=4, max_iter=2, path_iter=1, time_budget=60.0, n_train=6, lipschitz_horizon=100,
+                 lipschitz_starts=1, lipschitz_steps=30, realisations=3, horizon=300,
+                 widths=(1.0, 3.0, 6.0), data="generated")
+
+
+def paper_data_folder() -> Path:
+    """Where the authors' files are expected: ``../shared/data/msd_dataset`` from the checkout."""
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "msd_dataset"
+
+
+def load_data(settings: Settings) -> tuple[dict, str]:
+    """(splits as a dict name -> SequenceData, a one-line description of their origin)."""
+    from ..datasets import load_paper_msd, make_datasets
+
+    folder = paper_data_folder()
+    if settings.data not in ("auto", "paper", "generated"):
+        raise ValueError(f"data: expected 'auto', 'paper' or 'generated', got {settings.data!r}")
+    if settings.data == "paper" and not folder.exists():
+        raise FileNotFoundError(f"data: 'paper' needs the authors' files at {folder}")
+    if settings.data != "generated" and folder.exists():
+        return load_paper_msd(folder).as_dict(), f"authors' files ({folder})"
+    return (make_datasets(seed=settings.seed, n_train=settings.n_train).as_dict(),
+            f"generated: rrnn_convex.datasets.make_datasets(seed={settings.seed}, n_train={settings.n_train})")
+
+
+# ---------------------------------------------------------------------- one model
+def _slug(name: str) -> str:
+    return name.lower().replace("-", "").replace(" ", "_")
+
+
+def _fit(spec: ModelSpec, data: dict, s: Settings, progress: bool):
+    """Train one model; returns (model, estimator)."""
+    tr, val = data["train_u3"], data["val"]
+    if spec.kind == "lstm":
+        from ..baselines.lstm import LSTMRegressor
+
+        est = LSTMRegressor(s.n, max_iter=s.max_iter, time_budget=s.time_budget, patience=s.patience,
+                            seed=s.seed, progress=progress)
+        est.fit(tr.u, tr.y, validation=(val.u, val.y))
+        return est.model_, est
+    from ..fit import RobustRNNRegressor
+
+    est = RobustRNNRegressor(s.n, s.n, model_set=spec.model_set, gamma=spec.gamma, activation=spec.activation,
+                             max_iter=s.max_iter, time_budget=s.time_budget, patience=s.patience, seed=s.seed,
+                             solver=s.solver, progress=progress, gamma_path=spec.gamma_path, path_iter=s.path_iter)
+    init = None
+    if spec.model_set in ("theta", "theta_gamma") and not spec.gamma_path:
+        # the N4SID start from the zero-initial-state record (train_u1), as the authors did
+        init = est.initial_model(data["train_u1"].u, data["train_u1"].y, est._set())
+    elif spec.gamma_path:
+        # the same N4SID start, embedded in the first set of the path
+        first = RobustRNNRegressor(s.n, s.n, model_set="theta_gamma", gamma=spec.gamma_path[0], seed=s.seed, solver=s.solver)
+        init = first.initial_model(data["train_u1"].u, data["train_u1"].y, first._set())
+    est.fit(tr.u, tr.y, validation=(val.u, val.y), init_model=init)
+    return est.model_, est
+
+
+def _save_model(model, path: Path) -> None:
+    from .._io import atomic_path
+    from ..model import ImplicitRNN
+
+    if isinstance(model, ImplicitRNN):
+        model.save(path)
+        return
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, kind=np.array(type(model).__name__),
+                     **{k: getattr(model, k) for k in model.__dataclass_fields__})
+
+
+def evaluate(spec: ModelSpec, model, est, data: dict, s: Settings, seconds: float, gen_data) -> dict:
+    """The table row of one trained model (and its generalisation curve)."""
+    from ..analysis import generalisation_study, lipschitz_lower_bound
+    from ..certify import certify
+    from ..metrics import nse
+    from ..model import ImplicitRNN
+
+    row = {"model": spec.name, "kind": spec.kind, "model_set": spec.model_set, "gamma_set": spec.gamma,
+           "gamma_path": list(spec.gamma_path)}
+    for k in TESTS + ("val",):
+        row[f"nse_{k}"] = float(np.mean(nse(model.simulate(data[k].u), data[k].y)))
+    cert = None
+    if isinstance(model, ImplicitRNN):
+        cert = getattr(est, "certificate_", None)
+        if cert is None or not cert.certified:
+            # baselines (RNN) are certified after the fact where possible; not required to be
+            cert = certify(model, solver=s.solver)
+    row["contracting"] = bool(cert is not None and cert.certified)
+    row["certified_gamma"] = None if cert is None or cert.gamma is None else float(cert.gamma)
+    row["verified"] = bool(cert is not None and cert.certified and cert.verify(model).ok)
+    # ImplicitRNN: exact adjoint; LSTM: casadi reverse mode through its symbolic call
+    lb = lipschitz_lower_bound(model, horizon=s.lipschitz_horizon, starts=s.lipschitz_starts,
+                               steps=s.lipschitz_steps, seed=s.seed)
+    row["lipschitz_lb"] = float(lb.value)
+    row["iterations"] = int(getattr(est, "n_iter_", len(getattr(est, "history_", []))))
+    row["seconds"] = float(seconds)
+    row["path"] = list(getattr(est, "path_", []))
+    study = None
+    if gen_data is not None:
+        sim = model if isinstance(model, ImplicitRNN) else model.simulate
+        study = generalisation_study(sim, data=gen_data, batched=not isinstance(model, ImplicitRNN))
+    if study is not None:
+        row["generalisation"] = {"widths": [float(w) for w in study.widths],
+                                 "median_nse": [float(v) for v in study.median()]}
+    row["history"] = [{k: h.get(k) for k in ("loss", "val_nse", "mu", "accepted", "margin", "seconds")}
+                      for h in getattr(est, "history_", [])]
+    return row
+
+
+# ---------------------------------------------------------------------- the run
+@dataclass
+class Run:
+    """Where a run keeps its files, and what it did."""
+
+    out: Path
+    rows: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    data_source: str = ""
+
+
+def run(out="msd_results", *, quick: bool = False, models=None, settings: Settings | None = None,
+        progress: bool = False, log=print) -> Run:
+    """Train and evaluate every model (or the names in ``models``), resuming from ``out``.
+
+    ``settings`` overrides the defaults (``QUICK`` with ``quick=True``, else ``FULL``).
+    Returns a :class:`Run` whose ``rows`` are the table rows (dicts), finished ones included.
+    """
+    s = settings or (QUICK if quick else FULL)
+    specs = default_specs()
+    if models is not None:
+        names = {sp.name for sp in specs}
+        unknown = [m for m in models if m not in names]
+        if unknown:
+            raise ValueError(f"models: unknown {unknown}; expected some of {sorted(names)}")
+        specs = [sp for sp in specs if sp.name in models]
+    out = Path(out)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    settings_file = out / "settings.json"
+    mine = json.dumps(asdict(s), sort_keys=True, default=float)
+    if settings_file.exists() and settings_file.read_text() != mine:
+        raise ValueError(f"out: {out} holds a run with other settings ({settings_file}); use another folder")
+    write_text_atomic(settings_file, mine)
+    data, source = load_data(s)
+    result = Run(out, data_source=source)
+    log(f"# msd experiment: {platform.machine()}, {os.cpu_count()} cores; data: {source}")
+    gen_data = None
+    for spec in specs:
+        res_file = out / "results" / f"{_slug(spec.name)}.json"
+        if res_file.exists():
+            result.rows.append(json.loads(res_file.read_text()))
+            result.skipped.append(spec.name)
+            log(f"{spec.name:>9}: done before ({res_file})")
+            continue
+        if gen_data is None and s.realisations > 0:
+            from ..analysis import generalisation_data
+            gen_data = generalisation_data(list(s.widths), s.realisations, s.horizon, s.seed)
+        t0 = time.perf_counter()
+        model, est = _fit(spec, data, s, progress)
+        secs = time.perf_counter() - t0
+        _save_model(model, out / "models" / f"{_slug(spec.name)}.npz")
+        row = evaluate(spec, model, est, data, s, secs, gen_data)
+        write_text_atomic(res_file, json.dumps(row, indent=1, default=float))
+        result.rows.append(row)
+        log(_line(row))
+    order = {sp.name: i for i, sp in enumerate(default_specs())}
+    result.rows.sort(key=lambda r: order.get(r["model"], 99))
+    write_tables(result.rows, out, source)
+    try:
+        write_figures(result.rows, out, data)
+    except ImportError as exc:
+        log(f"figures skipped: {exc}")
+    return result
+
+
+def _fmt(x, spec=".4f"):
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def _line(r: dict) -> str:
+    tests = " ".join(_fmt(r[f"nse_{k}"]) for k in TESTS)
+    return (f"{r['model']:>9}: {tests} | val {_fmt(r['nse_val'])} | gamma {_fmt(r['certified_gamma'], '.3f')} "
+            f"lb {_fmt(r['lipschitz_lb'], '.3f')} | {r['iterations']} it {r['seconds']:.0f} s "
+            f"verified {r['verified']}")
+
+
+COLUMNS = ("model", *(f"nse_{k}" for k in TESTS), "nse_val", "certified_gamma", "lipschitz_lb", "verified",
+           "iterations", "seconds")
+
+
+def write_tables(rows, out: Path, source: str = "") -> None:
+    """``results.csv`` and ``results.md`` (with the paper's published NSE where there is one)."""
+    lines = [",".join(COLUMNS)]
+    for r in rows:
+        lines.append(",".join("" if r.get(c) is None else str(r.get(c)) for c in COLUMNS))
+    write_text_atomic(out / "results.csv", "\n".join(lines) + "\n")
+    md = [f"Data: {source}" if source else "", "",
+          "| model | test_u1 | test_u2 | test_u3 | test_u4 | val | certified gamma | Lipschitz lb | verified "
+          "| iterations | seconds | paper u1/u2/u3/u4 |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    authors = source.startswith("authors'")
+    for r in rows:
+        paper = PAPER_NSE.get(r["model"]) if authors else None  # comparable on the same data only
+        md.append(f"| {r['model']} | " + " | ".join(_fmt(r[f"nse_{k}"]) for k in TESTS) +
+                  f" | {_fmt(r['nse_val'])} | {_fmt(r['certified_gamma'], '.3f')} | {_fmt(r['lipschitz_lb'], '.3f')} "
+                  f"| {r['verified']} | {r['iterations']} | {r['seconds']:.0f} | "
+                  f"{'/'.join(f'{x:.4f}' for x in paper) if paper else '-'} |")
+    write_text_atomic(out / "results.md", "\n".join(md) + "\n")
+
+
+def write_figures(rows, out: Path, data: dict) -> None:
+    """The paper's Fig. 2 (NSE vs Lipschitz lower bound), Figs. 3-4 (generalisation) and traces."""
+    from ..plots import _figure, save_figure
+
+    fig = _figure(6.5, 4.5)
+    ax = fig.subplots()
+    for r in rows:
+        robust = r["model"].startswith("Theta")
+        ax.plot(r["lipschitz_lb"], r["nse_test_u3"], "o" if robust else "s",
+                color="tab:blue" if robust else "tab:gray")
+        ax.annotate(r["model"], (r["lipschitz_lb"], r["nse_test_u3"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize="small")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"measured Lipschitz lower bound $\hat\gamma$ (log)")
+    ax.set_ylabel("NSE on test_u3 (log; lower is better)")
+    ax.set_title("Accuracy against robustness (paper Fig. 2)")
+    ax.grid(alpha=0.3, which="both")
+    save_figure(fig, out / "fig_nse_vs_lipschitz.png")
+
+    curves = [r for r in rows if r.get("generalisation")]
+    if curves:
+        fig = _figure(7.5, 4.5)
+        ax = fig.subplots()
+        for r in curves:
+            g = r["generalisation"]
+            ax.plot(g["widths"], g["median_nse"], "o-" if r["model"].startswith("Theta") else "s--",
+                    label=r["model"], ms=3)
+        ax.axvspan(0, 3.0, color="tab:green", alpha=0.08, label="training width (<= 3)")
+        ax.set_yscale("log")
+        ax.set_xlabel("input width w (input levels uniform on [-w/2, w/2])")
+        ax.set_ylabel("median NSE on the true system (log)")
+        ax.set_title("Generalisation to larger inputs (paper Figs. 3-4)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="x-small", ncol=2)
+        save_figure(fig, out / "fig_generalisation.png")
+
+    models_dir = out / "models"
+    test = data["test_u3"]
+    fig = _figure(9, 4.5)
+    ax = fig.subplots()
+    T = min(800, test.T)
+    t = np.arange(T) * 0.5
+    ax.plot(t, test.y[0, :T, 0], color="k", lw=1.5, label="measured (test_u3)")
+    for name in ("LSTM", "Theta", "Theta_3", "Theta_10"):
+        f = models_dir / f"{_slug(name)}.npz"
+        if not f.exists():
+            continue
+        model = _load_model(f)
+        ax.plot(t, model.simulate(test.u[:1, :T])[0, :, 0], lw=1, label=name)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("position of the last cart")
+    ax.set_title("Example outputs, zero initial state")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    save_figure(fig, out / "fig_traces.png")
+
+
+def _load_model(path: Path):
+    from ..model import ImplicitRNN
+
+    with np.load(path, allow_pickle=False) as z:
+        if "kind" in z.files and str(z["kind"]) == "LSTM":
+            from ..baselines.lstm import LSTM
+            return LSTM(**{k: z[k] for k in z.files if k != "kind"})
+    return ImplicitRNN.load(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="rrnn experiment msd", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="msd_results", help="output folder (reused to resume)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: generated data, tiny budgets")
+    ap.add_argument("--models", nargs="+", default=None, help="subset of model names")
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args(argv)
+    res = run(args.out, quick=args.quick, models=args.models, progress=args.progress)
+    print((Path(args.out) / "results.md").read_text())
+    return 0 if all(r["verified"] or r["kind"] == "lstm" or r["model_set"] == "elman" for r in res.rows) else 1
+
+
+__all__ = ["ModelSpec", "Settings", "FULL", "QUICK", "default_specs", "load_data", "run", "evaluate",
+           "write_tables", "write_figures", "PAPER_NSE", "main"]
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+
