@@ -1,0 +1,194 @@
+"""Parallel sweeps: fit a grid of (model set, gamma, seed) cells, gather one table.
+
+``sweep(u, y, validation, gammas=..., seeds=..., model_sets=...)`` fits every cell with
+:class:`~rrnn_convex.fit.RobustRNNRegressor` in parallel processes (joblib, ``n_jobs``), or on a
+Dask cluster when ``scheduler`` (an address such as ``"tcp://127.0.0.1:8786"``) is given and
+``dask.distributed`` is installed (``pip install "rrnn_convex[dask]"``). A cell that fails is a
+row with its error, never fatal to the others; each certified row's certificate was verified in
+the worker (``verified``) and is re-verified here from the returned weights.
+
+Grid: ``"theta_gamma"`` takes every value of ``gammas``; the other sets ("theta", "srnn",
+"cirnn", "elman", "unconstrained") take no gamma. Each cell is fitted with its own ``seed``.
+"""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from ._validation import check_scalar, paired_sequences
+from .fit import SET_NAMES
+
+COLUMNS = ("model_set", "gamma", "seed", "status", "val_nse", "train_loss", "certified_gamma", "verified",
+           "iterations", "seconds", "error")
+
+
+@dataclass(frozen=True)
+class Cell:
+    model_set: str
+    gamma: float | None
+    seed: int
+
+
+@dataclass
+class SweepResult:
+    """Rows (dicts with :data:`COLUMNS`), the fitted models (None for a failed cell), wall time."""
+
+    rows: list
+    models: list = field(repr=False, default_factory=list)
+    seconds: float = 0.0
+    backend: str = ""
+
+    @property
+    def failed(self) -> list:
+        return [r for r in self.rows if r["status"] != "ok"]
+
+    def to_csv(self, path=None) -> str:
+        """The table as CSV text; written atomically when ``path`` is given."""
+        from ._io import write_text_atomic
+
+        lines = [",".join(COLUMNS)]
+        for r in self.rows:
+            vals = []
+            for c in COLUMNS:
+                v = r.get(c)
+                v = "" if v is None else str(v)
+                vals.append('"' + v.replace('"', "'") + '"' if ("," in v or "\n" in v) else v)
+            lines.append(",".join(vals))
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            write_text_atomic(path, text)
+        return text
+
+    def to_markdown(self) -> str:
+        head = "| set | gamma | seed | status | val NSE | certified gamma | verified | iterations | seconds |"
+        out = [head, "|---|---|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            f = (lambda x, s=".4f": "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, s))
+            out.append(f"| {r['model_set']} | {f(r['gamma'], 'g')} | {r['seed']} | {r['status']} | {f(r['val_nse'])} "
+                       f"| {f(r['certified_gamma'], '.4g')} | {r['verified']} | {r['iterations']} | {f(r['seconds'], '.1f')} |")
+        return "\n".join(out)
+
+
+def grid(gammas=(), seeds=(0,), model_sets=("theta_gamma",)) -> list[Cell]:
+    """The cells of a sweep (validated): gammas apply to "theta_gamma" only."""
+    model_sets = [model_sets] if isinstance(model_sets, str) else list(model_sets)
+    unknown = [s for s in model_sets if s not in SET_NAMES]
+    if unknown or not model_sets:
+        raise ValueError(f"model_sets: expected some of {SET_NAMES}, got {model_sets!r}")
+    gammas = [check_scalar(g, "gammas", low=0.0) for g in (gammas or ())]
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    if "theta_gamma" in model_sets and not gammas:
+        raise ValueError("gammas: model set 'theta_gamma' needs at least one gamma")
+    cells = []
+    for s in model_sets:
+        for g in (gammas if s == "theta_gamma" else [None]):
+            cells.extend(Cell(s, g, seed) for seed in seeds)
+    return cells
+
+
+def fit_cell(cell: Cell, u, y, validation, options: dict) -> tuple[dict, dict | None]:
+    """Fit one cell (runs in a worker). Returns (row, weights or None); never raises."""
+    from .fit import RobustRNNRegressor
+
+    row = {"model_set": cell.model_set, "gamma": cell.gamma, "seed": cell.seed, "status": "ok", "val_nse": None,
+           "train_loss": None, "certified_gamma": None, "verified": False, "iterations": 0, "seconds": 0.0,
+           "error": ""}
+    t0 = time.perf_counter()
+    try:
+        est = RobustRNNRegressor(**(options | {"model_set": cell.model_set, "gamma": cell.gamma, "seed": cell.seed,
+                                               "progress": False}))
+        est.fit(u, y, validation=validation)
+        h = est.history_
+        row["iterations"] = est.n_iter_
+        row["train_loss"] = float(h[-1]["loss"]) if h else None
+        row["val_nse"] = float(min(e["val_nse"] for e in h)) if h and validation is not None else None
+        cert = est.certificate_
+        if cert is not None and cert.certified:
+            row["certified_gamma"] = cert.gamma
+            row["verified"] = bool(cert.verify(est.model_).ok)
+        weights = {"weights": est.model_.weights(), "activation": est.model_.activation.to_dict(),
+                   "certificate": None if cert is None else cert.to_json()}
+    except Exception as exc:  # a failed cell is a row, not the end of the sweep
+        row["status"] = "failed"
+        row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        row["traceback"] = traceback.format_exc(limit=3)
+        weights = None
+    row["seconds"] = time.perf_counter() - t0
+    return row, weights
+
+
+def _rebuild(payload):
+    from .certify import Certificate
+    from .model import ImplicitRNN
+
+    model = ImplicitRNN(**payload["weights"], activation=payload["activation"])
+    cert = None if payload["certificate"] is None else Certificate.from_json(payload["certificate"])
+    return model, cert
+
+
+def sweep(u, y, validation=None, *, gammas=(), seeds=(0,), model_sets=("theta_gamma",), n_states: int = 10,
+          n_neurons: int = 10, n_jobs: int = 2, scheduler: str | None = None, **fit_options) -> SweepResult:
+    """Fit every cell of the grid in parallel; see the module docstring.
+
+    ``fit_options`` go to :class:`~rrnn_convex.fit.RobustRNNRegressor` (``max_iter``,
+    ``time_budget``, ``activation``, ``solver``...). ``n_jobs``: joblib worker processes
+    (ignored with ``scheduler``). Returns a :class:`SweepResult` (rows in grid order).
+    """
+    U, Y = paired_sequences(u, y)
+    val = None if validation is None else paired_sequences(*validation, names=("validation u", "validation y"))
+    cells = grid(gammas, seeds, model_sets)
+    bad = {"model_set", "gamma", "seed", "progress"} & set(fit_options)
+    if bad:
+        raise ValueError(f"fit_options: {sorted(bad)} are set by the grid")
+    options = {"n_states": int(n_states), "n_neurons": int(n_neurons)} | fit_options
+    t0 = time.perf_counter()
+    if scheduler is not None:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise ImportError('scheduler: a Dask cluster needs dask.distributed: pip install "rrnn_convex[dask]"') \
+                from None
+        with Client(scheduler) as client:
+            data = client.scatter([U, Y, val], broadcast=True)
+            futures = [client.submit(fit_cell, c, data[0], data[1], data[2], options, pure=False) for c in cells]
+            results = []
+            for c, f in zip(cells, futures):
+                try:
+                    results.append(f.result())
+                except Exception as exc:  # the worker died: report the cell
+                    results.append((_failed(c, exc), None))
+        backend = f"dask ({scheduler})"
+    else:
+        n_jobs = int(n_jobs)
+        if n_jobs == 1:
+            results = [fit_cell(c, U, Y, val, options) for c in cells]
+            backend = "serial"
+        else:
+            from joblib import Parallel, delayed
+
+            results = Parallel(n_jobs=n_jobs, backend="loky")(delayed(fit_cell)(c, U, Y, val, options) for c in cells)
+            backend = f"joblib (loky, n_jobs={n_jobs})"
+    rows, models = [], []
+    for row, payload in results:
+        model = None
+        if payload is not None:
+            model, cert = _rebuild(payload)
+            if row["verified"]:
+                # re-verified here from the returned weights, not taken on the worker's word
+                row["verified"] = bool(cert is not None and cert.verify(model).ok)
+        rows.append(row)
+        models.append(model)
+    return SweepResult(rows, models, time.perf_counter() - t0, backend)
+
+
+def _failed(cell: Cell, exc: BaseException) -> dict:
+    return {"model_set": cell.model_set, "gamma": cell.gamma, "seed": cell.seed, "status": "failed",
+            "val_nse": None, "train_loss": None, "certified_gamma": None, "verified": False, "iterations": 0,
+            "seconds": float("nan"), "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+
+
+__all__ = ["sweep", "grid", "fit_cell", "Cell", "SweepResult", "COLUMNS"]
