@@ -11,6 +11,13 @@ def as_float_array(value, name: str, ndim: int | tuple[int, ...] | None = None) 
     arithmetic of the package is always carried out on the float64 result.
     """
     try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):
+        raw = None
+    if raw is not None and raw.dtype.kind in "cbUSV":
+        what = {"c": "complex", "b": "boolean", "U": "string", "S": "bytes", "V": "structured"}[raw.dtype.kind]
+        raise TypeError(f"{name}: expected an array of real numbers, got a {what} array (dtype {raw.dtype})")
+    try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}: expected an array of real numbers, got {type(value).__name__} ({exc})") from None

@@ -27,6 +27,21 @@ class Activation:
     beta: float
     slope: float = 0.0  # negative-side slope of leaky_relu; unused otherwise
 
+    def __post_init__(self):
+        # The slope bounds are the assumption every certificate rests on: they must contain the
+        # function's true slopes (wider bounds are conservative and allowed, narrower ones would
+        # certify models that are not contracting).
+        true = _true_bounds(self.name, self.slope)
+        for k in ("alpha", "beta", "slope"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
+                raise ValueError(f"activation {self.name!r}: {k} must be a finite number, got {v!r}")
+        if not self.alpha <= self.beta:
+            raise ValueError(f"activation {self.name!r}: expected alpha <= beta, got [{self.alpha}, {self.beta}]")
+        if not (self.alpha <= true[0] and true[1] <= self.beta):
+            raise ValueError(f"activation {self.name!r}: slope bounds [{self.alpha}, {self.beta}] do not contain "
+                             f"its true slopes [{true[0]}, {true[1]}]; a certificate would not hold")
+
     def __call__(self, v: np.ndarray) -> np.ndarray:
         if self.name == "relu":
             return np.maximum(v, 0.0)
@@ -57,6 +72,22 @@ class Activation:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "alpha": self.alpha, "beta": self.beta, "slope": self.slope}
+
+
+def _true_bounds(name: str, slope: float) -> tuple[float, float]:
+    """The exact slope range of a named activation."""
+    if name in ("relu", "tanh"):
+        return 0.0, 1.0
+    if name == "sigmoid":
+        return 0.0, 0.25
+    if name == "identity":
+        return 1.0, 1.0
+    if name == "leaky_relu":
+        if isinstance(slope, bool) or not isinstance(slope, (int, float, np.floating, np.integer)) \
+                or not np.isfinite(slope):
+            raise ValueError(f"activation 'leaky_relu': slope must be a finite number, got {slope!r}")
+        return min(float(slope), 1.0), max(float(slope), 1.0)
+    raise ValueError(f"activation: unknown name {name!r}; expected relu, tanh, sigmoid, leaky_relu or identity")
 
 
 RELU = Activation("relu", 0.0, 1.0)

@@ -35,6 +35,11 @@ CERT_SCHEMA_VERSION = 1
 VERIFICATION_METHOD = ("float64 LMI with a-priori rounding bounds + Cholesky of M - cI "
                        "(Demmel 1989 / Rump 2006 bound)")
 FORMULATIONS = ("lifted", "dense")
+# A contraction margin below this (with trace(Q) = n, so t <= 1) is within the solvers' tolerances:
+# such a model is at best marginally contracting and is reported as "not certifiable".
+MARGINAL_T = 1e-7
+# Above this condition number of E, a failed certification names E as the likely cause.
+ILL_CONDITIONED_E = 1e7
 
 
 @dataclass(frozen=True)
@@ -264,6 +269,10 @@ class _FixedWeightSDP:
         N = M.shape[0]
         M = 0.5 * (M + M.T)
         cons = [M - shift * np.eye(N) >> 0]
+        if formulation != "lifted":
+            # the dense LMI does not imply Qx > 0 (an unstable A admits an indefinite Qx with
+            # Qx - A'QxA > 0); the lifted one does through its P = Qx block
+            cons.append(self.Qv - shift * np.eye(n) >> 0)
         if mode == "min_gamma":
             objective = cp.Minimize(self.g)
         else:
@@ -395,28 +404,36 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     def finish(cert: Certificate | None, reason: str = "") -> Certificate:
         elapsed = time.perf_counter() - t_start
         if cert is None:
+            kappa = float(np.linalg.cond(model.E))
+            if kappa > ILL_CONDITIONED_E and "ill-conditioned" not in reason:
+                reason += (f" (E is ill-conditioned: cond(E) = {kappa:.1e}; the certificate's metric "
+                           f"Q = E^-T Qx E^-1 loses about cond(E)^2 of float64 accuracy - an explicit "
+                           f"form with E = I, model.explicit(), may certify)")
             return Certificate(**(base | {"contracting": False}), gamma=None, Q=None, lam=None,
                                reason=reason, attempts=tuple(attempts), solve_seconds=elapsed)
         check = cert.verify(model)
         if not check.ok:  # cannot happen by construction; never hand out an unverified claim
             return finish(None, f"internal: final certificate failed verification ({check.reason})")
-        est = prove_pd_estimate(model, cert.Q, cert.lam, cert.gamma)
-        return replace(cert, margin=est, proven_margin=check.proven_margin,
+        # the verification's own estimate: built with the accurate (error-free) products, so it
+        # stays right for an ill-conditioned E where a plain float64 rebuild does not
+        return replace(cert, margin=check.estimate, proven_margin=check.proven_margin,
                        reason=check.reason + (f"; {reason}" if reason else ""),
                        attempts=tuple(attempts), solve_seconds=elapsed)
 
     last_check = {}
 
-    def check_point(point, name, status, g_claim) -> Certificate | None:
-        """The certificate at ``point`` if it passes the check; notes the result in the last attempt."""
+    def check_point(point, name, status, g_claim, entry=None) -> Certificate | None:
+        """The certificate at ``point`` if it passes the check; notes the result in the attempt
+        that produced the point (``entry``, by default the last one)."""
+        entry = attempts[-1] if entry is None else entry
         Q, lam, _ = point
         cert = Certificate(**base, Q=Q, lam=lam, gamma=g_claim, solver=name, status=status,
-                           sdp_margin=attempts[-1].get("margin", float("nan")))
+                           sdp_margin=entry.get("margin", float("nan")))
         ok = cert.verify(model)
         last_check["v"] = ok
-        attempts[-1]["verified"] = ok.ok
+        entry["verified"] = ok.ok
         if not ok.ok:
-            attempts[-1]["detail"] = (attempts[-1].get("detail", "") + " " + ok.reason).strip()
+            entry["detail"] = (entry.get("detail", "") + " " + ok.reason).strip()
         return cert if ok.ok else None
 
     memo = {}
@@ -426,6 +443,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         if "c" not in memo:
             res = solve("contraction")
             memo["c"] = None if res is None else (*res, res[0][2])
+            memo["c_entry"] = attempts[-1] if res is not None else None
         return memo["c"]
 
     if gamma is not None:
@@ -456,8 +474,12 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         if t1 <= 0:
             return None, (f"not contracting: the contraction LMI is infeasible "
                           f"(best margin t = {t1:.3e} <= 0 with trace(Q) normalised)")
-        c1 = check_point(point1, name1, status1, None)
+        c1 = check_point(point1, name1, status1, None, entry=memo["c_entry"])
         if c1 is None:
+            if t1 < MARGINAL_T:
+                return None, (f"not certifiable: the contraction LMI's best margin t = {t1:.3e} (trace(Q) "
+                              f"normalised) is at the solver's tolerance, so the model is at best marginally "
+                              f"contracting, and that point did not pass the rigorous check")
             return None, f"the contraction LMI's optimum (margin t = {t1:.3e}) did not pass the rigorous check"
         return replace(c1, sdp_margin=t1), ""
 
@@ -488,7 +510,10 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         raised above the check's rounding allowance (at least tenfold) and the SDP re-solved,
         up to four solves and a margin of 1e-4.
         """
-        scaled, s = _preconditioned(model, Qpre, gpre)
+        try:
+            scaled, s = _preconditioned(model, Qpre, gpre)
+        except np.linalg.LinAlgError:  # E'QE not numerically positive definite: no coordinates to use
+            return None
         sdp_margin = margin
         for _ in range(4):
             res_p = solve("min_gamma", sdp_model=scaled, margin_value=sdp_margin)
@@ -513,6 +538,9 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         at most 1e-6 of its scale (a failed solver can return a far-off point)."""
         Q, lam, g = point
         if not (g > 0 and np.all(np.isfinite(Q)) and np.linalg.eigvalsh(Q)[0] > 0):
+            return False
+        EQE = model.E.T @ Q @ model.E
+        if not np.linalg.eigvalsh(0.5 * (EQE + EQE.T))[0] > 0:  # preconditioning needs E'QE > 0
             return False
         M = dissipation_lmi(**model_operands(model, Q, lam), gamma=g)
         return float(np.linalg.eigvalsh(0.5 * (M + M.T))[0]) >= -1e-6 * max(1.0, float(np.abs(M).max()))
@@ -586,12 +614,6 @@ def _preconditioned(model: ImplicitRNN, Q: np.ndarray, gamma_hint: float) -> tup
                    C2=model.C2 @ Rinv / s, D21=model.D21 / s, D22=model.D22 / s), s
 
 
-def prove_pd_estimate(model: ImplicitRNN, Q, lam, gamma) -> float:
-    """Float64 estimate of the smallest eigenvalue of the dissipation LMI at (Q, lam, gamma)."""
-    M = dissipation_lmi(**model_operands(model, Q, lam), gamma=gamma)
-    return float(np.linalg.eigvalsh(0.5 * (M + M.T))[0])
-
-
 __all__ = ["Certificate", "Verification", "certify", "certificate_from"]
 
 
@@ -611,5 +633,5 @@ def certificate_from(model: ImplicitRNN, Q, lam, gamma: float | None = None, *, 
     if not check.ok:
         return Certificate(**base, contracting=False, gamma=None, Q=None, lam=None,
                            reason=f"constructive certificate ({how}) did not pass the rigorous check: {check.reason}")
-    return replace(cert, margin=prove_pd_estimate(model, Q, lam, gamma), proven_margin=check.proven_margin,
+    return replace(cert, margin=check.estimate, proven_margin=check.proven_margin,
                    reason=check.reason + (f"; {how}" if how else ""))

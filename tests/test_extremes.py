@@ -258,12 +258,8 @@ def test_near_singular_E_never_gives_a_false_certificate(k):
             assert cert.reason
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: models whose E has cond ~1e8..1e12 (accepted by the constructor, MAX_COND_E = 1e12) are "
-    "never certified, even when trivially contracting; the reason ('the contraction LMI's optimum "
-    "... did not pass the rigorous check') does not say why. The SDP is solved for the metric "
-    "Qx on x and transported as Q = E^-T Qx E^-1 in float64 (_FixedWeightSDP.point), which loses "
-    "all accuracy: verify then cannot prove Q > 0 (cond(Q) ~ cond(E)^2 ~ 1e16)."))
+# Models with cond(E) ~1e8..1e12 are still not certified (the metric Q = E^-T Qx E^-1 loses
+# ~cond(E)^2 in float64); the reason now names E and suggests the explicit form.
 def test_near_singular_E_is_certified_or_the_reason_names_E():
     model = linear_model(A2, B2_, C2_, D2_, E=exact_near_singular_E(30))  # cond(E) = 4.3e9 < 1e12
     cert = certify(model)
@@ -291,12 +287,7 @@ def test_random_models_with_ill_conditioned_E_never_lie(seed):
 
 
 # ============================================================================= non-contracting models
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with the default formulation='dense' the contraction SDP has no Q > 0 constraint, so "
-    "for an unstable model (here x+ = diag(1.5, 0.5) x, n >= 2) an indefinite Q makes it "
-    "unbounded: certify answers 'no solver returned a point for the contraction LMI' (and for "
-    "gamma=5 'the solver's point (margin t = 4.1e-01) did not pass the rigorous check') instead "
-    "of 'not contracting'. formulation='lifted' answers correctly."))
+# Was: the dense contraction SDP had no Q > 0 constraint and came back unbounded.
 def test_unstable_linear_model_is_reported_not_contracting():
     model = ImplicitRNN(F=np.diag([1.5, 0.5]), B1=np.zeros((2, 1)), B2=np.ones((2, 1)), C1=np.ones((1, 2)),
                         C2=np.ones((1, 2)))
@@ -316,13 +307,7 @@ def test_unstable_linear_model_is_never_certified_by_either_formulation():
     assert "not contracting" in certify(model, formulation="lifted").reason
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (reporting): Certificate.margin, documented as the float estimate of the LMI's smallest "
-    "eigenvalue, is computed without the accurate products (prove_pd_estimate), so for an "
-    "ill-conditioned E it is wrong, even negative, on a valid certificate: E = [[1, 1], "
-    "[1, 1 + 2^-22]] gives margin = -1.1e-3 while proven_margin = 1.7e-5 (and the true smallest "
-    "eigenvalue, checked in 80-digit arithmetic on a similar case, is positive). verify()'s own "
-    "estimate is accurate. fit's history records this margin."))
+# Was: Certificate.margin came from a plain float64 rebuild (wrong, even negative, for ill-conditioned E).
 def test_reported_margin_is_consistent_with_the_proven_margin():
     model = linear_model(A2, B2_, C2_, D2_, E=exact_near_singular_E(22))  # cond(E) = 1.7e7
     cert = certify(model)
@@ -353,12 +338,7 @@ CRASH_C1 = np.array([
 CRASH_D12 = np.array([[-42.63253595694836], [-21.31261589814834], [-187.36592422388898], [62.63192627777223]])
 
 
-@pytest.mark.xfail(strict=True, raises=np.linalg.LinAlgError, reason=(
-    "BUG (crash): certify raises numpy.linalg.LinAlgError('Matrix is not positive definite') "
-    "from _preconditioned (np.linalg.cholesky of E'QE / s) for this ill-conditioned-E model: "
-    "nearly_feasible() accepts the solver point because eigvalsh(Q) > 0, but E'QE computed in "
-    "float64 (cond(E) = 3e6) is not numerically positive definite. certify must never raise for a "
-    "solver's point; it should skip preconditioning (or use a robust factorisation)."))
+# Was a crash (LinAlgError from the preconditioner when E'QE is not numerically PD).
 def test_ill_conditioned_E_does_not_crash_the_preconditioner():
     model = ImplicitRNN(E=CRASH_E, F=CRASH_F, B1=np.zeros((4, 4)), B2=CRASH_B2, C1=CRASH_C1, D12=CRASH_D12,
                         C2=CRASH_C2, D21=np.zeros((1, 4)), D22=CRASH_D22, activation="relu")

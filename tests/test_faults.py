@@ -259,10 +259,7 @@ def test_real_time_limit_falls_back_or_reports(monkeypatch):
     assert any(a["status"] == "user_limit" for a in cert.attempts)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: certify's attempts log marks the wrong entry verified. contraction_certificate() checks "
-    "the memoised contraction point but check_point() writes 'verified' into attempts[-1], which by "
-    "then is a later min_gamma attempt whose point FAILED verification (its detail says why)."))
+# Was: check_point marked attempts[-1] instead of the attempt that produced the point.
 def test_attempts_log_is_consistent_under_time_limit(monkeypatch):
     monkeypatch.setitem(solvers.SOLVER_OPTIONS, "CLARABEL", dict(solvers.SOLVER_OPTIONS["CLARABEL"], time_limit=1e-6))
     monkeypatch.setitem(solvers.SOLVER_OPTIONS, "SCS", dict(solvers.SOLVER_OPTIONS["SCS"], time_limit_secs=1e-6))
