@@ -21,6 +21,7 @@ import numpy as np
 
 from rrnn_convex.analysis import lipschitz_lower_bound
 from rrnn_convex.datasets import load_paper_msd, make_datasets
+from rrnn_convex.experiments.msd import default_specs
 from rrnn_convex.fit import RobustRNNRegressor
 from rrnn_convex.metrics import nse
 
@@ -47,6 +48,9 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=None)
     ap.add_argument("--time-budget", type=float, default=900.0)
     ap.add_argument("--lipschitz-horizon", type=int, default=500)
+    ap.add_argument("--no-path", dest="path", action="store_false",
+                    help="fit small gammas directly from the N4SID start (no continuation through larger gammas)")
+    ap.add_argument("--path-iter", type=int, default=15, help="iterations of each gamma_path stage")
     ap.add_argument("--data", choices=("auto", "paper", "generated"), default="auto")
     ap.add_argument("--n-train", type=int, default=100, help="training sequences of generated data")
     args = ap.parse_args(argv)
@@ -63,9 +67,14 @@ def main(argv=None):
     for gs in gammas:
         g = None if gs == "theta" else float(gs)
         t0 = time.perf_counter()
+        name = "Theta" if g is None else f"Theta_{g:g}"
+        path = next((sp.gamma_path for sp in default_specs() if sp.name == name), ()) if args.path else ()
         est = RobustRNNRegressor(10, 10, model_set="theta" if g is None else "theta_gamma", gamma=g,
-                                 max_iter=max_iter, time_budget=args.time_budget, progress=False, patience=15)
-        init = est.initial_model(data["train_u1"].u, data["train_u1"].y, est._set())
+                                 max_iter=max_iter, time_budget=args.time_budget, progress=False, patience=15,
+                                 gamma_path=path, path_iter=args.path_iter)
+        # the N4SID start from the zero-initial-state record, embedded in the first set of the path
+        first = est if not path else RobustRNNRegressor(10, 10, model_set="theta_gamma", gamma=path[0])
+        init = first.initial_model(data["train_u1"].u, data["train_u1"].y, first._set())
         est.fit(data["train_u3"].u, data["train_u3"].y, validation=(data["val"].u, data["val"].y), init_model=init)
         secs = time.perf_counter() - t0
         res = [float(np.mean(nse(est.simulate(data[k].u), data[k].y))) for k in TESTS]
@@ -75,7 +84,6 @@ def main(argv=None):
         lb = lipschitz_lower_bound(est.model_, horizon=args.lipschitz_horizon, starts=3, steps=150, seed=0).value
         paper = PAPER.get(g)
         ptxt = "/".join(f"{x:.4f}" for x in paper) if paper else "-"
-        name = "Theta" if g is None else f"Theta_{g:g}"
         print(f"{name:>9} | " + " ".join(f"{x:7.4f}" for x in res) + f" | {v:7.4f} | {cert.gamma:8.3f} {lb:8.3f} "
               f"| {est.n_iter_:>5} {secs:8.1f} {str(ok):>8} | {ptxt}", flush=True)
         rows.append({"set": name, "gamma_set": g, "test_nse": res, "val_nse": v, "certified_gamma": cert.gamma,
