@@ -424,6 +424,7 @@ def _cmd_fit(args) -> int:
     est = RobustRNNRegressor(args.states, args.neurons, model_set=model_set, gamma=args.gamma,
                              activation=args.activation, max_iter=args.max_iter, time_budget=args.time_budget,
                              seed=args.seed, solver=args.solver, checkpoint=args.checkpoint,
+                             checkpoint_every=args.checkpoint_every,
                              progress=not args.no_progress)
     t0 = time.perf_counter()
     est.fit(U, Y, validation=val, resume=args.resume)
@@ -588,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--time-budget", type=_positive_float, default=None, help="wall-time budget in seconds")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
-    fit.add_argument("--checkpoint", default=None, help="write a checkpoint (.npz) every 5 iterations and at the end")
+    fit.add_argument("--checkpoint", default=None, help="write a checkpoint (.npz) every --checkpoint-every "
+                                                         "iterations, at the end and on Ctrl-C")
+    fit.add_argument("--checkpoint-every", type=_positive_int, default=5, help="iterations between checkpoints (5)")
     fit.add_argument("--resume", default=None, help="continue from this checkpoint (same data and settings)")
     fit.add_argument("--ts", type=_positive_float, default=None, help="sampling period in s (plot axis only)")
     fit.add_argument("--plot", default=None, help="PNG of the fit; the history goes to PLOT-history.png")

@@ -178,8 +178,9 @@ class RobustRNNRegressor:
     batch_size : sequences per step (None = all); a new random minibatch at each step.
     learn_x0 : learn one initial state per training sequence (else zero initial states).
     seed : for the random neurons (C1, D12), minibatches; fits are reproducible.
-    checkpoint, checkpoint_every : path (``.npz``) written atomically every k iterations and at
-        the end; ``fit(..., resume=path)`` continues exactly from it.
+    checkpoint, checkpoint_every : path (``.npz``) written atomically every k iterations, at the
+        end, and on KeyboardInterrupt (SIGINT: the state at the start of the interrupted
+        iteration); ``fit(..., resume=path)`` continues exactly from it.
     progress : show a tqdm progress bar (loss, validation NSE, mu, margin).
     gamma_path, path_iter : continuation in gamma for Theta_gamma. ``gamma_path=(10, 5)`` with
         ``gamma=3`` first fits Theta_10 from the N4SID start (``path_iter`` iterations), projects
@@ -420,10 +421,15 @@ class RobustRNNRegressor:
         if not history:
             best_val = val_nse(model)
         bar = _progress(self.progress, self.max_iter, len(history))
+        snapshot = None
         try:
             for it in range(len(history), int(self.max_iter)):
                 if self.time_budget is not None and time.perf_counter() - t_start > self.time_budget:
                     break
+                # the state at the start of this iteration: what an interrupt saves, so that a
+                # resumed fit repeats this iteration exactly as the uninterrupted one would
+                snapshot = (model, x0, mu, list(history), copy.deepcopy(rng.bit_generator.state), best_model,
+                            best_val, best_x0, stall, lam_k)
                 t_it = time.perf_counter()
                 idx = np.arange(Bn) if not self.batch_size or self.batch_size >= Bn else \
                     np.sort(rng.choice(Bn, size=int(self.batch_size), replace=False))
@@ -510,6 +516,13 @@ class RobustRNNRegressor:
                                      stall, lam_k)
                 if stall >= self.patience or mu > 1e12 * max(scale, 1e-300):
                     break
+        except KeyboardInterrupt:
+            if self.checkpoint and snapshot is not None:
+                m_, x_, mu_, h_, rs_, bm_, bv_, bx_, st_, lk_ = snapshot
+                r_ = np.random.default_rng()
+                r_.bit_generator.state = rs_
+                _save_checkpoint(self.checkpoint, m_, x_, mu_, h_, r_, bm_, bv_, bx_, st_, lk_)
+            raise
         finally:
             bar.close()
         self.model_ = best_model
