@@ -397,6 +397,18 @@ def _cmd_project(args) -> int:
 
 
 # ---------------------------------------------------------------------- fit / simulate
+def _training_data(args):
+    """(U, Y, sequence labels, input names, output names, validation (U, Y) or None) of
+    ``rrnn fit`` / ``rrnn sweep``."""
+    inputs, outputs = _columns(args.inputs, "--inputs"), _columns(args.outputs, "--outputs")
+    U, Y, labels, names_in, names_out = _read_sequences(args.data, inputs, outputs, args.sequence_column)
+    val = None
+    if args.validation:
+        Uv, Yv, _, _, _ = _read_sequences(args.validation, inputs, outputs, args.sequence_column)
+        val = (Uv, Yv)
+    return U, Y, labels, names_in, names_out, val
+
+
 def _cmd_fit(args) -> int:
     """``rrnn fit``: fit to CSV data; write model, certificate, history (and plots) atomically."""
     import numpy as np
@@ -406,12 +418,7 @@ def _cmd_fit(args) -> int:
 
     out = _npz_out(args.out)
     plot = _png_path(args.plot)
-    inputs, outputs = _columns(args.inputs, "--inputs"), _columns(args.outputs, "--outputs")
-    U, Y, labels, names_in, names_out = _read_sequences(args.data, inputs, outputs, args.sequence_column)
-    val = None
-    if args.validation:
-        Uv, Yv, _, _, _ = _read_sequences(args.validation, inputs, outputs, args.sequence_column)
-        val = (Uv, Yv)
+    U, Y, labels, names_in, names_out, val = _training_data(args)
     if args.resume and not Path(args.resume).is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {args.resume!r}")
     model_set = args.model_set or ("theta_gamma" if args.gamma is not None else "theta")
@@ -647,12 +654,7 @@ def _cmd_sweep(args) -> int:
     """``rrnn sweep``: a parallel grid of fits; exit 1 if any cell failed or did not verify."""
     from .sweep import sweep
 
-    inputs, outputs = _columns(args.inputs, "--inputs"), _columns(args.outputs, "--outputs")
-    U, Y, _, _, _ = _read_sequences(args.data, inputs, outputs, args.sequence_column)
-    val = None
-    if args.validation:
-        Uv, Yv, _, _, _ = _read_sequences(args.validation, inputs, outputs, args.sequence_column)
-        val = (Uv, Yv)
+    U, Y, _, _, _, val = _training_data(args)
     sets = args.model_sets or (["theta_gamma"] if args.gammas else ["theta"])
     res = sweep(U, Y, val, gammas=args.gammas, seeds=args.seeds, model_sets=sets, n_states=args.states,
                 n_neurons=args.neurons, n_jobs=args.jobs, scheduler=args.scheduler, max_iter=args.max_iter,
