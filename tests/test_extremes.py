@@ -153,12 +153,7 @@ def test_certified_gamma_of_linear_model_matches_hinf_sweep(seed, n, m, p, rho, 
     assert cert.gamma <= h * (1 + tight), f"gamma {cert.gamma} not tight (H-inf {h}, gap {cert.gamma / h - 1:.2e})"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (optimality, not soundness): the minimal gamma is not equivariant under output scaling. "
-    "The min-gamma SDP imposes an ABSOLUTE margin (1e-9) on the LMI, so for small output weights "
-    "the answer is loose: C2, D21, D22 scaled by 1e-6 give gamma 7.8e-4 (relative) above 1e-6 x "
-    "the unscaled gamma, 1e-8 gives 8 % above, io weights x 1e-150 give gamma 1e-9 for a true gain "
-    "~1e-150. The margin should be relative to the problem's scale."))
+# Was: an absolute SDP margin made the minimal gamma loose for tiny output weights.
 @pytest.mark.parametrize("s", [1e-6, 1e-8])
 def test_gamma_is_equivariant_under_output_scaling(s):
     base = random_rnn(np.random.default_rng(3), 3, 3, 1, 1, activation="tanh")
