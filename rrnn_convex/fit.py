@@ -456,9 +456,10 @@ class RobustRNNRegressor:
                     for name in sequence:
                         if not step.warm:
                             # the first solve of a freshly built problem canonicalises along another
-                            # path (data differ in the last bits); every step goes through the cached
-                            # path instead, so a resumed fit reproduces the uninterrupted one exactly
-                            _solvers.run(step.problem, name, warm_start=False)
+                            # path (data differ in the last bits); canonicalising once up front makes
+                            # every step go through the cached path, so a resumed fit reproduces the
+                            # uninterrupted one exactly
+                            step.problem.get_problem_data(name)
                             step.warm = True
                         att = _solvers.run(step.problem, name, warm_start=False)
                         if att.status in ("optimal", "optimal_inaccurate"):

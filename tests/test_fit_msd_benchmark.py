@@ -22,8 +22,8 @@ def _load():
 
 
 def test_quick_mode_on_generated_data(capsys):
-    rows = _load().main(["--quick", "--data", "generated", "--n-train", "6", "--max-iter", "2",
-                         "--lipschitz-horizon", "100", "--time-budget", "120"])
+    rows = _load().main(["--quick", "--data", "generated", "--n-train", "4", "--max-iter", "1",
+                         "--lipschitz-horizon", "50", "--time-budget", "120"])
     out = capsys.readouterr().out
     assert "Theta_10" in out and "Theta " in out.replace("Theta_", "x")
     assert [r["set"] for r in rows] == ["Theta", "Theta_10"]
