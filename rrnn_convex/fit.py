@@ -170,7 +170,8 @@ class RobustRNNRegressor:
         or "fixed_C1" (random neurons C1, D12 stay fixed).
     margin : LMI margin of the step problems (the certificate is re-checked rigorously).
     max_iter, time_budget : iteration and wall-time budgets (seconds, None = no limit).
-    patience : stop after this many accepted steps without a better validation NSE.
+    patience : stop after this many accepted steps without a better validation NSE (only with
+        validation data).
     mu0 : initial Levenberg-Marquardt damping (with "identity": relative to the mean diagonal of J'J).
     damping : "marquardt" (default: mu d' diag(J'J) d, independent of how each weight is scaled;
         on the paper's data it reached validation NSE .0526 for Theta_10 in 30 steps where
@@ -503,7 +504,7 @@ class RobustRNNRegressor:
                 v = val_nse(model)
                 if v < best_val - 1e-12:
                     best_val, best_model, best_x0, stall = v, model, x0.copy(), 0
-                elif accepted:
+                elif accepted and val is not None:  # early stopping needs validation data
                     stall += 1
                 if val is None:
                     best_model, best_x0 = model, x0

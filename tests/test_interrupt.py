@@ -22,18 +22,18 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals"
 def csv_data(tmp_path_factory):
     rng = np.random.default_rng(5)
     teacher = random_rnn(rng, 3, 3, 1, 1, activation="relu", scale=0.8)
-    u = rng.uniform(-1, 1, (4, 150, 1))
-    y = teacher.simulate(u) + 0.01 * rng.standard_normal((4, 150, 1))
+    u = rng.uniform(-1, 1, (6, 300, 1))
+    y = teacher.simulate(u) + 0.01 * rng.standard_normal((6, 300, 1))
     d = tmp_path_factory.mktemp("data")
     rows = ["sequence,u,y"] + [f"{b},{float(u[b, t, 0])!r},{float(y[b, t, 0])!r}"
-                               for b in range(4) for t in range(150)]
+                               for b in range(6) for t in range(300)]
     (d / "train.csv").write_text("\n".join(rows) + "\n")
     return d / "train.csv"
 
 
 def _cmd(data, out, *extra):
     return [sys.executable, "-m", "rrnn_convex", "fit", str(data), "--inputs", "u", "--outputs", "y", "--states",
-            "3", "--neurons", "3", "--gamma", "3", "--max-iter", "10", "--seed", "2", "--no-progress",
+            "3", "--neurons", "3", "--gamma", "3", "--max-iter", "30", "--seed", "2", "--no-progress",
             "--out", str(out), *extra]
 
 
