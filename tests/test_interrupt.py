@@ -46,7 +46,10 @@ def uninterrupted(csv_data, tmp_path_factory):
 
 
 def _interrupt_after_first_checkpoint(cmd, ckpt, sig):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a terminal's Ctrl-C reaches a process whose SIGINT is at its default; earlier tests in this
+    # process (joblib / Dask workers) may leave SIGINT ignored, which a child would inherit
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not ckpt.exists():
         if proc.poll() is not None or time.time() - t0 > 300:
