@@ -98,8 +98,11 @@ def main(argv=None):
               f"{wall:8.1f} | {ok}")
     if t_scp is not None and t_bar is not None:
         ratio = f"{t_bar / t_scp:.1f}x"
+    elif t_scp is not None and bar.stop_reason_ == "time budget":
+        ratio = f">= {bar_total / t_scp:.1f}x (barrier-SGD did not reach the target in its {bar_total:.0f} s budget)"
     elif t_scp is not None:
-        ratio = f">= {bar_total / t_scp:.1f}x (barrier-SGD did not reach the target in {bar_total:.0f} s)"
+        ratio = (f"unbounded: barrier-SGD never reached the target (its schedule stopped it after "
+                 f"{bar_total:.0f} s: {bar.stop_reason_}, best {min(v for _, v in bar_curve):.4f})")
     else:
         ratio = "undefined (SCP did not reach the target)"
     print(f"\nspeed-up of SCP to validation NSE {args.target}: {ratio}")
@@ -111,7 +114,8 @@ def main(argv=None):
         print(f"  {name:>12}: " + ", ".join(f"{ti:.0f}s {v:.4f}" for ti, v in marks[::step] + [marks[-1]]))
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "data": source, "gamma": args.gamma,
               "target": args.target, "scp": {"curve": scp_curve, "time_to_target": t_scp, "wall": total},
-              "barrier": {"curve": bar_curve, "time_to_target": t_bar, "wall": bar_total}, "ratio": ratio}
+              "barrier": {"curve": bar_curve, "time_to_target": t_bar, "wall": bar_total,
+                          "stop_reason": bar.stop_reason_}, "ratio": ratio}
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=1))
     if args.plot:
