@@ -83,28 +83,24 @@ def main(argv=None) -> int:
             kind = ("false certificate" if is_false(v) else "completeness" if "COMPLETENESS" in v else "other")
             stats[f"violations: {kind}"] += 1
             violations.append({"case": i, "kind": kind, "what": "certify", "spec": asdict(spec), "violation": v})
+        def checked(kind, fn, *a, **extra):
+            """Run one extra case; record its violations (an exception counts as one)."""
+            try:
+                out = fn(spec, *a)
+            except Exception as exc:  # noqa: BLE001
+                out = [f"exception: {exc!r}"]
+            for v in out:
+                stats[f"violations: {kind}"] += 1
+                violations.append({"case": i, "kind": kind, "spec": asdict(spec), **extra, "violation": v})
+
         if args.fixed_gamma_every and i % args.fixed_gamma_every == 1:
             factor = float(rng.choice([0.5, 0.99, 0.999, 1.001, 1.01, 2.0, 1e3]))
             stats["fixed-gamma cases"] += 1
-            try:
-                out = fixed_gamma_case(spec, factor)
-            except Exception as exc:  # noqa: BLE001
-                out = [f"exception: {exc!r}"]
-            for v in out:
-                stats["violations: fixed gamma"] += 1
-                violations.append({"case": i, "kind": "fixed gamma", "spec": asdict(spec), "factor": factor,
-                                   "violation": v})
+            checked("fixed gamma", fixed_gamma_case, factor, factor=factor)
         if args.project_every and i % args.project_every == 2 and spec.e_kind != "ill":
             gf = [None, 2.0, 20.0][int(rng.integers(3))]
             stats["project cases"] += 1
-            try:
-                out = project_case(spec, gf)
-            except Exception as exc:  # noqa: BLE001
-                out = [f"exception: {exc!r}"]
-            for v in out:
-                stats["violations: project"] += 1
-                violations.append({"case": i, "kind": "project", "spec": asdict(spec), "gamma_factor": gf,
-                                   "violation": v})
+            checked("project", project_case, gf, gamma_factor=gf)
         i += 1
         if i % 200 == 0:
             print(f"  ... {i} cases, {time.perf_counter() - t0:.0f} s, violations so far {len(violations)}",
