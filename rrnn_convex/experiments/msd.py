@@ -122,7 +122,7 @@ def _slug(name: str) -> str:
     return name.lower().replace("-", "").replace(" ", "_")
 
 
-def _fit(spec: ModelSpec, data: dict, s: Settings, progress: bool):
+def fit_spec(spec: ModelSpec, data: dict, s: Settings, progress: bool = False):
     """Train one model; returns (model, estimator)."""
     tr, val = data["train_u3"], data["val"]
     if spec.kind == "lstm":
@@ -138,12 +138,11 @@ def _fit(spec: ModelSpec, data: dict, s: Settings, progress: bool):
                              max_iter=s.max_iter, time_budget=s.time_budget, patience=s.patience, seed=s.seed,
                              solver=s.solver, progress=progress, gamma_path=spec.gamma_path, path_iter=s.path_iter)
     init = None
-    if spec.model_set in ("theta", "theta_gamma") and not spec.gamma_path:
-        # the N4SID start from the zero-initial-state record (train_u1), as the authors did
-        init = est.initial_model(data["train_u1"].u, data["train_u1"].y, est._set())
-    elif spec.gamma_path:
-        # the same N4SID start, embedded in the first set of the path
-        first = RobustRNNRegressor(s.n, s.n, model_set="theta_gamma", gamma=spec.gamma_path[0], seed=s.seed, solver=s.solver)
+    if spec.model_set in ("theta", "theta_gamma"):
+        # the N4SID start from the zero-initial-state record (train_u1), as the authors did,
+        # embedded in the first set of the gamma path when there is one
+        first = est if not spec.gamma_path else RobustRNNRegressor(
+            s.n, s.n, model_set="theta_gamma", gamma=spec.gamma_path[0], seed=s.seed, solver=s.solver)
         init = first.initial_model(data["train_u1"].u, data["train_u1"].y, first._set())
     est.fit(tr.u, tr.y, validation=(val.u, val.y), init_model=init)
     return est.model_, est
@@ -250,7 +249,7 @@ def run(out="msd_results", *, quick: bool = False, models=None, settings: Settin
             from ..analysis import generalisation_data
             gen_data = generalisation_data(list(s.widths), s.realisations, s.horizon, s.seed)
         t0 = time.perf_counter()
-        model, est = _fit(spec, data, s, progress)
+        model, est = fit_spec(spec, data, s, progress)
         secs = time.perf_counter() - t0
         _save_model(model, out / "models" / f"{_slug(spec.name)}.npz")
         row = evaluate(spec, model, est, data, s, secs, gen_data)
@@ -383,7 +382,7 @@ def main(argv=None) -> int:
     return 0 if all(r["verified"] or r["kind"] == "lstm" or r["model_set"] == "elman" for r in res.rows) else 1
 
 
-__all__ = ["ModelSpec", "Settings", "FULL", "QUICK", "default_specs", "load_data", "run", "evaluate",
+__all__ = ["ModelSpec", "Settings", "FULL", "QUICK", "default_specs", "load_data", "fit_spec", "run", "evaluate",
            "write_tables", "write_figures", "PAPER_NSE", "main"]
 
 if __name__ == "__main__":  # pragma: no cover
