@@ -57,22 +57,35 @@ def implicit_rnn_vjp(model: ImplicitRNN, u, cotangent, x0=None):
     return y, gu
 
 
-def _rnn_backward(model: ImplicitRNN, ub, xs, g):
-    """The adjoint recursion of :func:`implicit_rnn_vjp` given the simulated states ``xs``."""
-    A, B1h, B2h, _ = model._explicit_matrices()
-    T = ub.shape[1]
+def rnn_adjoint(model: ImplicitRNN, ub, xs, g):
+    """The adjoint recursion of :func:`implicit_rnn_vjp` for the output cotangent ``g`` (batch, T, p)
+    given the simulated states ``xs``: returns ``(LN, GV, lam_0)`` with ``LN[:, t] = lam_{t+1}``
+    (batch, T, n), ``GV[:, t] = gv_t`` (batch, T, q) and ``lam_0`` = dL/dx_0 (batch, n). Input and
+    weight gradients are contractions of these (:func:`implicit_rnn_vjp`,
+    :func:`rrnn_convex.baselines.barrier.simulation_gradient`)."""
+    A, B1h, _, _ = model._explicit_matrices()
+    B, T = ub.shape[:2]
     v = xs[:, :T] @ model.C1.T + ub @ model.D12.T + model.bv
     dsig = model.activation.derivative(v)
-    gu = g @ model.D22  # (batch, T, m): D22' g_t for all t
     gw_y = g @ model.D21  # D21' g_t
     lam_y = g @ model.C2  # C2' g_t
-    lam = np.zeros((ub.shape[0], model.n))
-    C1, D12 = model.C1, model.D12
+    lam = np.zeros((B, model.n))
+    LN = np.empty((B, T, model.n))
+    GV = np.empty((B, T, model.q))
+    C1 = model.C1
     for t in range(T - 1, -1, -1):
+        LN[:, t] = lam
         gv = dsig[:, t] * (gw_y[:, t] + lam @ B1h)  # row form: (B1h' lam)'
-        gu[:, t] += lam @ B2h + gv @ D12
+        GV[:, t] = gv
         lam = lam_y[:, t] + lam @ A + gv @ C1
-    return gu
+    return LN, GV, lam
+
+
+def _rnn_backward(model: ImplicitRNN, ub, xs, g):
+    """J' g of :func:`implicit_rnn_vjp` given the simulated states ``xs``."""
+    LN, GV, _ = rnn_adjoint(model, ub, xs, g)
+    _, _, B2h, _ = model._explicit_matrices()
+    return g @ model.D22 + LN @ B2h + GV @ model.D12
 
 
 # --------------------------------------------------------------------- simulator adapters

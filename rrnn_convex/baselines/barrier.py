@@ -33,7 +33,7 @@ import numpy as np
 from .. import solvers as _solvers
 from .._validation import check_scalar, paired_sequences
 from ..activations import get_activation
-from ..analysis import _Adam
+from ..analysis import _Adam, rnn_adjoint
 from ..certify import certificate_from, certify
 from ..fit import RobustRNNRegressor
 from ..lmi import lifted_lmi
@@ -67,17 +67,8 @@ def simulation_gradient(model: ImplicitRNN, u, y, x0=None):
     loss = float(np.mean((yh - Y) ** 2))
     A, B1h, B2h, bxh = model._explicit_matrices()
     X = xs[:, :T]
-    v = X @ model.C1.T + U @ model.D12.T + model.bv
-    w, dsig = model.activation(v), model.activation.derivative(v)
-    gw_y, lam_y = g @ model.D21, g @ model.C2
-    lam = np.zeros((B, model.n))
-    LN = np.empty((B, T, model.n))  # lam_{t+1}
-    GV = np.empty((B, T, model.q))
-    for t in range(T - 1, -1, -1):
-        LN[:, t] = lam
-        gv = dsig[:, t] * (gw_y[:, t] + lam @ B1h)
-        GV[:, t] = gv
-        lam = lam_y[:, t] + lam @ A + gv @ model.C1
+    w = model.activation(X @ model.C1.T + U @ model.D12.T + model.bv)
+    LN, GV, lam = rnn_adjoint(model, U, xs, g)  # lam_{t+1} and gv_t for every t, lam = dL/dx_0
 
     def outer(a, b):
         return np.einsum("bti,btj->ij", a, b)
