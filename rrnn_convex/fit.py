@@ -382,12 +382,10 @@ class RobustRNNRegressor:
                 # weights only in a suitable representation. In the certificate's metric, E = E'QE
                 # (= Qx, symmetric), F = E'Q F, ..., it holds at P = Qx exactly (the relaxation
                 # E + E' - P <= E'P^-1 E is tight when P = E). A change of representation only.
+                # (cert is the set's max-margin certificate: contraction alone for Theta, the fixed
+                # gamma for Theta_gamma; a former branch for a minimal-gamma Theta certificate was
+                # unreachable and is gone)
                 rep = cert
-                if getattr(model_set, "gamma", None) is None and cert.gamma is not None:
-                    # Theta: the minimal-gamma certificate sits on the boundary (multipliers of
-                    # unused neurons ~0); a max-margin certificate at twice that gamma is central
-                    central = certify(model, gamma=2.0 * cert.gamma, solver=self.solver)
-                    rep = central if central.certified else cert
                 model = model.transform(model.E.T @ rep.Q)
                 cert = self._certify(model, model_set)
                 if not cert.certified:
