@@ -12,6 +12,8 @@ Grid: ``"theta_gamma"`` takes every value of ``gammas``; the other sets ("theta"
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 import time
 import traceback
@@ -48,15 +50,11 @@ class SweepResult:
         """The table as CSV text; written atomically when ``path`` is given."""
         from ._io import write_text_atomic
 
-        lines = [",".join(COLUMNS)]
-        for r in self.rows:
-            vals = []
-            for c in COLUMNS:
-                v = r.get(c)
-                v = "" if v is None else str(v)
-                vals.append('"' + v.replace('"', "'") + '"' if ("," in v or "\n" in v) else v)
-            lines.append(",".join(vals))
-        text = "\n".join(lines) + "\n"
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows([["" if r.get(c) is None else r.get(c) for c in COLUMNS] for r in self.rows])
+        text = buf.getvalue()
         if path is not None:
             write_text_atomic(path, text)
         return text

@@ -24,6 +24,8 @@ interrupted run is completed by running it again. ``quick=True`` is a smoke-test
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import os
@@ -283,10 +285,11 @@ COLUMNS = ("model", *(f"nse_{k}" for k in TESTS), "nse_val", "certified_gamma", 
 
 def write_tables(rows, out: Path, source: str = "") -> None:
     """``results.csv`` and ``results.md`` (with the paper's published NSE where there is one)."""
-    lines = [",".join(COLUMNS)]
-    for r in rows:
-        lines.append(",".join("" if r.get(c) is None else str(r.get(c)) for c in COLUMNS))
-    write_text_atomic(out / "results.csv", "\n".join(lines) + "\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows([["" if r.get(c) is None else r.get(c) for c in COLUMNS] for r in rows])
+    write_text_atomic(out / "results.csv", buf.getvalue())
     md = [f"Data: {source}" if source else "", "",
           "| model | test_u1 | test_u2 | test_u3 | test_u4 | val | certified gamma | Lipschitz lb | verified "
           "| iterations | seconds | paper u1/u2/u3/u4 |",
