@@ -29,7 +29,7 @@ from ._io import atomic_path
 from ._validation import check_scalar, paired_sequences
 from .activations import get_activation
 from .certify import Certificate, certify
-from .init import from_lti, n4sid
+from .init import elman_from_lti, from_lti, n4sid
 from .linearize import ParamLayout, linearize
 from .metrics import nse
 from .model import ImplicitRNN
@@ -267,7 +267,10 @@ class RobustRNNRegressor:
         if isinstance(model_set, (SRNNSet, CIRNNSet, ElmanSet)):
             if q != n:
                 raise ValueError(f"n_neurons: the {model_set.name} needs n_neurons == n_states, got {q} and {n}")
-            # the Elman structure has no linear path: start from small random weights instead
+            if isinstance(model_set, ElmanSet) and act.name == "relu":
+                # unconstrained ReLU RNN: the N4SID model itself, by a state shift (init.elman_from_lti)
+                return elman_from_lti(A, B, C, D, u=u)
+            # the constrained Elman-like sets have no linear path: start from small random weights
             W = rng.standard_normal((n, n)) * 0.5 / np.sqrt(n)
             return ImplicitRNN.from_elman(W, 0.5 * rng.standard_normal((n, m)), C=C, D=D, activation=act)
         lti, _ = from_lti(A, B, C, D, neurons=q, activation=act)

@@ -46,6 +46,36 @@ def from_lti(A, B, C, D=None, *, neurons: int = 1, activation="relu") -> tuple[I
     return model, certificate_from(model, Q, np.ones(q), how="Lyapunov metric of A")
 
 
+def elman_from_lti(A, B, C, D=None, *, u=None, headroom: float = 1.5) -> ImplicitRNN:
+    """The LTI system ``x+ = A x + B u, y = C x + D u`` as a ReLU Elman RNN, exactly on a given input.
+
+    ReLU is the identity on positive arguments, so the shifted state ``h = x + c`` with
+    ``c > 0`` obeys ``h+ = relu(A h + B u + (I - A) c)`` and ``y = C h + D u - C c`` as long as
+    ``h`` stays positive. ``c`` is ``headroom`` times the largest ``|x_i|`` of the zero-state
+    response to ``u`` (shape (batch, T, m) or (T, m)); each state gets at least 1. Outside that
+    range (or from another initial state) the neurons clip and the RNN departs from the LTI
+    model: this is a starting point for training, not an equivalence.
+    """
+    A, B, C, D = check_state_space(A, B, C, D)
+    n, m = B.shape
+    if u is None:
+        raise ValueError("u: the input the embedding must reproduce is required (shape (batch, T, m))")
+    U = as_float_array(u, "u")
+    U = U[None] if U.ndim == 2 else U
+    if U.ndim != 3 or U.shape[2] != m:
+        raise ValueError(f"u: expected shape (batch, T, {m}) or (T, {m}), got {np.shape(u)}")
+    if not headroom > 1.0:
+        raise ValueError(f"headroom: expected a number > 1, got {headroom!r}")
+    x = np.zeros((U.shape[0], n))
+    peak = np.zeros(n)
+    for t in range(U.shape[1]):
+        x = x @ A.T + U[:, t] @ B.T
+        peak = np.maximum(peak, np.abs(x).max(axis=0))
+    c = headroom * np.maximum(peak, 1.0 / headroom)
+    elman = ImplicitRNN.from_elman(A, B, (np.eye(n) - A) @ c, C, D, activation="relu")
+    return ImplicitRNN(**(elman.weights() | {"by": -(C @ c)}), activation="relu")
+
+
 def from_cirnn(E, W, U, b=None, C=None, D=None, P=None, activation="relu") -> tuple[ImplicitRNN, Certificate | None]:
     """The ci-RNN ``E x+ = sigma(W x + U u + b)``, ``y = C x + D u`` as an ImplicitRNN.
 

@@ -107,3 +107,30 @@ def test_n4sid_returns_a_stable_model_and_rejects_bad_input():
         n4sid(u, y[:-1], 2)
     with pytest.raises(ValueError, match="too short"):
         n4sid(u[:30], y[:30], 2)
+
+
+@pytest.mark.parametrize("n,m,p,rho,seed", LTI[:4])
+def test_elman_embedding_reproduces_the_lti_system_on_its_input_and_clips_outside(n, m, p, rho, seed):
+    """ReLU Elman RNN h = x + c: exact (rounding only) from h0 = c on the input it was built for."""
+    from rrnn_convex.init import elman_from_lti
+
+    A, B, C, D = random_stable_lti(np.random.default_rng(seed), n, m, p, rho)
+    u = np.random.default_rng(seed + 10).uniform(-1, 1, (3, 200, m))
+    model = elman_from_lti(A, B, C, D, u=u)
+    c = np.linalg.solve(np.eye(n) - A, model.bv)
+    assert np.all(c > 0) and np.allclose(model.C1, A) and np.allclose(model.E, np.eye(n))
+    x, y = np.zeros((3, n)), []
+    for t in range(200):
+        y.append(x @ C.T + u[:, t] @ D.T)
+        x = x @ A.T + u[:, t] @ B.T
+    y = np.stack(y, axis=1)
+    got = model.simulate(u, np.tile(c, (3, 1)))
+    np.testing.assert_allclose(got, y, atol=1e-10 * (1 + np.abs(y).max()))
+    # an input far larger than the one it was built for drives states below -c: the neurons clip
+    big = model.simulate(50 * u, np.tile(c, (3, 1)))
+    lin = 50 * y
+    assert np.abs(big - lin).max() > 1e-3 * np.abs(lin).max()
+    with pytest.raises(ValueError, match="u: expected shape"):
+        elman_from_lti(A, B, C, D, u=np.ones((3, 10, m + 1)))
+    with pytest.raises(ValueError, match="headroom"):
+        elman_from_lti(A, B, C, D, u=u, headroom=1.0)

@@ -140,6 +140,13 @@ def fit_spec(spec: ModelSpec, data: dict, s: Settings, progress: bool = False):
                              max_iter=s.max_iter, time_budget=s.time_budget, patience=s.patience, seed=s.seed,
                              solver=s.solver, progress=progress, gamma_path=spec.gamma_path, path_iter=s.path_iter)
     init = None
+    if spec.model_set == "elman" and spec.activation == "relu":
+        # the same N4SID model, embedded exactly in the ReLU Elman RNN by a state shift that
+        # keeps the neurons active over the training inputs (init.elman_from_lti)
+        from ..init import elman_from_lti, n4sid
+
+        A, B, C, D = n4sid(data["train_u1"].u, data["train_u1"].y, s.n)
+        init = elman_from_lti(A, B, C, D, u=tr.u)
     if spec.model_set in ("theta", "theta_gamma"):
         # the N4SID start from the zero-initial-state record (train_u1), as the authors did,
         # embedded in the first set of the gamma path when there is one
