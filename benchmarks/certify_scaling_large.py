@@ -57,9 +57,10 @@ def worker(method: str, n: int, seed: int) -> None:
 _child_env = dict(os.environ)
 
 
-def run_child_wait4(method: str, n: int, seed: int, timeout: float) -> dict:
-    """One run in a fresh interpreter, reaped with os.wait4 to read the child's own peak RSS."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", method, str(n), str(seed)]
+def run_child_wait4(worker_args: list, timeout: float, script: str = __file__) -> dict:
+    """``python script --worker *worker_args`` in a fresh interpreter, reaped with os.wait4 to
+    read the child's own peak RSS; returns the last JSON line it printed (or {"error": ...})."""
+    cmd = [sys.executable, os.path.abspath(script), "--worker", *map(str, worker_args)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env)
     deadline = t0 + timeout
@@ -82,6 +83,13 @@ def run_child_wait4(method: str, n: int, seed: int, timeout: float) -> dict:
     return res
 
 
+def set_blas_threads(threads: int | None) -> None:
+    """OPENBLAS/OMP/MKL_NUM_THREADS of the child processes (None: inherited)."""
+    if threads is not None:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            _child_env[var] = str(threads)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", nargs=3, metavar=("METHOD", "N", "SEED"), help=argparse.SUPPRESS)
@@ -100,9 +108,7 @@ def main(argv=None):
         method, n, seed = args.worker
         return worker(method, int(n), int(seed))
 
-    if args.blas_threads is not None:
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            _child_env[var] = str(args.blas_threads)
+    set_blas_threads(args.blas_threads)
     print(f"# certify_scaling_large: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, load average {os.getloadavg()[0]:.2f} at start, "
           f"BLAS threads {_child_env.get('OPENBLAS_NUM_THREADS', 'default')}")
@@ -122,7 +128,7 @@ def main(argv=None):
             reps = args.repeats if n <= args.repeat_max else 1
             runs = []
             for _ in range(reps):
-                r = run_child_wait4(method, n, args.seed, args.timeout)
+                r = run_child_wait4([method, n, args.seed], args.timeout)
                 runs.append(r)
                 if "error" in r or r["wall"] > 60:
                     break

@@ -6,7 +6,15 @@
     subject to the model set's constraints (sets.py), certificate variables free,
 
 then re-certifies the result with the fixed-weight :func:`~rrnn_convex.certify.certify` and
-returns it only if the rigorous check passes.
+returns it only if the rigorous check passes (Theta: contraction only, ``certify(...,
+contraction_only=True)``; call ``certify(result.model)`` for its smallest gamma).
+
+Size: the SDP has the weights as variables (~4n^2 unknowns, an LMI of size 2n + q (+ m + p)),
+so an interior-point solve grows like n^6. From ``AUTO_MIN_SIZE`` (32) states + neurons the
+default (``solver=None``) is SCS, a first-order solver (:func:`projection_solvers`), and the
+re-certification takes certify's KYP path: n = q = 128 projects onto Theta in well under a
+minute (``benchmarks/project_scaling.py``). The first-order solution is only a candidate; its
+certificate comes from the weights alone, as always.
 
 Which weights move: E, F, B1, B2, C2, D21, D22 (the weights the LMI of Theta / Theta_gamma is
 linear in). C1 and D12 stay fixed (the neurons' input weights enter the LMI through Lambda C1, so
@@ -35,6 +43,7 @@ from . import solvers as _solvers
 from ._validation import check_scalar
 from .certify import Certificate, certify
 from .model import ImplicitRNN
+from .scalable import AUTO_MIN_SIZE
 from .sets import MATRIX_NAMES, CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSet, Unconstrained
 
 NORMS = ("normalized", "implicit")
@@ -77,8 +86,30 @@ def _already_in(model: ImplicitRNN, target: ModelSet, solver) -> Certificate | N
     if isinstance(target, SRNNSet) and not (target.contains(model) and
                                             np.linalg.norm(model.C1, 2) <= 1 - target.eps):
         return None
-    cert = certify(model, gamma=getattr(target, "gamma", None), solver=solver)
+    cert = _certify_in(model, target, solver)
     return cert if cert.certified else None
+
+
+def _certify_in(model: ImplicitRNN, target: ModelSet, solver) -> Certificate:
+    """The certificate that puts ``model`` in ``target``: contraction for Theta (no gain bound is
+    asked for, and the smallest gamma costs ~20x more at n = 128), ``gamma`` for Theta_gamma."""
+    gamma = getattr(target, "gamma", None)
+    return certify(model, gamma=gamma, solver=solver, contraction_only=gamma is None)
+
+
+def projection_solvers(solver: str | None, dims: dict) -> list[str]:
+    """Solvers for the projection SDP, in the order tried.
+
+    ``solver=None``: Clarabel (interior point) first below ``AUTO_MIN_SIZE`` states + neurons,
+    SCS (first order) first from there on: the projection has the weights as variables, so the
+    interior-point Schur complement grows like n^6 (n = q = 32: Clarabel 22 s, SCS 0.24 s; n = 128:
+    SCS 4-5 s; benchmarks/project_scaling.py). SCS's inaccuracy costs nothing in rigour: every
+    projected model is re-certified from its weights alone.
+    """
+    sequence = _solvers.solver_sequence(solver)
+    if solver is None and dims["n"] + dims["q"] >= AUTO_MIN_SIZE and "SCS" in sequence:
+        sequence = ["SCS"] + [s for s in sequence if s != "SCS"]
+    return sequence
 
 
 def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "normalized", solver: str | None = None,
@@ -139,7 +170,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     if target.uses_multiplier:
         hold |= {"C1", "D12"}
     fixed_arrays = {k: getattr(base, k) for k in hold}
-    sequence = _solvers.solver_sequence(solver)
+    sequence = projection_solvers(solver, base.dims)
     last_reason = ""
     for margin in margins:
         tset = copy.copy(target)
@@ -162,7 +193,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
             except ValueError as exc:
                 last_reason = str(exc)
                 continue
-            cert = certify(candidate, gamma=gamma, solver=solver)
+            cert = _certify_in(candidate, target, solver)
             if cert.certified:
                 dist = _distance(candidate, base, MATRIX_NAMES, weights)
                 return Projection(candidate, cert, dist, norm, target.name, True, time.perf_counter() - t0,

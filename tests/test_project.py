@@ -115,3 +115,48 @@ def test_shapes_that_do_not_match_the_set_are_clear_errors():
         project(square, norm="l1")
     with pytest.raises(ValueError, match="either gamma or target"):
         project(square, gamma=2.0, target=SRNNSet())
+
+
+# ---------------------------------------------------------------------- scale (issue 8)
+def test_projection_solver_is_chosen_by_size_and_an_explicit_choice_is_kept():
+    from rrnn_convex.project import projection_solvers
+    from rrnn_convex.scalable import AUTO_MIN_SIZE
+
+    small = {"n": 4, "q": 4, "m": 1, "p": 1}
+    large = {"n": AUTO_MIN_SIZE // 2, "q": AUTO_MIN_SIZE // 2, "m": 1, "p": 1}
+    assert projection_solvers(None, small)[0] == "CLARABEL"
+    assert projection_solvers(None, large)[0] == "SCS"
+    assert projection_solvers("CLARABEL", large)[0] == "CLARABEL"
+    assert set(projection_solvers(None, large)) == set(projection_solvers(None, small))  # all kept as fallbacks
+
+
+@pytest.mark.parametrize("gamma", [None, 5.0])
+def test_first_order_projection_agrees_with_the_interior_point_one_and_both_verify(gamma):
+    """n = q = 16 (n + q = 32): the default runs SCS; Clarabel solves the same SDP exactly."""
+    model = unstable_elman(11, n=16)
+    auto = project(model, gamma=gamma)
+    ref = project(model, gamma=gamma, solver="CLARABEL")
+    assert auto.solver == "SCS" and ref.solver == "CLARABEL"
+    for pr in (auto, ref):
+        assert pr.moved and pr.certificate.verify(pr.model).ok
+        assert pr.certificate.contracting
+        if gamma is not None:
+            assert pr.certificate.gamma <= gamma
+    assert auto.distance == pytest.approx(ref.distance, rel=1e-2)
+
+
+def test_large_projection_is_no_farther_than_a_known_member_of_theta():
+    """n = q = 32 through SCS + the KYP re-certification. Shrinking the neuron-to-state weight
+    B1 = I to s I with s = 0.9 / ||W||_2 gives x+ = s relu(W x + ...), a contraction in the
+    Euclidean norm, so a member of Theta at distance (1 - s) ||I||_F with the projection's moving
+    weights; the nearest member can be no farther."""
+    model = unstable_elman(12, n=32)
+    assert not certify(model, contraction_only=True).certified
+    pr = project(model)
+    assert pr.solver == "SCS" and pr.certificate.contracting and pr.certificate.verify(pr.model).ok
+    assert pr.certificate.formulation == "kyp"
+    s = 0.9 / np.linalg.norm(model.C1, 2)
+    member = ImplicitRNN(**(model.weights() | {"B1": s * model.B1}), activation="relu")
+    assert certify(member, contraction_only=True).certified
+    bound = (1 - s) * np.linalg.norm(model.B1)
+    assert 0 < pr.distance <= bound * (1 + 1e-6)
