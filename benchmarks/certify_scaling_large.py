@@ -83,6 +83,23 @@ def run_child_wait4(worker_args: list, timeout: float, script: str = __file__) -
     return res
 
 
+def repeated_runs(worker_args: list, repeats: int, timeout: float, script: str = __file__,
+                  stop_after: float = 60.0) -> dict:
+    """Up to ``repeats`` child runs (stopping early after an error or a run longer than
+    ``stop_after`` seconds): the last good run's fields with the median wall and CPU time and the
+    largest peak memory, or {"error": ...} when no run succeeded."""
+    runs = []
+    for _ in range(repeats):
+        runs.append(run_child_wait4(worker_args, timeout, script))
+        if "error" in runs[-1] or runs[-1]["wall"] > stop_after:
+            break
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[-1]
+    return dict(ok[-1], wall=statistics.median(r["wall"] for r in ok), cpu=statistics.median(r["cpu"] for r in ok),
+                peak_mb=max(r["peak_mb"] for r in ok))
+
+
 def set_blas_threads(threads: int | None) -> None:
     """OPENBLAS/OMP/MKL_NUM_THREADS of the child processes (None: inherited)."""
     if threads is not None:
@@ -125,21 +142,12 @@ def main(argv=None):
             if method == "reference" and n > args.reference_max:
                 print(f"{n:>4} {method:>9} {'(not run: n > --reference-max)':>40}", flush=True)
                 continue
-            reps = args.repeats if n <= args.repeat_max else 1
-            runs = []
-            for _ in range(reps):
-                r = run_child_wait4([method, n, args.seed], args.timeout)
-                runs.append(r)
-                if "error" in r or r["wall"] > 60:
-                    break
-            ok = [r for r in runs if "error" not in r]
-            if not ok:
-                print(f"{n:>4} {method:>9} ERROR {runs[-1]['error']}", flush=True)
+            r = repeated_runs([method, n, args.seed], args.repeats if n <= args.repeat_max else 1,
+                              args.timeout, stop_after=60)
+            if "error" in r:
+                print(f"{n:>4} {method:>9} ERROR {r['error']}", flush=True)
                 continue
-            wall = statistics.median(r["wall"] for r in ok)
-            cpu = statistics.median(r["cpu"] for r in ok)
-            peak = max(r["peak_mb"] for r in ok)
-            r = ok[-1]
+            wall, cpu, peak = r["wall"], r["cpu"], r["peak_mb"]
             g = r["gamma"]
             if method == "reference":
                 ref_gamma = g

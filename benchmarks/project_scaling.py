@@ -25,12 +25,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
 
 import numpy as np
 
-from certify_scaling_large import run_child_wait4, set_blas_threads
+from certify_scaling_large import repeated_runs, set_blas_threads
 
 METHODS = ("interior", "auto")
 
@@ -105,19 +104,12 @@ def main(argv=None):
                 if method == "interior" and n > args.reference_max:
                     print(f"{n:>4} {name:>8} {method:>8} (not run: n > --reference-max)", flush=True)
                     continue
-                runs = []
-                for _ in range(args.repeats if n <= args.repeat_max else 1):
-                    r = run_child_wait4([method, n, g, args.seed], args.timeout, __file__)
-                    runs.append(r)
-                    if "error" in r or r["wall"] > 120:
-                        break
-                ok = [r for r in runs if "error" not in r]
-                if not ok:
-                    print(f"{n:>4} {name:>8} {method:>8} ERROR {runs[-1]['error']}", flush=True)
+                r = repeated_runs([method, n, g, args.seed], args.repeats if n <= args.repeat_max else 1,
+                                  args.timeout, __file__, stop_after=120)
+                if "error" in r:
+                    print(f"{n:>4} {name:>8} {method:>8} ERROR {r['error']}", flush=True)
                     continue
-                r = dict(ok[-1], wall=statistics.median(x["wall"] for x in ok),
-                         cpu=statistics.median(x["cpu"] for x in ok), peak_mb=max(x["peak_mb"] for x in ok),
-                         n=n, set=name, method=method)
+                r.update(n=n, set=name, method=method)
                 if method == "interior":
                     ref = r
                 gap = f"{(r['distance'] - ref['distance']) / ref['distance']:+.1e}" if ref else "-"
