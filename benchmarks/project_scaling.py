@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from certify_scaling_large import repeated_runs, set_blas_threads
+from _subproc import repeated_runs, set_blas_threads
 
 METHODS = ("interior", "auto")
 
@@ -104,8 +104,8 @@ def main(argv=None):
                 if method == "interior" and n > args.reference_max:
                     print(f"{n:>4} {name:>8} {method:>8} (not run: n > --reference-max)", flush=True)
                     continue
-                r = repeated_runs([method, n, g, args.seed], args.repeats if n <= args.repeat_max else 1,
-                                  args.timeout, __file__, stop_after=120)
+                r = repeated_runs(__file__, [method, n, g, args.seed], args.repeats if n <= args.repeat_max else 1,
+                                  args.timeout, stop_after=120)
                 if "error" in r:
                     print(f"{n:>4} {name:>8} {method:>8} ERROR {r['error']}", flush=True)
                     continue

@@ -47,7 +47,7 @@ certified gamma bracket the exact SDP optimum (up to the margin eps ~ 1e-7 relat
 
 Cost (n = q, m = p = 1, K frequencies, ~20-35 interior-point iterations): O(K n^3) time and
 O(K n^2) memory per iteration, plus O(n^3) per Riccati solve; measured on 2 cores: n = 64 ~2 s,
-n = 128 ~30 s, n = 256 ~3 min and 0.7 GB (benchmarks/certify_scaling_large.py), where the exact
+n = 128 ~30 s, n = 256 ~3 min and 0.7 GB (benchmarks/certify_scaling.py), where the exact
 dense SDP needs ~2 min at n = 64 and cannot be built at n = 256.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ SOLVER_NAME = "KYP-IPM"
 FORMULATION = "kyp"
 
 #: the dispatch rule suggested for certify(): use this path from this many states + neurons on
-#: (benchmarks/certify_scaling_large.py: at n = q = 16 the exact dense SDP takes 0.28 s and this
+#: (benchmarks/certify_scaling.py: at n = q = 16 the exact dense SDP takes 0.28 s and this
 #: path 0.13 s; at n = q = 32, 9.4 s and 1.7 s)
 AUTO_MIN_SIZE = 32
 _TRACE = False  # print the interior-point iterations (debugging)
