@@ -279,11 +279,16 @@ def _fmt(x, spec=".4f"):
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
+def _verified(r: dict) -> str:
+    """"True"/"False" for a certified model's re-check, "-" for a model without a certificate."""
+    return str(r["verified"]) if r.get("contracting") else "-"
+
+
 def _line(r: dict) -> str:
     tests = " ".join(_fmt(r[f"nse_{k}"]) for k in TESTS)
     return (f"{r['model']:>9}: {tests} | val {_fmt(r['nse_val'])} | gamma {_fmt(r['certified_gamma'], '.3f')} "
             f"lb {_fmt(r['lipschitz_lb'], '.3f')} | {r['iterations']} it {r['seconds']:.0f} s "
-            f"verified {r['verified']}")
+            f"verified {_verified(r)}")
 
 
 COLUMNS = ("model", *(f"nse_{k}" for k in TESTS), "nse_val", "certified_gamma", "lipschitz_lb", "verified",
@@ -306,7 +311,7 @@ def write_tables(rows, out: Path, source: str = "") -> None:
         paper = PAPER_NSE.get(r["model"]) if authors else None  # comparable on the same data only
         md.append(f"| {r['model']} | " + " | ".join(_fmt(r[f"nse_{k}"]) for k in TESTS) +
                   f" | {_fmt(r['nse_val'])} | {_fmt(r['certified_gamma'], '.3f')} | {_fmt(r['lipschitz_lb'], '.3f')} "
-                  f"| {r['verified']} | {r['iterations']} | {r['seconds']:.0f} | "
+                  f"| {_verified(r)} | {r['iterations']} | {r['seconds']:.0f} | "
                   f"{'/'.join(f'{x:.4f}' for x in paper) if paper else '-'} |")
     write_text_atomic(out / "results.md", "\n".join(md) + "\n")
 
@@ -325,6 +330,12 @@ def write_figures(rows, out: Path, data: dict) -> None:
                     xytext=(4, 4), fontsize="small")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):  # plain 2, 5, 10, ... labels; none on the minor ticks
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"measured Lipschitz lower bound $\hat\gamma$ (log)")
     ax.set_ylabel("NSE on test_u3 (log; lower is better)")
     ax.set_title("Accuracy against robustness (paper Fig. 2)")
