@@ -46,8 +46,11 @@ def run_child(script: str, worker_args: list, timeout: float) -> dict:
         time.sleep(0.05)
     out, err = proc.stdout.read(), proc.stderr.read()
     proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode < 0:
+        sig = -proc.returncode
+        return {"error": f"killed by signal {sig}" + (" (out of memory?)" if sig == 9 else "")}
     if proc.returncode != 0:
-        return {"error": (err.strip().splitlines() or ["?"])[-1][:200]}
+        return {"error": (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:200]}
     res = json.loads(out.strip().splitlines()[-1])
     res["peak_mb"] = ru.ru_maxrss / 1024.0  # Linux: kilobytes
     res["elapsed"] = time.perf_counter() - t0
