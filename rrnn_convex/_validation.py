@@ -84,3 +84,15 @@ def paired_sequences(u, y, names=("u", "y")) -> tuple[np.ndarray, np.ndarray]:
     if U.shape[:2] != Y.shape[:2]:
         raise ValueError(f"{names[0]}, {names[1]}: expected the same (batch, T), got {U.shape[:2]} and {Y.shape[:2]}")
     return U, Y
+
+
+def initial_states(x0, batch: int, n: int, what: str = "") -> np.ndarray:
+    """``x0`` as a writable (batch, n) float64 array: None -> zeros; shape (n,), (1, n) or
+    (batch, n) -> broadcast. ``what`` describes the state in the error (e.g. "h and c stacked")."""
+    if x0 is None:
+        return np.zeros((batch, n))
+    x0 = as_float_array(x0, "x0", ndim=(1, 2))
+    if x0.shape not in {(n,), (1, n), (batch, n)}:
+        raise ValueError(f"x0: expected shape ({n},) or ({batch}, {n})" + (f" ({what})" if what else "")
+                         + f", got {x0.shape}")
+    return np.broadcast_to(x0, (batch, n)).copy()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_path
-from ._validation import as_float_array, check_state_space
+from ._validation import as_float_array, check_state_space, initial_states
 from .activations import Activation, get_activation
 
 #: matrix fields in storage order; each entry is (name, rows, cols) in terms of the dimensions
@@ -183,13 +183,7 @@ class ImplicitRNN:
         """
         ub, batched = self.check_input(u)
         batch, T, _ = ub.shape
-        if x0 is None:
-            x = np.zeros((batch, self.n))
-        else:
-            x0 = as_float_array(x0, "x0", ndim=(1, 2))
-            if x0.shape not in {(self.n,), (1, self.n), (batch, self.n)}:
-                raise ValueError(f"x0: expected shape ({self.n},) or ({batch}, {self.n}), got {x0.shape}")
-            x = np.broadcast_to(x0, (batch, self.n)).copy()
+        x = initial_states(x0, batch, self.n)
         A, B1h, B2h, bxh = self._explicit_matrices()
         sigma = self.activation
         y = np.empty((batch, T, self.p))

@@ -21,7 +21,7 @@ from functools import lru_cache
 import casadi as ca
 import numpy as np
 
-from .._validation import as_float_array
+from .._validation import as_float_array, initial_states
 
 __all__ = ["LSTM", "LSTMRegressor"]
 
@@ -157,15 +157,6 @@ class LSTM:
                              f"got shape {np.shape(u)}")
         return arr, batched
 
-    def _initial_state(self, x0, batch: int) -> np.ndarray:
-        if x0 is None:
-            return np.zeros((batch, self.n_states))
-        x0 = as_float_array(x0, "x0", ndim=(1, 2))
-        if x0.shape not in {(self.n_states,), (1, self.n_states), (batch, self.n_states)}:
-            raise ValueError(f"x0: expected shape ({self.n_states},) or ({batch}, {self.n_states}) "
-                             f"(h and c stacked), got {x0.shape}")
-        return np.broadcast_to(x0, (batch, self.n_states)).copy()
-
     def simulate(self, u, x0=None):
         """Outputs for inputs ``u`` (T, m) or (batch, T, m) from ``x0 = (h, c)`` (zeros by default).
 
@@ -174,7 +165,7 @@ class LSTM:
         ub, batched = self.check_input(u)
         B, T, _ = ub.shape
         n = self.n
-        x = self._initial_state(x0, B)
+        x = initial_states(x0, B, self.n_states, "h and c stacked")
         h, c = x[:, :n], x[:, n:]
         zu = ub @ self.W.T + self.b
         hs = np.empty((B, T, n))
@@ -195,7 +186,7 @@ class LSTM:
         g = g if g.ndim == 3 else g[None]
         if g.shape != (B, T, self.p):
             raise ValueError(f"cotangent: expected shape {(B, T, self.p)} (like y), got {np.shape(cotangent)}")
-        x = self._initial_state(x0, B)
+        x = initial_states(x0, B, self.n_states, "h and c stacked")
         f = _vjp_function(self.n, self.m, self.p, T, B)
         Y, GU = f(x.T, ub.reshape(B * T, m).T, g.reshape(B * T, self.p).T, self.theta())
         y = np.asarray(Y).T.reshape(B, T, self.p)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import as_float_array, check_scalar
+from .._validation import as_float_array, check_scalar, initial_states
 from .core import SequenceData
 
 __all__ = ["MassSpringDamper", "MSDSplits", "spring_force", "random_hold_input", "make_datasets",
@@ -133,15 +133,6 @@ class MassSpringDamper:
         return dx
 
     # ----------------------------------------------------------------- simulation
-    def _check_x0(self, x0, batch):
-        if x0 is None:
-            return np.zeros((batch, self.n))
-        x0 = as_float_array(x0, "x0", ndim=(1, 2))
-        if x0.shape not in {(self.n,), (1, self.n), (batch, self.n)}:
-            raise ValueError(f"x0: expected shape ({self.n},) or ({batch}, {self.n}) "
-                             f"(positions and velocities interleaved), got {x0.shape}")
-        return np.broadcast_to(x0, (batch, self.n)).copy()
-
     def states(self, u, x0=None):
         """Noise-free states at the sample times: u (T, 1) or (batch, T, 1) -> (T, 8) or (batch, T, 8).
 
@@ -161,7 +152,7 @@ class MassSpringDamper:
         batch, T, _ = arr.shape
         if T < 1:
             raise ValueError(f"u: expected at least one sample, got shape {np.shape(u)}")
-        x = self._check_x0(x0, batch)
+        x = initial_states(x0, batch, self.n, "positions and velocities interleaved")
         uu = arr[:, :, 0]
         LT, ET, GT, b = self._flat_operators()
         S = self.substeps
