@@ -66,11 +66,8 @@ def elman_from_lti(A, B, C, D=None, *, u=None, headroom: float = 1.5) -> Implici
         raise ValueError(f"u: expected shape (batch, T, {m}) or (T, {m}), got {np.shape(u)}")
     if not headroom > 1.0:
         raise ValueError(f"headroom: expected a number > 1, got {headroom!r}")
-    x = np.zeros((U.shape[0], n))
-    peak = np.zeros(n)
-    for t in range(U.shape[1]):
-        x = x @ A.T + U[:, t] @ B.T
-        peak = np.maximum(peak, np.abs(x).max(axis=0))
+    states = _lti_response(A, B, np.eye(n), np.zeros((n, m)), U, None)  # x[0..T-1]: what the outputs use
+    peak = np.abs(states).max(axis=(0, 1))
     c = headroom * np.maximum(peak, 1.0 / headroom)
     elman = ImplicitRNN.from_elman(A, B, (np.eye(n) - A) @ c, C, D, activation="relu")
     return ImplicitRNN(**(elman.weights() | {"by": -(C @ c)}), activation="relu")
