@@ -12,6 +12,9 @@ set. The caller composes them with its own objective (projection, a training ste
 Every set builds its LMI with :func:`rrnn_convex.lmi.lifted_lmi`; nothing here knows about
 training. Models from a set are always re-certified with :func:`rrnn_convex.certify.certify`
 before being called certified (a solver's "optimal" is not a proof).
+
+``GainBounded(scaling=s)`` bounds the gain in physical units while the variables are the
+weights of the model on normalised signals (see :mod:`rrnn_convex.scaling`).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ._validation import as_float_array, check_scalar
 from .activations import Activation, get_activation
 from .lmi import cirnn_lmi, lifted_lmi, srnn_lmi
 from .model import ImplicitRNN, _MATRIX_SHAPES
+from .scaling import ChannelScaling
 
 MATRIX_NAMES = tuple(name for name, _, _ in _MATRIX_SHAPES)
 PARAMETRIZATIONS = ("fixed_C1", "free_C1")
@@ -51,7 +55,12 @@ class SetVariables:
         return np.asarray(v.value if isinstance(v, cp.Expression) else v, dtype=np.float64)
 
     def to_model(self, activation, biases: dict | None = None) -> ImplicitRNN:
-        """The model at the solved values (call after the problem has been solved)."""
+        """The model at the solved values (call after the problem has been solved).
+
+        The model is in the variables' own coordinates: for a set built with a
+        :class:`~rrnn_convex.scaling.ChannelScaling` ``s`` these are the normalised ones, and
+        the set's gamma is the gain of ``s.to_physical(model)`` (``biases`` likewise normalised).
+        """
         vals = {}
         for name in MATRIX_NAMES:
             if self.params.get(name) is not None:
@@ -155,6 +164,25 @@ class _LMISet(ModelSet):
 
     uses_multiplier = True
 
+    def __init__(self, margin: float = 1e-6, parametrization: str = "fixed_C1", scaling=None):
+        super().__init__(margin, parametrization)
+        if scaling is not None and not isinstance(scaling, ChannelScaling):
+            raise TypeError(f"scaling: expected a ChannelScaling or None, got {type(scaling).__name__}")
+        self.scaling = scaling
+
+    def check_dims(self, dims):
+        if self.scaling is not None:
+            self.scaling.check_dims(dims["m"], dims["p"], "dims")
+
+    def _gain_operands(self, params, LD12) -> dict:
+        """The input/output operands of the gain LMI: the model's own weights, or with a scaling
+        those of the model in physical units (constant diagonal factors: still linear)."""
+        ops = {"B2": params["B2"], "LD12": LD12, "D12": params["D12"], "C2": params["C2"],
+               "D21": params["D21"], "D22": params["D22"]}
+        if self.gain and self.scaling is not None:
+            ops.update(self.scaling.physical_weights(**ops))
+        return ops
+
     def add_constraints(self, sv, dims, act, fixed):
         n, q, m = dims["n"], dims["q"], dims["m"]
         params = sv.params
@@ -176,25 +204,39 @@ class _LMISet(ModelSet):
         if self.gain:
             g = cp.Variable(name="gamma") if self.gamma is None else self.gamma
             sv.cert["gamma"] = g
-        M = lifted_lmi(E=params["E"], F=params["F"], B1=params["B1"], B2=params["B2"],
-                       P=sv.cert["P"], Lam=Lam, LC1=LC1, LD12=LD12, C1=params["C1"], D12=params["D12"],
-                       C2=params["C2"], D21=params["D21"], D22=params["D22"], gamma=g,
+        M = lifted_lmi(E=params["E"], F=params["F"], B1=params["B1"], P=sv.cert["P"], Lam=Lam,
+                       LC1=LC1, C1=params["C1"], **self._gain_operands(params, LD12), gamma=g,
                        alpha=act.alpha, beta=act.beta)
         sv.constraints.append(_psd(M, self.margin))
 
 
 class Contracting(_LMISet):
-    """Theta: the contracting implicit RNNs (DESIGN.md section 3, contraction LMI > margin I)."""
+    """Theta: the contracting implicit RNNs (DESIGN.md section 3, contraction LMI > margin I).
+
+    ``scaling`` (a :class:`~rrnn_convex.scaling.ChannelScaling`) is accepted so that callers can
+    treat both LMI sets alike, and ignored: rescaling inputs and outputs leaves E, F, B1, C1 and
+    the state unchanged, so a model contracts in normalised units exactly when it contracts in
+    physical units. Only its dimensions are checked against ``dims``.
+    """
 
 
 class GainBounded(_LMISet):
     """Theta_gamma: incremental l2 gain <= gamma. ``gamma=None`` makes gamma a variable
-    (``cert["gamma"]``) that the caller may minimise."""
+    (``cert["gamma"]``) that the caller may minimise.
+
+    ``scaling``: None, or a :class:`~rrnn_convex.scaling.ChannelScaling` ``s``. With a scaling the
+    variables are the weights of the model on normalised signals and gamma bounds the gain of
+    ``s.to_physical(model)`` from ``u`` to ``y`` in physical units. The LMI is the physical
+    model's, written in the normalised weights: B2, Lambda D12 (and D12 in the ``2ab`` terms)
+    times Su^-1, C2 and D21 times Sy on the left, D22 as Sy D22 Su^-1 (Su, Sy the diagonal input
+    and output scales). These are constant factors, so the set stays convex.
+    """
 
     gain = True
 
-    def __init__(self, gamma: float | None = None, margin: float = 1e-6, parametrization: str = "fixed_C1"):
-        super().__init__(margin, parametrization)
+    def __init__(self, gamma: float | None = None, margin: float = 1e-6, parametrization: str = "fixed_C1",
+                 scaling=None):
+        super().__init__(margin, parametrization, scaling)
         self.gamma = None if gamma is None else check_scalar(gamma, "gamma", low=0.0)
 
 
