@@ -476,27 +476,65 @@ def _cmd_fit(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
-    """``rrnn simulate``: simulate a model from zero initial state on CSV inputs; write predictions as CSV."""
+    """``rrnn simulate``: simulate a model on CSV inputs from the zero or an estimated initial state; write
+    the predictions as CSV and, with measured outputs, print NSE and RMSE (from sample --init-samples on)."""
     import numpy as np
 
     from ._io import write_text_atomic
-    from .metrics import nse
+    from .metrics import nse, rmse
 
     if Path(args.out).suffix.lower() != ".csv":
         raise UserError(f"--out: expected a .csv file name, got {args.out!r}")
     plot = _png_path(args.plot)
-    if plot is not None and not args.outputs:
-        raise UserError("--plot: needs --outputs (the measured outputs to compare with)")
     loaded = _load_model(args)
-    model = loaded.model
-    inputs = _columns(args.inputs, "--inputs")
-    outputs = _columns(args.outputs, "--outputs") if args.outputs else None
+    model, meta = loaded.model, loaded.meta
+    header = _csv_header(Path(args.data)) or []
+    present = {h.lower() for h in header}
+
+    def recorded(key, count):
+        """meta[key] when it is a list of ``count`` column names: (names, columns missing from the data)."""
+        names = meta.get(key)
+        if not (isinstance(names, list) and len(names) == count and all(isinstance(c, str) for c in names)):
+            return None, None
+        return names, [c for c in names if c.lower() not in present]
+
+    if args.inputs is not None:
+        inputs, source_in = _columns(args.inputs, "--inputs"), "--inputs"
+    else:
+        inputs, missing = recorded("inputs", model.m)
+        if inputs is None:
+            got = f"records {meta['inputs']!r}, not m={model.m} column names" if "inputs" in meta \
+                else "records no input column names"
+            raise UserError(f"--inputs: not given and the model file {got}; pass --inputs COLUMNS")
+        if missing:
+            raise UserError(f"--inputs: not given, and the input columns recorded in the model file ({inputs}) are "
+                            f"not all in {Path(args.data).name} (missing {missing}); pass --inputs COLUMNS")
+        source_in = "the model file"
     if len(inputs) != model.m:
         raise UserError(f"--inputs: the model has m={model.m} input(s), got {len(inputs)} column(s)")
-    if outputs is not None and len(outputs) != model.p:
-        raise UserError(f"--outputs: the model has p={model.p} output(s), got {len(outputs)} column(s)")
+    why_none = "; pass --outputs"
+    if args.outputs is not None:
+        outputs, source_out = _columns(args.outputs, "--outputs"), "--outputs"
+        if len(outputs) != model.p:
+            raise UserError(f"--outputs: the model has p={model.p} output(s), got {len(outputs)} column(s)")
+    else:
+        outputs, missing = recorded("outputs", model.p)
+        source_out = "the model file"
+        if outputs is not None and missing:
+            why_none = (f" (the model file's output columns {outputs} are not all in {Path(args.data).name}: "
+                        f"missing {missing}); pass --outputs")
+            outputs = None
+    if plot is not None and outputs is None:
+        raise UserError("--plot: needs --outputs (the measured outputs to compare with)")
+    k = args.init_samples
+    if k is not None and outputs is None:
+        raise UserError(f"--init-samples: needs the measured outputs to estimate the initial state from{why_none}")
     U, Y, labels, _, names_out = _read_sequences(args.data, inputs, outputs, args.sequence_column)
-    yhat = model.simulate(U)
+    T = U.shape[1]
+    if k is not None and k >= T:
+        raise UserError(f"--init-samples: expected fewer than the {T} samples of each sequence (the samples "
+                        f"after them are scored), got {k}")
+    yhat = model.simulate(U) if k is None else model.simulate(U, y_init=Y, init_samples=k)
     cols = [f"{n}_hat" for n in names_out] if outputs and all(isinstance(n, str) for n in names_out) \
         else [f"y_hat_{i}" for i in range(model.p)]
     buf = io.StringIO()
@@ -506,11 +544,19 @@ def _cmd_simulate(args) -> int:
         for t in range(yhat.shape[1]):
             w.writerow(([labels[b]] if labels else []) + [repr(float(v)) for v in yhat[b, t]])
     write_text_atomic(args.out, buf.getvalue())
-    print(f"simulated       : {loaded.description} on {U.shape[0]} sequence(s) x {U.shape[1]} samples "
-          f"from zero initial state")
+    print(f"columns         : inputs {inputs} (from {source_in})"
+          + (f", outputs {outputs} (from {source_out})" if outputs is not None else ", no measured outputs"))
+    start = "zero initial state" if k is None else \
+        f"initial state estimated from the first {k} measured outputs (least squares)"
+    print(f"simulated       : {loaded.description} on {U.shape[0]} sequence(s) x {T} samples from {start}")
     if Y is not None:
-        e = np.asarray(nse(yhat, Y))  # (batch, p)
-        print(f"NSE             : (mean over {e.shape[0]} sequence(s)) " + ", ".join(f"{n}: {float(np.mean(e[:, i])):.4f}" for i, n in enumerate(names_out)))
+        init = k or 0
+        scored = f"samples {init}..{T - 1}" + (f", the first {k} not scored" if k else "")
+        average = f"({scored}; mean over {U.shape[0]} sequence(s))"
+        for label, metric in (("NSE", nse), ("RMSE", rmse)):
+            e = np.asarray(metric(yhat, Y, init=init))  # (batch, p)
+            print(f"{label:<16}: {average} "
+                  + ", ".join(f"{n}: {float(np.mean(e[:, i])):.6g}" for i, n in enumerate(names_out)))
         if plot is not None:
             from .plots import plot_fit
             plot_fit(Y, yhat, ts=args.ts, output_names=[str(n) for n in names_out],
@@ -606,15 +652,27 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="model file (.npz)")
     fit.set_defaults(func=_cmd_fit)
 
-    simu = sub.add_parser("simulate", help="simulate a model on the inputs of a CSV file (zero initial state)")
+    simu = sub.add_parser("simulate", help="simulate a model on the inputs of a CSV file (zero or estimated "
+                                           "initial state)",
+                          description="Simulate the model on the inputs of a CSV file and write the predictions. "
+                                      "Column names default to those recorded in the model file "
+                                      "(ImplicitRNN.save(..., meta={'inputs': [...], 'outputs': [...]})). With "
+                                      "measured outputs, NSE and RMSE are printed; with --init-samples K the "
+                                      "initial state is estimated from the first K measured outputs (the "
+                                      "benchmark convention) and the metrics cover samples K.. only.")
     model_arg(simu)
     simu.add_argument("data", help="data (.csv)")
-    simu.add_argument("--inputs", required=True, help="input columns: names or 0-based indices, comma-separated")
-    simu.add_argument("--outputs", default=None, help="measured output columns, to print the NSE (optional)")
+    simu.add_argument("--inputs", default=None, help="input columns: names or 0-based indices, comma-separated "
+                                                     "(default: the input names recorded in the model file)")
+    simu.add_argument("--outputs", default=None, help="measured output columns, for NSE / RMSE (default: the "
+                                                      "output names recorded in the model file, if in the data)")
+    simu.add_argument("--init-samples", type=_positive_int, default=None, metavar="K",
+                      help="estimate the initial state from the first K measured outputs (needs outputs; K < "
+                           "record length) and score samples K.. only (default: zero initial state, all samples)")
     simu.add_argument("--sequence-column", default=None, help="column naming the sequence of each row "
                                                                "(default: 'sequence' if present)")
     simu.add_argument("--ts", type=_positive_float, default=None, help="sampling period in s (plot axis only)")
-    simu.add_argument("--plot", default=None, help="PNG of measured vs simulated (needs --outputs)")
+    simu.add_argument("--plot", default=None, help="PNG of measured vs simulated (needs measured outputs)")
     simu.add_argument("--out", required=True, help="predictions (.csv)")
     simu.set_defaults(func=_cmd_simulate)
 

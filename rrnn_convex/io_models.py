@@ -2,7 +2,8 @@
 
 :func:`load_any_model` accepts
 
-* ``.npz`` written by :meth:`ImplicitRNN.save <rrnn_convex.model.ImplicitRNN.save>`;
+* ``.npz`` written by :meth:`ImplicitRNN.save <rrnn_convex.model.ImplicitRNN.save>` (its
+  ``meta`` dict, if any, is returned as :attr:`LoadedModel.meta`);
 * ``.npz`` or ``.json`` holding the arrays of an Elman RNN
   ``h[t+1] = sigma(W h[t] + U u[t] + b)``, ``y[t] = C h[t] + D u[t]``: ``W`` (n x n),
   ``U`` (n x m) and ``activation`` (a name: ``"relu"``, ``"tanh"``, ``"sigmoid"``,
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +46,15 @@ _TORCH_HINT = 'reading PyTorch .pt files needs torch: pip install "rrnn_convex[t
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model read from a file: the converted model and a one-line description of the source."""
+    """A model read from a file: the converted model, a one-line description of the source and
+    the metadata the file records (``meta`` of :meth:`ImplicitRNN.save
+    <rrnn_convex.model.ImplicitRNN.save>`, e.g. input / output column names; empty for files
+    without it and for Elman / PyTorch files)."""
 
     model: ImplicitRNN
     kind: str  # "rrnn_convex", "elman-npz", "elman-json" or "torch"
     description: str
+    meta: dict = field(default_factory=dict)
 
 
 def load_any_model(path, *, nonlinearity: str | None = None) -> ImplicitRNN:
@@ -120,7 +125,8 @@ def _load_npz(path: Path) -> LoadedModel:
     with data:
         keys = list(data.files)
         if "kind" in keys:
-            return LoadedModel(ImplicitRNN.load(path), "rrnn_convex", f"rrnn_convex ImplicitRNN ({path.name})")
+            return LoadedModel(ImplicitRNN.load(path), "rrnn_convex", f"rrnn_convex ImplicitRNN ({path.name})",
+                               ImplicitRNN.read_meta(path))
         if any(k.endswith("data.pkl") for k in keys):
             raise ValueError(f"model: {str(path)!r} looks like a PyTorch file (torch.save); name it .pt")
         try:

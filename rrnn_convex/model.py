@@ -174,15 +174,25 @@ class ImplicitRNN:
                 f"(shape (T, {self.m}) or (batch, T, {self.m})), got shape {np.shape(u)}")
         return arr, batched
 
-    def simulate(self, u, x0=None, *, return_states: bool = False):
+    def simulate(self, u, x0=None, *, y_init=None, init_samples: int | None = None, return_states: bool = False):
         """Simulate from ``x0`` (zeros by default) for inputs ``u`` of shape (T, m) or (batch, T, m).
 
         Returns ``y`` shaped like ``u`` with p channels; with ``return_states=True`` also the
         states ``x[0..T]`` shaped (T + 1, n) or (batch, T + 1, n). Vectorised over the batch.
         Does not change the model.
+
+        With measured outputs ``y_init`` (shaped like ``u`` with p channels, at least
+        ``init_samples`` long; the whole measured record may be passed) and ``init_samples=k``,
+        the initial state is estimated from the first k samples
+        (:func:`rrnn_convex.initial_state.estimate_initial_state`, the benchmark convention of
+        unscored initialisation samples) and the whole record is simulated from it; score it
+        from sample k on. ``x0`` and ``y_init`` exclude each other; ``init_samples`` needs
+        ``y_init`` and vice versa.
         """
         ub, batched = self.check_input(u)
         batch, T, _ = ub.shape
+        if y_init is not None or init_samples is not None:
+            x0 = self._estimated_x0(u, ub, x0, y_init, init_samples)
         x = initial_states(x0, batch, self.n)
         A, B1h, B2h, bxh = self._explicit_matrices()
         sigma = self.activation
@@ -204,6 +214,22 @@ class ImplicitRNN:
             y = y[0]
             xs = xs[0] if return_states else None
         return (y, xs) if return_states else y
+
+    def _estimated_x0(self, u, ub, x0, y_init, init_samples) -> np.ndarray:
+        """The initial states estimated from ``y_init[:init_samples]`` (see :meth:`simulate`)."""
+        from .initial_state import check_init_samples, estimate_initial_state, measured_outputs
+
+        if y_init is None:
+            raise ValueError("init_samples: needs y_init, the measured outputs to estimate the initial state from")
+        if init_samples is None:
+            raise ValueError("y_init: needs init_samples, the number of leading samples to estimate the "
+                             "initial state from")
+        if x0 is not None:
+            raise ValueError("x0, y_init: give either a known initial state x0 or y_init and init_samples to "
+                             "estimate it, not both")
+        yb = measured_outputs(self, y_init, "y_init", np.shape(u))
+        k = check_init_samples(init_samples, min(ub.shape[1], yb.shape[1]))
+        return estimate_initial_state(self, ub[:, :k], yb[:, :k], k)
 
     # ----------------------------------------------------------------- identity
     def weights_hash(self) -> str:
@@ -295,8 +321,15 @@ class ImplicitRNN:
                    activation=nonlinearity)
 
     # ----------------------------------------------------------------- files
-    def save(self, path) -> Path:
-        """Write the model to ``path`` (``.npz``) atomically; returns the path written."""
+    def save(self, path, *, meta: dict | None = None) -> Path:
+        """Write the model to ``path`` (``.npz``) atomically; returns the path written.
+
+        ``meta``: an optional JSON-serialisable dict describing the model's use, e.g.
+        ``{"inputs": ["u"], "outputs": ["y"], "scaling": {...}, "ts": 4.0, "init_samples": 50}``
+        (numpy arrays and scalars are converted to lists and numbers; NaN/inf are refused). It
+        is stored as the extra entry ``meta`` (a JSON string), read back by :meth:`read_meta`;
+        it is not a weight, so :meth:`load` and :meth:`weights_hash` ignore it.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
@@ -304,14 +337,16 @@ class ImplicitRNN:
         payload["activation"] = np.array(json.dumps(self.activation.to_dict()))
         payload["kind"] = np.array("rrnn_convex.ImplicitRNN")
         payload["format_version"] = np.array(NPZ_FORMAT_VERSION)
+        if meta is not None:
+            payload["meta"] = np.array(_meta_json(meta))
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **payload)
         return path
 
-    @classmethod
-    def load(cls, path) -> "ImplicitRNN":
-        """Read a model written by :meth:`save`."""
+    @staticmethod
+    def _open_file(path):
+        """The opened ``.npz`` of a model file (checked kind and version); use it as a context manager."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"path: no such file {str(path)!r}")
@@ -319,20 +354,67 @@ class ImplicitRNN:
             data = np.load(path, allow_pickle=False)
         except Exception as exc:  # zipfile / format errors
             raise ValueError(f"path: {str(path)!r} is not a readable .npz file ({exc})") from None
-        with data:
-            if "kind" not in data or str(data["kind"]) != "rrnn_convex.ImplicitRNN":
-                raise ValueError(f"path: {str(path)!r} is not an rrnn_convex ImplicitRNN file "
-                                 f"(keys: {sorted(data.files)})")
-            version = int(data["format_version"])
-            if version > NPZ_FORMAT_VERSION:
-                raise ValueError(f"path: file format version {version} is newer than this package "
-                                 f"supports ({NPZ_FORMAT_VERSION})")
+        if not hasattr(data, "files") or "kind" not in data or str(data["kind"]) != "rrnn_convex.ImplicitRNN":
+            keys = sorted(data.files) if hasattr(data, "files") else "a single array"
+            if hasattr(data, "close"):
+                data.close()
+            raise ValueError(f"path: {str(path)!r} is not an rrnn_convex ImplicitRNN file (keys: {keys})")
+        version = int(data["format_version"])
+        if version > NPZ_FORMAT_VERSION:
+            data.close()
+            raise ValueError(f"path: file format version {version} is newer than this package "
+                             f"supports ({NPZ_FORMAT_VERSION})")
+        return data
+
+    @classmethod
+    def load(cls, path) -> "ImplicitRNN":
+        """Read a model written by :meth:`save` (its ``meta``, if any, is ignored: see :meth:`read_meta`)."""
+        with cls._open_file(path) as data:
             kwargs = {name: data[name] for name in WEIGHT_FIELDS}
             activation = json.loads(str(data["activation"]))
         return cls(**kwargs, activation=activation)
+
+    @classmethod
+    def read_meta(cls, path) -> dict:
+        """The ``meta`` dict stored by :meth:`save` in a model file; ``{}`` for a file without one.
+
+        Raises FileNotFoundError, or ValueError for a file that is not an ImplicitRNN model file
+        or whose ``meta`` entry is not a JSON object.
+        """
+        with cls._open_file(path) as data:
+            if "meta" not in data.files:
+                return {}
+            text = str(data["meta"])
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"path: the 'meta' entry of {str(path)!r} is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"path: the 'meta' entry of {str(path)!r} is not a JSON object "
+                             f"(got a {type(meta).__name__})")
+        return meta
 
     def __eq__(self, other):
         if not isinstance(other, ImplicitRNN):
             return NotImplemented
         return self.activation == other.activation and all(
             np.array_equal(getattr(self, k), getattr(other, k)) for k in WEIGHT_FIELDS)
+
+
+def _meta_json(meta) -> str:
+    """``meta`` (a dict with string keys) as a JSON string; numpy values converted, NaN/inf refused."""
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta: expected a dict, got {type(meta).__name__}")
+
+    def convert(obj):
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        if isinstance(obj, np.generic):
+            return obj.item()
+        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+    try:
+        return json.dumps(meta, default=convert, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"meta: expected a JSON-serialisable dict (str keys; numbers, strings, lists, dicts; "
+                         f"no NaN/inf), got {meta!r:.200} ({exc})") from None
