@@ -1,23 +1,31 @@
-"""Fitting by sequential convex programming with exact SDP feasibility (DESIGN.md section 4).
+"""Fitting by sequential convex programming with exact SDP feasibility.
 
-Iteration k, from a certified model theta_k with initial states x0_k:
+The fit works on normalised data (:class:`~rrnn_convex.scaling.ChannelScaling`, fitted on the
+training data) and returns the model in the user's physical units; every certificate is stated
+for that physical model. Iteration k, from a certified model theta_k with initial states x0_k
+(one per training window):
 
 1. :func:`~rrnn_convex.linearize.linearize` gives r, J'J, J'r and the initial-state blocks;
    the initial states are eliminated by a Schur complement (never storing J);
-2. the convex problem ``min ||r + J d||^2 + mu ||d||^2  s.t.  theta_k + d in the model set``
-   (the set's LMI with a margin, certificate variables free) is solved with cvxpy; it is built
-   once and re-solved with new Parameter values;
+2. the convex problem ``min ||r + J d||^2 + mu ||d||^2  s.t.  theta_k + d in the model set`` is
+   solved with cvxpy; it is built once and re-solved with new Parameter values. Its LMI margin
+   is set below the current iterate's own slack (evaluated in the step problem itself), so
+   ``d = 0`` with the current certificate point is always feasible;
 3. the step is accepted when the true loss decreases by a fraction of the predicted decrease
    (ratio test) and the new model passes :func:`~rrnn_convex.certify.certify` (the rigorous
-   check); mu follows the Levenberg-Marquardt rule.
+   check); mu follows the Levenberg-Marquardt rule. A failed or inaccurate solve is a rejected
+   step with more damping, never the end of the fit.
 
-So every accepted iterate — and therefore the returned model — carries a verified certificate.
+The fit stops on the iteration cap, the time budget (checked inside iterations as well), the
+validation patience or convergence, and records which in ``stop_reason_``. Every accepted
+iterate, and so the returned model, carries a verified certificate.
 """
 from __future__ import annotations
 
 import copy
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,17 +37,29 @@ from ._io import atomic_path
 from ._validation import check_scalar, paired_sequences
 from .activations import get_activation
 from .certify import Certificate, certify
-from .init import elman_from_lti, from_lti, n4sid
+from .init import elman_from_lti, from_lti, linear_start, n4sid
 from .linearize import ParamLayout, linearize
 from .metrics import nse
 from .model import ImplicitRNN
 from .project import project
+from .scaling import ChannelScaling
 from .sets import CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSet, Unconstrained
 
 SET_NAMES = ("theta", "theta_gamma", "cirnn", "srnn", "elman", "unconstrained")
 BIASES = ("bx", "bv", "by")
+STOP_REASONS = ("max_iter", "time_budget", "patience", "converged", "step_failures")
+#: records up to this length are trained whole; longer ones in windows (``window="auto"``)
+AUTO_WINDOW_MAX = 2048
+#: the window length ``window="auto"`` uses for longer records
+AUTO_WINDOW = 1024
+#: without a time budget, ``max_iter=None`` means this many iterations
+DEFAULT_MAX_ITER = 50
+#: mu (relative to the damping scale) above which no step can change the model: the fit stops
+MU_MAX = 1e12
+CHECKPOINT_VERSION = 2
 
 
+# ---------------------------------------------------------------------- the step problem
 @dataclass
 class _StepProblem:
     """The convex step ``min ||R theta + c||^2 (+ prox) s.t. the set's constraints``, built once.
@@ -49,7 +69,8 @@ class _StepProblem:
     Dt = Lambda D12) the model's C1 = Lambda^-1 Ct is not affine in (Ct, lambda); theta then
     holds its linearisation at the current point, ``C1_k + Lambda_k^-1 (Ct - diag(lambda) C1_k)``
     (exact at the current point, first-order around it), and a proximal term keeps lambda near
-    lambda_k. The candidate model uses the exact C1 = Ct / lambda.
+    lambda_k. The candidate model uses the exact C1 = Ct / lambda. ``margin`` is the LMI margin
+    (a Parameter), set each iteration below the current iterate's slack.
     """
 
     problem: cp.Problem
@@ -58,9 +79,11 @@ class _StepProblem:
     theta: cp.Expression
     R: cp.Parameter
     c: cp.Parameter
+    margin: cp.Parameter
     biases: dict = field(default_factory=dict)
-    free_c1: dict = field(default_factory=dict)  # name -> (variable, Parameter C_k, Parameter G_k)
+    free_c1: dict = field(default_factory=dict)  # name -> (variable, Parameter C_k, Parameter G_k, lin var)
     lam_ref: cp.Parameter | None = None
+    inv: cp.Parameter | None = None
     prox: tuple | None = None
     warm: bool = False
 
@@ -71,13 +94,65 @@ class _StepProblem:
             return
         lam = np.asarray(lam, dtype=np.float64)
         self.lam_ref.value = lam
-        self._inv.value = 1.0 / lam
+        self.inv.value = 1.0 / lam
         self.prox[0].value = np.sqrt(prox) / lam
         self.prox[1].value = np.full(lam.shape, np.sqrt(prox))
-        for name, (_, Ck, Gk) in self.free_c1.items():
+        for name, (_, Ck, Gk, _) in self.free_c1.items():
             Ck.value = getattr(model, name)
             Gk.value = getattr(model, name) / lam[:, None]
 
+    # -------------------------------------------------------------- the current point
+    def load(self, model: ImplicitRNN, point: dict) -> bool:
+        """Give every variable its value at ``d = 0``: the current weights and the certificate
+        point ``point`` (certificate variable name -> value, as returned by :meth:`point`).
+        Returns False (and loads nothing) when ``point`` lacks a certificate variable."""
+        if any(v.name() not in point for v in self._cert_variables()):
+            return False
+        for name, var in self.sv.params.items():
+            if isinstance(var, cp.Variable):
+                var.value = np.asarray(getattr(model, name))
+        for name, var in self.biases.items():
+            var.value = np.asarray(getattr(model, name))
+        for var in self._cert_variables():
+            var.value = np.asarray(point[var.name()], dtype=np.float64).reshape(var.shape)
+        lam = point.get("lam")
+        for name, (var, _, _, lin) in self.free_c1.items():
+            C = np.asarray(getattr(model, name))
+            var.value = np.asarray(lam)[:, None] * C
+            lin.value = C
+        return True
+
+    def _cert_variables(self) -> list:
+        out = []
+        for v in self.sv.cert.values():
+            if isinstance(v, cp.Variable):
+                out.append(v)
+            elif isinstance(v, cp.Expression):
+                out.extend(v.variables())
+        seen, uniq = set(), []
+        for v in out:
+            if v.id not in seen:
+                seen.add(v.id)
+                uniq.append(v)
+        return uniq
+
+    def point(self) -> dict:
+        """The certificate variables' values at the last solution (name -> array)."""
+        return {v.name(): np.array(v.value, dtype=np.float64) for v in self._cert_variables()}
+
+    def slack(self) -> float:
+        """Smallest eigenvalue of the set's LMIs at the variables' current values, without the
+        margin (>= 0: the point is in the set; the step problem then contains it)."""
+        kept, self.margin.value = self.margin.value, 0.0  # evaluate M itself, not M - margin I
+        worst = np.inf
+        for con in self.sv.constraints:
+            if isinstance(con, cp.constraints.PSD):
+                M = np.asarray(con.expr.value, dtype=np.float64)
+                worst = min(worst, float(np.linalg.eigvalsh(0.5 * (M + M.T))[0]))
+        self.margin.value = kept
+        return worst
+
+    # -------------------------------------------------------------- the solution
     def model_at_solution(self, template: ImplicitRNN) -> ImplicitRNN:
         vals = []
         lam = None
@@ -98,7 +173,10 @@ class _StepProblem:
 
 
 def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_biases: bool) -> _StepProblem:
-    sv = model_set.build(template.dims, template.activation, fixed=fixed)
+    margin = cp.Parameter(nonneg=True, name="margin", value=float(model_set.margin))
+    probe = copy.copy(model_set)
+    probe.margin = margin
+    sv = probe.build(template.dims, template.activation, fixed=fixed)
     names = list(sv.free)
     free_c1 = {}
     q = template.q
@@ -106,7 +184,7 @@ def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_b
         if sv.params.get(name, 0) is None:  # recovered from Ct = Lambda C1 (free_C1)
             shape = getattr(template, name).shape
             free_c1[name] = (sv.extra[extra], cp.Parameter(shape, name=f"{name}_k"),
-                             cp.Parameter(shape, name=f"{name}_over_lam_k"))
+                             cp.Parameter(shape, name=f"{name}_over_lam_k"), cp.Variable(shape, name=f"{name}_lin"))
             names.append(name)
     biases = {}
     if train_biases:
@@ -114,7 +192,7 @@ def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_b
             biases[b] = cp.Variable(getattr(template, b).shape, name=b)
             names.append(b)
     layout = ParamLayout.for_model(template, names)
-    lam_ref = prox = None
+    lam_ref = inv = prox = None
     extra_obj = 0
     if free_c1:
         lam = sv.cert["lam"]
@@ -126,13 +204,12 @@ def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_b
     parts, links = [], []
     for name in layout.names:
         if name in free_c1:
-            var, Ck, Gk = free_c1[name]
+            var, Ck, Gk, lin = free_c1[name]
             cols = getattr(template, name).shape[1]
             lam_mat = cp.reshape(sv.cert["lam"], (q, 1), order="C") @ np.ones((1, cols))
             inv_mat = cp.reshape(inv, (q, 1), order="C") @ np.ones((1, cols))
             # a variable for the linearised C1 keeps R @ theta DPP (R times a parameter-free vector):
             # C1_lin = C1_k + Lambda_k^-1 (Ct - diag(lam) C1_k)
-            lin = cp.Variable(Ck.shape, name=f"{name}_lin")
             links.append(lin == Ck + cp.multiply(inv_mat, var) - cp.multiply(lam_mat, Gk))
             parts.append(cp.vec(lin, order="C"))
         else:
@@ -143,10 +220,7 @@ def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_b
     R = cp.Parameter((P, P), name="R")
     c = cp.Parameter(P, name="c")
     problem = cp.Problem(cp.Minimize(cp.sum_squares(R @ theta + c) + extra_obj), sv.constraints + links)
-    step = _StepProblem(problem, sv, layout, theta, R, c, biases, free_c1, lam_ref, prox)
-    if free_c1:
-        step._inv = inv
-    return step
+    return _StepProblem(problem, sv, layout, theta, R, c, margin, biases, free_c1, lam_ref, inv, prox)
 
 
 def _default_fixed(model: ImplicitRNN, model_set: ModelSet) -> dict:
@@ -156,28 +230,147 @@ def _default_fixed(model: ImplicitRNN, model_set: ModelSet) -> dict:
     return {}
 
 
+# ---------------------------------------------------------------------- training windows
+@dataclass(frozen=True)
+class Windows:
+    """Training windows cut from the training sequences: window ``k`` is samples
+    ``starts[k] .. starts[k] + length`` of sequence ``sequence[k]``."""
+
+    length: int
+    sequence: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def cut(cls, batch: int, T: int, length: int | None, stride: int | None) -> "Windows":
+        """Windows of ``length`` samples every ``stride`` samples (the last one ends at T);
+        ``length=None`` or ``length >= T``: the whole sequences."""
+        if length is None or length >= T:
+            return cls(T, np.arange(batch), np.zeros(batch, dtype=int))
+        stride = length if stride is None else stride
+        starts = list(range(0, T - length + 1, stride))
+        if starts[-1] != T - length:
+            starts.append(T - length)
+        seq = np.repeat(np.arange(batch), len(starts))
+        return cls(int(length), seq, np.tile(np.asarray(starts, dtype=int), batch))
+
+    @property
+    def count(self) -> int:
+        return int(self.sequence.shape[0])
+
+    def whole(self, T: int) -> bool:
+        return self.length == T and not np.any(self.starts)
+
+    def take(self, X: np.ndarray) -> np.ndarray:
+        """(windows, length, channels) from (batch, T, channels)."""
+        idx = self.starts[:, None] + np.arange(self.length)[None, :]
+        return X[self.sequence[:, None], idx]
+
+    def states(self, model: ImplicitRNN, U: np.ndarray, x0: np.ndarray) -> np.ndarray:
+        """The state at each window's start, simulating the whole sequences from ``x0``."""
+        _, xs = model.simulate(U, x0, return_states=True)
+        return xs[self.sequence, self.starts]
+
+    def to_dict(self) -> dict:
+        return {"length": self.length, "count": self.count, "sequence": self.sequence.tolist(),
+                "starts": self.starts.tolist()}
+
+
+# ---------------------------------------------------------------------- fit state
+@dataclass
+class _FitState:
+    """Everything an iteration changes, and what a checkpoint holds (normalised coordinates)."""
+
+    model: ImplicitRNN
+    x0: np.ndarray
+    point: dict  # the certificate variables of the step problem at the current iterate
+    mu: float | None = None
+    history: list = field(default_factory=list)
+    best_model: ImplicitRNN | None = None
+    best_val: float = np.inf
+    best_x0: np.ndarray | None = None
+    stall: int = 0
+    rng_state: dict | None = None
+
+    def copy(self) -> "_FitState":
+        return _FitState(self.model, self.x0.copy(), dict(self.point), self.mu, list(self.history),
+                         self.best_model, self.best_val, None if self.best_x0 is None else self.best_x0.copy(),
+                         self.stall, copy.deepcopy(self.rng_state))
+
+    def save(self, path, scaling: ChannelScaling, windows: Windows) -> None:
+        """Write the state to ``path`` (``.npz``) atomically."""
+        payload = {f"model_{k}": v for k, v in self.model.weights().items()}
+        payload |= {f"best_{k}": v for k, v in self.best_model.weights().items()}
+        payload["x0"], payload["best_x0"] = self.x0, self.best_x0
+        payload |= {f"point_{k}": v for k, v in self.point.items()}
+        meta = {"mu": self.mu, "history": self.history, "rng": self.rng_state, "best_val": self.best_val,
+                "stall": self.stall, "activation": self.model.activation.to_dict(), "version": CHECKPOINT_VERSION,
+                "scaling": scaling.to_dict(), "windows": {"length": windows.length, "count": windows.count}}
+        payload["meta"] = np.array(json.dumps(meta, default=float))
+        with atomic_path(Path(path)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **payload)
+
+    @classmethod
+    def load(cls, path) -> tuple["_FitState", dict]:
+        """(state, meta) from a checkpoint written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
+        with np.load(path, allow_pickle=False) as data:
+            if "meta" not in data.files:
+                raise ValueError(f"resume: {str(path)!r} is not a fit checkpoint (keys {sorted(data.files)})")
+            meta = json.loads(str(data["meta"]))
+            if meta.get("version") != CHECKPOINT_VERSION:
+                raise ValueError(f"resume: checkpoint format version {meta.get('version')!r} is not the one this "
+                                 f"package writes ({CHECKPOINT_VERSION}); start a new fit")
+            act = meta["activation"]
+            model = ImplicitRNN(**{k[6:]: data[k] for k in data.files if k.startswith("model_")}, activation=act)
+            best = ImplicitRNN(**{k[5:]: data[k] for k in data.files if k.startswith("best_") and k != "best_x0"},
+                               activation=act)
+            point = {k[6:]: data[k].copy() for k in data.files if k.startswith("point_")}
+            state = cls(model, data["x0"].copy(), point, meta["mu"], meta["history"], best, meta["best_val"],
+                        data["best_x0"].copy(), meta["stall"], meta["rng"])
+        return state, meta
+
+
+# ---------------------------------------------------------------------- the estimator
 class RobustRNNRegressor:
-    """Fit an implicit RNN in a model set by sequential convex programming (DESIGN.md s. 4).
+    """Fit an implicit RNN in a model set by sequential convex programming.
 
     Parameters (stored as given; ``fit`` does the work, scikit-learn style):
 
     n_states, n_neurons : model size (n, q).
     model_set : "theta" (contracting), "theta_gamma" (needs ``gamma``), "cirnn", "srnn",
-        "elman" (plain Elman RNN, no constraint), "unconstrained" (any implicit RNN); ``gamma`` given with model_set "theta" means "theta_gamma".
+        "elman" (plain Elman RNN, no constraint), "unconstrained" (any implicit RNN); ``gamma``
+        given with model_set "theta" means "theta_gamma".
+    gamma : the certified incremental l2 gain bound, in the data's physical units.
     activation : "relu" (default), "tanh", ... (see :mod:`rrnn_convex.activations`).
     parametrization : for Theta / Theta_gamma, "free_C1" (default: the neurons' input weights
         are trained through Ct = Lambda C1, Dt = Lambda D12, as the authors did; needs alpha = 0)
         or "fixed_C1" (random neurons C1, D12 stay fixed).
+    normalize : fit on data normalised per channel (mean 0, standard deviation 1, fitted on the
+        training data; :class:`~rrnn_convex.scaling.ChannelScaling`). The returned model and
+        its certificate are in physical units either way; gamma is always physical. Default True.
+    window, window_stride : train on windows of ``window`` samples cut every ``window_stride``
+        samples (default: ``window // 2``, i.e. half-overlapping) from each training sequence,
+        each with its own learned initial state. ``"auto"`` (default): whole sequences up to
+        ``AUTO_WINDOW_MAX`` (2048) samples, else windows of ``AUTO_WINDOW`` (1024). None: whole
+        sequences.
+    init_samples : samples at the start of each validation sequence used to estimate its initial
+        state (:func:`~rrnn_convex.initial_state.estimate_initial_state`) and excluded from the
+        validation NSE. 0 (default): zero initial state and the whole sequence (the paper's
+        convention for its validation set).
     margin : LMI margin of the step problems (the certificate is re-checked rigorously).
-    max_iter, time_budget : iteration and wall-time budgets (seconds, None = no limit).
+    max_iter : iteration cap. None (default): no cap with a ``time_budget``, else 50.
+    time_budget : wall-time budget in seconds (None = no limit), checked inside iterations too.
     patience : stop after this many accepted steps without a better validation NSE (only with
         validation data).
     mu0 : initial Levenberg-Marquardt damping (with "identity": relative to the mean diagonal of J'J).
     damping : "marquardt" (default: mu d' diag(J'J) d, independent of how each weight is scaled;
         on the paper's data it reached validation NSE .0526 for Theta_10 in 30 steps where
         "identity" reached .1183 in 40) or "identity" (mu ||d||^2).
-    batch_size : sequences per step (None = all); a new random minibatch at each step.
-    learn_x0 : learn one initial state per training sequence (else zero initial states).
+    batch_size : windows per step (None = all); a new random minibatch at each step.
+    learn_x0 : learn one initial state per training window (else zero initial states).
     seed : for the random neurons (C1, D12), minibatches; fits are reproducible.
     checkpoint, checkpoint_every : path (``.npz``) written atomically every k iterations, at the
         end, and on KeyboardInterrupt (SIGINT: the state at the start of the interrupted
@@ -186,25 +379,32 @@ class RobustRNNRegressor:
     gamma_path, path_iter : continuation in gamma for Theta_gamma. ``gamma_path=(10, 5)`` with
         ``gamma=3`` first fits Theta_10 from the N4SID start (``path_iter`` iterations), projects
         that model onto Theta_5 and fits it (``path_iter`` iterations), then projects onto
-        Theta_3 and fits the final model (``max_iter`` iterations). A small gamma well below the
-        data's gain otherwise tends to stall in a poor local minimum near the projected LTI start
-        (paper data, gamma = 5: validation NSE .196 from the N4SID start, .109 through gamma 10).
+        Theta_3 and fits the final model. A small gamma well below the data's gain otherwise
+        tends to stall in a poor local minimum near the projected LTI start (paper data,
+        gamma = 5: validation NSE .196 from the N4SID start, .109 through gamma 10).
         ``time_budget`` covers all stages; each stage is recorded in ``path_``; ``resume``
         continues the final stage only (the stages before it are short and not checkpointed).
 
-    Fitted attributes: ``model_``, ``certificate_`` (verified; None for "unconstrained" unless
-    the final model happens to certify), ``history_`` (one dict per iteration: loss, val_nse,
-    mu, accepted, margin, seconds), ``x0_`` (learned initial states), ``n_iter_``, ``path_``
-    (one dict per ``gamma_path`` stage: gamma, iterations, val_nse, seconds).
+    The start: N4SID models of orders 1..n on the normalised training sequences, the one with
+    the smallest training simulation error, in coordinates where it contracts in the Euclidean
+    norm (E = I), padded to n states with input filters (:func:`~rrnn_convex.init.linear_start`);
+    random neurons; its initial states seed the learned ones.
+
+    Fitted attributes: ``model_`` (physical units), ``certificate_`` (verified, for ``model_``;
+    None for "unconstrained" unless the final model happens to certify), ``history_`` (one dict
+    per iteration: loss (normalised sum of squares), val_nse, mu, accepted, margin, slack,
+    seconds, info), ``x0_`` (learned initial states, one per training window), ``windows_``,
+    ``scaling_``, ``start_`` (how the start was chosen), ``stop_reason_`` (one of
+    ``STOP_REASONS``) and ``stop_detail_``, ``n_iter_``, ``path_`` (one dict per ``gamma_path``
+    stage: gamma, iterations, val_nse, seconds).
     """
 
     def __init__(self, n_states: int = 10, n_neurons: int = 10, *, model_set: str = "theta",
                  gamma: float | None = None, activation="relu", parametrization: str = "free_C1",
-                 margin: float = 1e-6,
-                 max_iter: int = 50, time_budget: float | None = None, patience: int = 10,
-                 mu0: float = 1e-3, damping: str = "marquardt", batch_size: int | None = None,
-                 learn_x0: bool = True,
-                 train_biases: bool = True, seed: int = 0, solver: str | None = None,
+                 normalize: bool = True, window="auto", window_stride: int | None = None, init_samples: int = 0,
+                 margin: float = 1e-6, max_iter: int | None = None, time_budget: float | None = None,
+                 patience: int = 10, mu0: float = 1e-3, damping: str = "marquardt", batch_size: int | None = None,
+                 learn_x0: bool = True, train_biases: bool = True, seed: int = 0, solver: str | None = None,
                  checkpoint=None, checkpoint_every: int = 5, progress: bool = True,
                  gamma_path=(), path_iter: int = 15):
         self.n_states = n_states
@@ -213,6 +413,10 @@ class RobustRNNRegressor:
         self.gamma = gamma
         self.activation = activation
         self.parametrization = parametrization
+        self.normalize = normalize
+        self.window = window
+        self.window_stride = window_stride
+        self.init_samples = init_samples
         self.margin = margin
         self.max_iter = max_iter
         self.time_budget = time_budget
@@ -230,8 +434,9 @@ class RobustRNNRegressor:
         self.gamma_path = gamma_path
         self.path_iter = path_iter
 
-    # ------------------------------------------------------------------ helpers
-    def _set(self) -> ModelSet:
+    # ------------------------------------------------------------------ settings
+    def _set(self, scaling: ChannelScaling | None = None) -> ModelSet:
+        """The model set; Theta_gamma with ``scaling`` bounds the gain of the physical model."""
         name = self.model_set
         if name not in SET_NAMES:
             raise ValueError(f"model_set: expected one of {SET_NAMES}, got {name!r}")
@@ -239,15 +444,48 @@ class RobustRNNRegressor:
             if self.gamma is None:
                 raise ValueError("gamma: model_set 'theta_gamma' needs gamma")
             return GainBounded(gamma=check_scalar(self.gamma, "gamma", low=0.0), margin=self.margin,
-                               parametrization=self.parametrization)
+                               parametrization=self.parametrization, scaling=scaling)
         if self.gamma is not None:
             raise ValueError(f"gamma: only meaningful with model_set 'theta_gamma', got model_set {name!r}")
-        return {"theta": lambda: Contracting(margin=self.margin, parametrization=self.parametrization), "cirnn": lambda: CIRNNSet(margin=self.margin),
+        return {"theta": lambda: Contracting(margin=self.margin, parametrization=self.parametrization),
+                "cirnn": lambda: CIRNNSet(margin=self.margin),
                 "srnn": lambda: SRNNSet(), "elman": ElmanSet, "unconstrained": Unconstrained}[name]()
 
+    def _iteration_cap(self) -> int | None:
+        if self.max_iter is None:
+            return None if self.time_budget is not None else DEFAULT_MAX_ITER
+        if isinstance(self.max_iter, bool) or int(self.max_iter) != self.max_iter or self.max_iter < 0:
+            raise ValueError(f"max_iter: expected a non-negative integer or None, got {self.max_iter!r}")
+        return int(self.max_iter)
+
+    def _windows(self, batch: int, T: int) -> Windows:
+        w, stride = self.window, self.window_stride
+        if isinstance(w, str):
+            if w != "auto":
+                raise ValueError(f"window: expected 'auto', None or a number of samples, got {w!r}")
+            w = None if T <= AUTO_WINDOW_MAX else AUTO_WINDOW
+        if w is not None:
+            if isinstance(w, bool) or int(w) != w or w < 2:
+                raise ValueError(f"window: expected an integer of at least 2 samples, got {self.window!r}")
+            w = int(w)
+        if w is not None and stride is None:
+            stride = max(w // 2, 1)
+        if stride is not None and (isinstance(stride, bool) or int(stride) != stride or stride < 1):
+            raise ValueError(f"window_stride: expected a positive integer, got {self.window_stride!r}")
+        return Windows.cut(batch, T, w, None if stride is None else int(stride))
+
+    def _init_samples(self, T: int | None = None) -> int:
+        k = self.init_samples
+        if isinstance(k, bool) or int(k) != k or k < 0:
+            raise ValueError(f"init_samples: expected a non-negative integer, got {k!r}")
+        if T is not None and k >= T:
+            raise ValueError(f"init_samples: expected fewer than the validation length {T}, got {k}")
+        return int(k)
+
     def _certify(self, model: ImplicitRNN, model_set: ModelSet, final: bool = False) -> Certificate | None:
-        """The certificate an iterate needs: gamma for Theta_gamma, contraction otherwise (the
-        final model of Theta and the structured sets also gets its smallest gamma)."""
+        """The certificate an iterate needs (``model`` in physical units): gamma for
+        Theta_gamma, contraction otherwise (the final model of Theta and the structured sets also
+        gets its smallest gamma)."""
         if isinstance(model_set, (Unconstrained, ElmanSet)):
             return None
         gamma = getattr(model_set, "gamma", None)
@@ -257,31 +495,52 @@ class RobustRNNRegressor:
             return certify(model, solver=self.solver)
         return certify(model, solver=self.solver, contraction_only=True)
 
-    def initial_model(self, u, y, model_set: ModelSet) -> ImplicitRNN:
-        """N4SID of order n on (u, y) embedded in the set (DESIGN.md s. 4), with random neurons."""
+    def _scaling(self, U, Y) -> ChannelScaling:
+        if self.normalize not in (True, False):
+            raise ValueError(f"normalize: expected True or False, got {self.normalize!r}")
+        return ChannelScaling.fit(U, Y) if self.normalize else ChannelScaling.identity(U.shape[2], Y.shape[2])
+
+    # ------------------------------------------------------------------ the start
+    def initial_model(self, u, y, model_set: ModelSet | None = None) -> ImplicitRNN:
+        """The start of a fit on (u, y), in physical units: the N4SID start (see the class
+        docstring) embedded in ``model_set`` (default: the estimator's set)."""
+        U, Y = paired_sequences(u, y)
+        scaling = self._scaling(U, Y)
+        model_set = self._set() if model_set is None else model_set
+        model, _, _ = self._start(scaling.normalize_inputs(U), scaling.normalize_outputs(Y), model_set, scaling)
+        return scaling.to_physical(model)
+
+    def _start(self, U, Y, model_set: ModelSet, scaling: ChannelScaling):
+        """(normalised start model, initial state per sequence, report) from normalised data."""
         rng = np.random.default_rng(self.seed)
         n, q = int(self.n_states), int(self.n_neurons)
-        A, B, C, D = n4sid(u, y, n)
         act = get_activation(self.activation)
-        m = B.shape[1]
+        m = U.shape[2]
         if isinstance(model_set, (SRNNSet, CIRNNSet, ElmanSet)):
             if q != n:
                 raise ValueError(f"n_neurons: the {model_set.name} needs n_neurons == n_states, got {q} and {n}")
+            A, B, C, D = n4sid(U, Y, n)
+            report = {"order": n, "kind": model_set.name}
             if isinstance(model_set, ElmanSet) and act.name == "relu":
                 # unconstrained ReLU RNN: the N4SID model itself, by a state shift (init.elman_from_lti)
-                return elman_from_lti(A, B, C, D, u=u)
+                return elman_from_lti(A, B, C, D, u=U), None, report
             # the constrained Elman-like sets have no linear path: start from small random weights
             W = rng.standard_normal((n, n)) * 0.5 / np.sqrt(n)
-            return ImplicitRNN.from_elman(W, 0.5 * rng.standard_normal((n, m)), C=C, D=D, activation=act)
-        lti, _ = from_lti(A, B, C, D, neurons=q, activation=act)
+            return ImplicitRNN.from_elman(W, 0.5 * rng.standard_normal((n, m)), C=C, D=D, activation=act), None, report
+        start = linear_start(U, Y, n, seed=self.seed)
         # random neurons (the paper's remark): C1 ~ N(0, 1/n), D12 ~ N(0, 1), B1 = D21 = 0
-        model = ImplicitRNN(**(lti.weights() | {"C1": rng.standard_normal((q, n)) / np.sqrt(n),
-                                               "D12": rng.standard_normal((q, m))}), activation=act)
+        model = ImplicitRNN(E=np.eye(n), F=start.A, B1=np.zeros((n, q)), B2=start.B, C1=rng.standard_normal((q, n)) / np.sqrt(n),
+                            D12=rng.standard_normal((q, m)), C2=start.C, D22=start.D, activation=act)
+        report = start.report()
         gamma = getattr(model_set, "gamma", None)
-        if gamma is not None and not certify(model, gamma=gamma, solver=self.solver).certified:
-            model = project(model, gamma=gamma, solver=self.solver, norm="implicit").model
-        return model
+        if gamma is not None:
+            phys = scaling.to_physical(model)
+            if not certify(phys, gamma=gamma, solver=self.solver).certified:
+                model = scaling.to_normalized(project(phys, gamma=gamma, solver=self.solver, norm="implicit").model)
+                report["projected_onto_gamma"] = float(gamma)
+        return model, start.x0, report
 
+    # ------------------------------------------------------------------ gamma path
     def _gamma_path(self, model_set: ModelSet) -> tuple[float, ...]:
         path = tuple(check_scalar(g, "gamma_path", low=0.0) for g in (self.gamma_path or ()))
         if not path:
@@ -296,9 +555,9 @@ class RobustRNNRegressor:
             raise ValueError(f"path_iter: expected a positive integer, got {self.path_iter!r}")
         return path
 
-    def _run_path(self, path, U, Y, val, init_model, model_set, t_start) -> ImplicitRNN:
+    def _run_path(self, path, U, Y, val, init_model, gamma, t_start) -> ImplicitRNN:
         """Fit each stage of ``gamma_path`` from the previous stage's model; return the last one
-        projected onto ``model_set`` (the start of the final stage)."""
+        (physical units) in Theta_gamma (the start of the final stage)."""
         model = init_model
         for g in path:
             stage = copy.copy(self)
@@ -306,17 +565,16 @@ class RobustRNNRegressor:
             stage.__dict__.update(gamma=g, model_set="theta_gamma", gamma_path=(), max_iter=int(self.path_iter),
                                   time_budget=budget, checkpoint=None)
             t0 = time.perf_counter()
-            start = None if model is None else self._into(model, stage._set())
-            stage.fit(U, Y, validation=None if val is None else val, init_model=start)
+            start = None if model is None else self._into(model, g)
+            stage.fit(U, Y, validation=val, init_model=start)
             model = stage.model_
             self.path_.append({"gamma": float(g), "iterations": stage.n_iter_,
                                "val_nse": min((h["val_nse"] for h in stage.history_), default=float("nan")),
-                               "seconds": time.perf_counter() - t0})
-        return self._into(model, model_set)
+                               "seconds": time.perf_counter() - t0, "stop_reason": stage.stop_reason_})
+        return self._into(model, gamma)
 
-    def _into(self, model: ImplicitRNN, model_set: ModelSet) -> ImplicitRNN:
-        """``model`` if it certifies in ``model_set`` (a Theta_gamma), else its projection."""
-        gamma = model_set.gamma
+    def _into(self, model: ImplicitRNN, gamma: float) -> ImplicitRNN:
+        """``model`` if it certifies in Theta_gamma, else its projection (physical units)."""
         if certify(model, gamma=gamma, solver=self.solver).certified:
             return model
         proj = project(model, gamma=gamma, solver=self.solver, norm="implicit")
@@ -324,267 +582,367 @@ class RobustRNNRegressor:
             raise RuntimeError(f"gamma_path: projecting the stage model onto Theta_{gamma:g} gave no certified model")
         return proj.model
 
-    def _lifted_multipliers(self, model: ImplicitRNN, model_set: ModelSet) -> np.ndarray | None:
-        """Multipliers lambda > 0 with which the current weights satisfy the set's lifted LMI
-        (a feasibility SDP with every weight fixed and P, lambda free), or None if there are none."""
+    # ------------------------------------------------------------------ the lifted point
+    def _lifted_point(self, model: ImplicitRNN, model_set: ModelSet) -> dict | None:
+        """Certificate variables (P, lambda > 0) with which the current weights satisfy the set's
+        lifted LMI with the largest margin t <= 1 (an SDP with every weight fixed), or None if
+        there are none (t <= 0)."""
         fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
         probe = copy.copy(model_set)
-        probe.margin, probe.parametrization = 0.0, "free_C1"
+        t = cp.Variable(name="t")
+        probe.margin, probe.parametrization = t, "free_C1"
         sv = probe.build(model.dims, model.activation, fixed=fixed)
         lam = sv.cert["lam"]
-        prob = cp.Problem(cp.Minimize(0), sv.constraints + [lam >= 1e-9])
+        prob = cp.Problem(cp.Maximize(t), sv.constraints + [lam >= 1e-9, t <= 1.0])
         att = _solvers.run(prob, _solvers.solver_sequence(self.solver, fallback=False)[0])
-        if att.status == "optimal" and lam.value is not None and np.min(lam.value) > 0:
-            return np.asarray(lam.value, dtype=np.float64)
+        if att.status == "optimal" and lam.value is not None and np.min(lam.value) > 0 and t.value > 0:
+            return {"P": np.asarray(sv.cert["P"].value, dtype=np.float64), "lam": np.asarray(lam.value, dtype=np.float64)}
         return None
+
+    def _in_lifted_form(self, model: ImplicitRNN, model_set: ModelSet, scaling: ChannelScaling):
+        """(model, certificate point) with the model in a representation that satisfies the set's
+        lifted LMI (E, P free). In the certificate's metric, E = E'QE (= Qx, symmetric),
+        F = E'Q F, ..., it holds at P = E exactly (the relaxation E + E' - P <= E'P^-1 E is tight
+        when P = E): a change of representation only."""
+        point = self._lifted_point(model, model_set)
+        if point is not None:
+            return model, point
+        cert = self._certify(scaling.to_physical(model), model_set)
+        model = model.transform(model.E.T @ cert.Q)
+        point = self._lifted_point(model, model_set)
+        if point is None:
+            raise RuntimeError("fit: no multipliers put the starting weights in the lifted LMI, even in the "
+                               "certificate's own representation")
+        return model, point
 
     # ------------------------------------------------------------------ fitting
     def fit(self, u, y, validation=None, *, init_model: ImplicitRNN | None = None, resume=None):
         """Fit to training sequences ``u`` (batch, T, m), ``y`` (batch, T, p); returns self.
 
-        ``validation``: (u_val, y_val) simulated from zero initial state for early stopping.
-        ``init_model``: start here instead of the N4SID initialisation (it must be in the set).
-        ``resume``: a checkpoint written by a previous fit with the same settings and data.
+        ``validation``: (u_val, y_val) for early stopping, simulated from the initial state
+        estimated over its first ``init_samples`` samples (zero state when ``init_samples`` is 0).
+        ``init_model``: start here (physical units) instead of the N4SID start; it must be in the
+        set. ``resume``: a checkpoint written by a previous fit with the same settings and data.
         """
         t_start = time.perf_counter()
         U, Y = paired_sequences(u, y)
         val = None if validation is None else paired_sequences(*validation, names=("validation u", "validation y"))
+        if val is not None and (val[0].shape[2], val[1].shape[2]) != (U.shape[2], Y.shape[2]):
+            raise ValueError(f"validation: expected {U.shape[2]} input and {Y.shape[2]} output channels like the "
+                             f"training data, got {val[0].shape[2]} and {val[1].shape[2]}")
         if self.damping not in ("identity", "marquardt"):
             raise ValueError(f"damping: expected 'identity' or 'marquardt', got {self.damping!r}")
-        model_set = self._set()
+        cap = self._iteration_cap()
+        k_init = self._init_samples(None if val is None else val[0].shape[1])
+        scaling = self._scaling(U, Y)
+        model_set = self._set(scaling)
         path = self._gamma_path(model_set)
-        rng = np.random.default_rng(self.seed)
-        Bn = U.shape[0]
+        windows = self._windows(U.shape[0], U.shape[1])
         self.path_ = []
         if path and resume is None:
-            init_model = self._run_path(path, U, Y, val, init_model, model_set, t_start)
-
-        if resume is not None:
-            state = _load_checkpoint(resume)
-            model, x0 = state["model"], state["x0"]
-            mu, history, rng_state = state["mu"], state["history"], state["rng"]
-            rng.bit_generator.state = rng_state
-            best_model, best_val, best_x0 = state["best_model"], state["best_val"], state["best_x0"]
-            stall = state["stall"]
-            lam_k = state["lam"]
-        else:
-            model = init_model if init_model is not None else self.initial_model(U, Y, model_set)
-            x0 = np.zeros((Bn, model.n))
-            mu, history = None, []
-            best_model, best_val, best_x0, stall = model, np.inf, x0, 0
-            lam_k = None
-        cert = self._certify(model, model_set)
-        if cert is not None and not cert.certified:
-            raise ValueError(f"init_model: the starting model is not in the {model_set.name} set "
-                             f"({cert.reason}); project it first")
-        lam_k0 = None
-        if cert is not None and model_set.uses_multiplier and not history:
-            lam_k0 = self._lifted_multipliers(model, model_set)
-            if lam_k0 is None:
-                # The step problems use the lifted LMI (E, P free), which holds for the current
-                # weights only in a suitable representation. In the certificate's metric, E = E'QE
-                # (= Qx, symmetric), F = E'Q F, ..., it holds at P = Qx exactly (the relaxation
-                # E + E' - P <= E'P^-1 E is tight when P = E). A change of representation only.
-                # (cert is the set's max-margin certificate: contraction alone for Theta, the fixed
-                # gamma for Theta_gamma; a former branch for a minimal-gamma Theta certificate was
-                # unreachable and is gone)
-                rep = cert
-                model = model.transform(model.E.T @ rep.Q)
-                cert = self._certify(model, model_set)
-                if not cert.certified:
-                    raise RuntimeError(f"fit: the re-represented starting model lost its certificate ({cert.reason})")
-                best_model = model
-                lam_k0 = rep.lam if np.all(rep.lam > 0) else self._lifted_multipliers(model, model_set)
-        if model.dims["m"] != U.shape[2] or model.dims["p"] != Y.shape[2]:
-            raise ValueError(f"u, y: the model has m={model.m}, p={model.p}; data has {U.shape[2]}, {Y.shape[2]}")
-        if x0.shape != (Bn, model.n):
-            raise ValueError(f"resume: the checkpoint has {x0.shape[0]} initial states, the data {Bn} sequences")
-
-        step = _build_step(model_set, model, _default_fixed(model, model_set), self.train_biases)
-        layout = step.layout
-        if step.free_c1 and lam_k is None:
-            if lam_k0 is None:
-                raise RuntimeError("fit: no multipliers put the starting weights in the lifted LMI")
-            lam_k = np.asarray(lam_k0, dtype=np.float64)
-        # steps use one solver: when it fails, a larger mu (a better-conditioned step) is the remedy,
-        # not a first-order fallback at tight tolerances; certification keeps its own fallbacks
-        sequence = _solvers.solver_sequence(self.solver, fallback=False)
-
-        def val_nse(m):
-            if val is None:
-                return float("nan")
-            return float(np.mean(nse(m.simulate(val[0]), val[1])))
-
-        def loss_of(m, xs, idx):
-            with np.errstate(over="ignore", invalid="ignore"):  # a diverging candidate: inf, rejected
-                L = float(np.sum((m.simulate(U[idx], xs[idx]) - Y[idx]) ** 2))
-            return L if np.isfinite(L) else np.inf
-
-        if not history:
-            best_val = val_nse(model)
-        bar = _progress(self.progress, self.max_iter, len(history))
-        snapshot = None
-        try:
-            for it in range(len(history), int(self.max_iter)):
-                if self.time_budget is not None and time.perf_counter() - t_start > self.time_budget:
-                    break
-                # the state at the start of this iteration: what an interrupt saves, so that a
-                # resumed fit repeats this iteration exactly as the uninterrupted one would
-                snapshot = (model, x0, mu, list(history), copy.deepcopy(rng.bit_generator.state), best_model,
-                            best_val, best_x0, stall, lam_k)
-                t_it = time.perf_counter()
-                idx = np.arange(Bn) if not self.batch_size or self.batch_size >= Bn else \
-                    np.sort(rng.choice(Bn, size=int(self.batch_size), replace=False))
-                lin = linearize(model, U[idx], Y[idx], x0[idx] if self.learn_x0 else np.zeros((len(idx), model.n)),
-                                layout)
-                L0 = lin.loss
-                marq = self.damping == "marquardt"
-                scale = 1.0 if marq else (float(np.mean(np.diag(lin.H))) or 1.0)
-                if mu is None:
-                    mu = self.mu0 * scale
-                theta_k = layout.flatten(model)
-                accepted, new_cert, info = False, cert, ""
-                for _ in range(8):  # inner LM loop: raise mu until a step is accepted
-                    mu_x = mu if self.learn_x0 else 1e300
-                    Hr, gr = lin.reduced(mu, mu_x, marquardt=marq)
-                    Rm = np.linalg.cholesky(Hr).T  # Hr = R'R
-                    c = np.linalg.solve(Rm.T, gr)  # ||R d + c||^2 = d'Hr d + 2 g'd + const
-                    w = 1.0 / np.sqrt(max(L0, 1e-300))  # objective of order one: better solver scaling
-                    step.R.value = w * Rm
-                    step.c.value = w * (c - Rm @ theta_k)
-                    if step.free_c1:
-                        step.set_point(model, lam_k, prox=w * w * mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0))
-                    att = None
-                    for name in sequence:
-                        if not step.warm:
-                            # the first solve of a freshly built problem canonicalises along another
-                            # path (data differ in the last bits); canonicalising once up front makes
-                            # every step go through the cached path, so a resumed fit reproduces the
-                            # uninterrupted one exactly
-                            step.problem.get_problem_data(name)
-                            step.warm = True
-                        att = _solvers.run(step.problem, name, warm_start=False)
-                        if att.status in ("optimal", "optimal_inaccurate"):
-                            break
-                    if att is None or att.status not in ("optimal", "optimal_inaccurate"):
-                        info = f"step problem: {att.status if att else 'no solver'}"
-                        mu *= 10.0
-                        continue
-                    try:
-                        cand = step.model_at_solution(model)
-                    except ValueError as exc:
-                        info, mu = str(exc), mu * 10.0
-                        continue
-                    d = layout.flatten(cand) - theta_k
-                    dx = lin.x0_step(d, mu, mu_x, marquardt=marq) if self.learn_x0 else np.zeros((len(idx), model.n))
-                    # predicted decrease of the Gauss-Newton model (without the damping terms)
-                    quad = d @ lin.H @ d + 2 * np.einsum("bn,bnp,p->", dx, lin.Hxt, d) + \
-                        np.einsum("bn,bnm,bm->", dx, lin.Hx, dx)
-                    lin_term = 2 * (lin.g @ d + np.sum(lin.gx * dx))
-                    pred = -(lin_term + quad)
-                    x0_new = x0.copy()
-                    if self.learn_x0:
-                        x0_new[idx] = x0[idx] + dx
-                    L1 = loss_of(cand, x0_new, idx)
-                    ratio = (L0 - L1) / pred if pred > 0 else -np.inf
-                    if ratio > 1e-3 and L1 < L0:
-                        c_new = self._certify(cand, model_set)
-                        if c_new is None or c_new.certified:
-                            accepted, new_cert = True, c_new
-                            model, x0 = cand, x0_new
-                            if step.free_c1:
-                                lam_k = step.multipliers()
-                            mu = mu * (1 / 3 if ratio > 0.75 else (1.0 if ratio > 0.25 else 2.0))
-                            break
-                        info = f"candidate not certified ({c_new.reason})"
-                        mu *= 4.0
-                        continue
-                    mu *= 4.0
-                    info = f"ratio {ratio:.3g}"
-                cert = new_cert
-                v = val_nse(model)
-                if v < best_val - 1e-12:
-                    best_val, best_model, best_x0, stall = v, model, x0.copy(), 0
-                elif accepted and val is not None:  # early stopping needs validation data
-                    stall += 1
-                if val is None:
-                    best_model, best_x0 = model, x0
-                history.append({"iteration": it, "loss": loss_of(model, x0, np.arange(Bn)) if idx.size != Bn else
-                                (L1 if accepted else L0), "val_nse": v, "mu": float(mu), "accepted": accepted,
-                                "margin": float(cert.margin) if cert is not None else float("nan"),
-                                "seconds": time.perf_counter() - t_it, "info": info})
-                bar.update(history[-1])
-                if self.checkpoint and (it + 1) % int(self.checkpoint_every) == 0:
-                    _save_checkpoint(self.checkpoint, model, x0, mu, history, rng, best_model, best_val, best_x0,
-                                     stall, lam_k)
-                if stall >= self.patience or mu > 1e12 * max(scale, 1e-300):
-                    break
-        except KeyboardInterrupt:
-            if self.checkpoint and snapshot is not None:
-                m_, x_, mu_, h_, rs_, bm_, bv_, bx_, st_, lk_ = snapshot
-                r_ = np.random.default_rng()
-                r_.bit_generator.state = rs_
-                _save_checkpoint(self.checkpoint, m_, x_, mu_, h_, r_, bm_, bv_, bx_, st_, lk_)
-            raise
-        finally:
-            bar.close()
-        self.model_ = best_model
-        self.x0_ = best_x0
-        self.history_ = history
-        self.n_iter_ = len(history)
-        self.certificate_ = self._certify(best_model, model_set, final=True)
-        if self.certificate_ is None:
-            c_info = certify(best_model, solver=self.solver)
-            self.certificate_ = c_info if c_info.certified else None
-        if self.checkpoint:
-            _save_checkpoint(self.checkpoint, model, x0, mu, history, rng, best_model, best_val, best_x0, stall, lam_k)
+            init_model = self._run_path(path, U, Y, val, init_model, model_set.gamma, t_start)
+        run = _Run(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start)
+        run.prepare(init_model, resume)
+        run.loop()
+        run.finish()
         return self
 
-    def simulate(self, u, x0=None):
-        """Simulate the fitted model (zero initial state by default); does not change state."""
+    def simulate(self, u, x0=None, *, y_init=None, init_samples=None):
+        """Simulate the fitted model (physical units; zero initial state by default, or the
+        state estimated from the first ``init_samples`` samples of ``y_init``); does not change
+        state. See :meth:`ImplicitRNN.simulate <rrnn_convex.model.ImplicitRNN.simulate>`."""
         if not hasattr(self, "model_"):
             raise RuntimeError("simulate: call fit first")
-        return self.model_.simulate(u, x0)
+        if y_init is None and init_samples is None:
+            return self.model_.simulate(u, x0)
+        return self.model_.simulate(u, x0, y_init=y_init, init_samples=init_samples)
 
-    def save(self, path) -> Path:
-        """Write the fitted model (``.npz``) and its certificate (``.json`` beside it), atomically."""
+    def save(self, path, meta: dict | None = None) -> Path:
+        """Write the fitted model (``.npz``, with the scaling and ``meta`` recorded) and its
+        certificate (``.cert.json`` beside it), atomically."""
         if not hasattr(self, "model_"):
             raise RuntimeError("save: call fit first")
-        out = self.model_.save(path)
+        info = {"scaling": self.scaling_.to_dict(), "init_samples": int(self.init_samples)} | dict(meta or {})
+        out = self.model_.save(path, meta=info)
         if self.certificate_ is not None:
             self.certificate_.to_json(out.with_suffix(".cert.json"))
         return out
 
 
-# ---------------------------------------------------------------------- checkpoints
-def _save_checkpoint(path, model, x0, mu, history, rng, best_model, best_val, best_x0, stall, lam_k=None):
-    path = Path(path)
-    payload = {f"model_{k}": v for k, v in model.weights().items()}
-    payload |= {f"best_{k}": v for k, v in best_model.weights().items()}
-    payload["x0"], payload["best_x0"] = x0, best_x0
-    meta = {"mu": mu, "history": history, "rng": rng.bit_generator.state, "best_val": best_val,
-            "stall": stall, "activation": model.activation.to_dict(), "version": 1,
-            "lam": None if lam_k is None else [float(v) for v in lam_k]}
-    payload["meta"] = np.array(json.dumps(meta, default=float))
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **payload)
+# ---------------------------------------------------------------------- one fit
+class _Run:
+    """One run of the SCP loop: the data in normalised coordinates, the step problem, the state."""
 
+    def __init__(self, est: RobustRNNRegressor, model_set, scaling, windows, U, Y, val, k_init, cap, t_start):
+        self.est, self.model_set, self.scaling, self.windows = est, model_set, scaling, windows
+        self.U, self.Y = U, Y  # physical
+        self.Un, self.Yn = scaling.normalize_inputs(U), scaling.normalize_outputs(Y)
+        self.UW, self.YW = windows.take(self.Un), windows.take(self.Yn)
+        self.val = None if val is None else (scaling.normalize_inputs(val[0]), scaling.normalize_outputs(val[1]))
+        self.k_init, self.cap, self.t_start = k_init, cap, t_start
+        self.deadline = None if est.time_budget is None else t_start + float(est.time_budget)
+        self.rng = np.random.default_rng(est.seed)
+        self.stop_reason, self.stop_detail = None, ""
+        self.start_report: dict = {}
 
-def _load_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        act = meta["activation"]
-        model = ImplicitRNN(**{k[6:]: data[k] for k in data.files if k.startswith("model_")}, activation=act)
-        best = ImplicitRNN(**{k[5:]: data[k] for k in data.files if k.startswith("best_") and k != "best_x0"},
-                           activation=act)
-        return {"model": model, "x0": data["x0"].copy(), "mu": meta["mu"], "history": meta["history"],
-                "rng": meta["rng"], "best_model": best, "best_val": meta["best_val"],
-                "best_x0": data["best_x0"].copy(), "stall": meta["stall"],
-                "lam": None if meta.get("lam") is None else np.array(meta["lam"], dtype=np.float64)}
+    # -------------------------------------------------------------- set-up
+    def prepare(self, init_model, resume) -> None:
+        est, ms = self.est, self.model_set
+        if resume is not None:
+            state, meta = _FitState.load(resume)
+            if meta["scaling"] != self.scaling.to_dict() or meta["windows"]["count"] != self.windows.count:
+                raise ValueError("resume: the checkpoint was written for other data or settings "
+                                 "(its scaling or training windows differ from this fit's)")
+            self.rng.bit_generator.state = state.rng_state
+            self.start_report = {"resumed_from": str(resume)}
+            model = state.model
+        else:
+            if init_model is not None:
+                if not isinstance(init_model, ImplicitRNN):
+                    raise TypeError(f"init_model: expected an ImplicitRNN, got {type(init_model).__name__}")
+                self.check_dims(init_model)
+                model = self.scaling.to_normalized(init_model)
+                x0_seq, self.start_report = None, {"init_model": True}
+            else:
+                model, x0_seq, self.start_report = est._start(self.Un, self.Yn, ms, self.scaling)
+            state = _FitState(model, np.zeros((self.windows.count, model.n)), {})
+        self.check_dims(model)
+        cert = est._certify(self.scaling.to_physical(model), ms)
+        if cert is not None and not cert.certified:
+            raise ValueError(f"init_model: the starting model is not in the {ms.name} set "
+                             f"({cert.reason}); project it first")
+        if resume is None:
+            if ms.uses_multiplier:
+                model, state.point = est._in_lifted_form(model, ms, self.scaling)
+                state.model = model
+            if est.learn_x0:
+                if x0_seq is None:
+                    x0_seq = np.zeros((self.U.shape[0], model.n))
+                state.x0 = self.windows.states(model, self.Un, x0_seq)
+            state.best_model, state.best_x0 = model, state.x0.copy()
+        if state.x0.shape != (self.windows.count, model.n):
+            raise ValueError(f"resume: the checkpoint has {state.x0.shape[0]} initial states, the data "
+                             f"{self.windows.count} training windows")
+        self.state, self.cert = state, cert
+        self.step = _build_step(ms, model, _default_fixed(model, ms), est.train_biases)
+        # steps use one solver: when it fails, a larger mu (a better-conditioned step) is the remedy
+        self.sequence = _solvers.solver_sequence(est.solver, fallback=False)
+        if not state.history:
+            state.best_val = self.val_nse(model)
+
+    def check_dims(self, model: ImplicitRNN) -> None:
+        if model.dims["m"] != self.U.shape[2] or model.dims["p"] != self.Y.shape[2]:
+            raise ValueError(f"u, y: the model has m={model.m}, p={model.p}; data has {self.U.shape[2]}, "
+                             f"{self.Y.shape[2]}")
+
+    # -------------------------------------------------------------- measures
+    def val_nse(self, model: ImplicitRNN) -> float:
+        if self.val is None:
+            return float("nan")
+        Uv, Yv = self.val
+        if self.k_init:
+            from .initial_state import estimate_initial_state
+            x0 = estimate_initial_state(model, Uv, Yv, self.k_init)
+        else:
+            x0 = None
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = model.simulate(Uv, x0)
+        if not np.all(np.isfinite(y)):
+            return float("inf")
+        return float(np.mean(nse(y, Yv, init=self.k_init)))
+
+    def loss(self, model: ImplicitRNN, x0: np.ndarray, idx: np.ndarray) -> float:
+        x = x0[idx] if self.est.learn_x0 else None
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging candidate: inf, rejected
+            L = float(np.sum((model.simulate(self.UW[idx], x) - self.YW[idx]) ** 2))
+        return L if np.isfinite(L) else np.inf
+
+    def time_left(self) -> bool:
+        return self.deadline is None or time.perf_counter() < self.deadline
+
+    # -------------------------------------------------------------- the loop
+    def loop(self) -> None:
+        est, st = self.est, self.state
+        bar = _progress(est.progress, self.cap, len(st.history))
+        snapshot = None
+        try:
+            while True:
+                if self.cap is not None and len(st.history) >= self.cap:
+                    self.stop("max_iter", f"{self.cap} iterations")
+                    break
+                if not self.time_left():
+                    self.stop("time_budget", f"{est.time_budget:g} s")
+                    break
+                snapshot = st.copy()
+                snapshot.rng_state = copy.deepcopy(self.rng.bit_generator.state)
+                entry = self.iterate()
+                bar.update(entry)
+                if est.checkpoint and len(st.history) % int(est.checkpoint_every) == 0:
+                    self.save_state(st)
+                if self.stop_reason is not None:
+                    break
+                if st.stall >= est.patience:
+                    self.stop("patience", f"{est.patience} accepted steps without a better validation NSE")
+                    break
+        except KeyboardInterrupt:
+            if est.checkpoint and snapshot is not None:
+                self.save_state(snapshot)
+            raise
+        finally:
+            bar.close()
+
+    def save_state(self, state: _FitState) -> None:
+        if state.rng_state is None or state is self.state:
+            state.rng_state = copy.deepcopy(self.rng.bit_generator.state)
+        state.save(self.est.checkpoint, self.scaling, self.windows)
+
+    def stop(self, reason: str, detail: str = "") -> None:
+        self.stop_reason, self.stop_detail = reason, detail
+
+    def iterate(self) -> dict:
+        """One SCP iteration: linearise, then damped steps until one is accepted (at most 8)."""
+        est, st, step = self.est, self.state, self.step
+        t_it = time.perf_counter()
+        it = len(st.history)
+        Bn = self.windows.count
+        idx = np.arange(Bn) if not est.batch_size or est.batch_size >= Bn else \
+            np.sort(self.rng.choice(Bn, size=int(est.batch_size), replace=False))
+        model = st.model
+        x0_batch = st.x0[idx] if est.learn_x0 else np.zeros((len(idx), model.n))
+        lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, step.layout)
+        L0 = lin.loss
+        marq = est.damping == "marquardt"
+        scale = 1.0 if marq else (float(np.mean(np.diag(lin.H))) or 1.0)
+        if st.mu is None:
+            st.mu = est.mu0 * scale
+        theta_k = step.layout.flatten(model)
+        slack = self.set_margin(model)
+        accepted, info, failures, L1 = False, "", [], L0
+        for _ in range(8):  # inner LM loop: raise mu until a step is accepted
+            if not self.time_left():
+                self.stop("time_budget", f"{est.time_budget:g} s (inside iteration {it})")
+                break
+            outcome = self.try_step(lin, st.mu, theta_k, idx, marq, L0)
+            kind, info = outcome[0], outcome[1]
+            if kind == "accepted":
+                _, _, cand, x0_new, cert, ratio, L1 = outcome
+                accepted = True
+                st.model, st.x0 = cand, x0_new
+                st.point = step.point()
+                self.cert = cert
+                st.mu = st.mu * (1 / 3 if ratio > 0.75 else (1.0 if ratio > 0.25 else 2.0))
+                break
+            failures.append(kind)
+            st.mu *= 10.0 if kind == "solver" else 4.0
+        v = self.val_nse(st.model)
+        if v < st.best_val - 1e-12:
+            st.best_val, st.best_model, st.best_x0, st.stall = v, st.model, st.x0.copy(), 0
+        elif accepted and self.val is not None:  # early stopping needs validation data
+            st.stall += 1
+        if self.val is None:
+            st.best_model, st.best_x0 = st.model, st.x0
+        loss = (self.loss(st.model, st.x0, np.arange(Bn)) if idx.size != Bn else (L1 if accepted else L0))
+        entry = {"iteration": it, "loss": loss, "val_nse": v, "mu": float(st.mu), "accepted": accepted,
+                 "margin": float(self.cert.margin) if self.cert is not None else float("nan"),
+                 "slack": float(slack), "seconds": time.perf_counter() - t_it, "info": "" if accepted else info}
+        st.history.append(entry)
+        if self.stop_reason is None and not accepted and st.mu > MU_MAX * max(scale, 1e-300):
+            if failures and all(f == "solver" for f in failures):
+                self.stop("step_failures", f"the step problem failed at every damping up to mu = {st.mu:.3g} "
+                                           f"(last: {info})")
+                warnings.warn(f"fit: stopped because the step problem kept failing ({info})", RuntimeWarning,
+                              stacklevel=4)
+            else:
+                self.stop("converged", f"no step decreases the loss at any damping (mu = {st.mu:.3g}; last: {info})")
+        return entry
+
+    def set_margin(self, model: ImplicitRNN) -> float:
+        """Set the step's LMI margin below the current iterate's slack in the step problem itself
+        (so d = 0 is feasible); returns that slack (inf for sets without an LMI)."""
+        step, ms = self.step, self.model_set
+        if not step.load(model, self.state.point):
+            return float("nan")  # no certificate point yet (the ci-RNN set before its first step)
+        slack = step.slack()
+        if ms.uses_multiplier and slack < 0.5 * ms.margin:
+            # the step solutions sit on the margin's boundary, up to the solver's tolerance: re-centre
+            # the certificate point for the current weights rather than let the margin shrink
+            model_l, point = self.est._in_lifted_form(model, ms, self.scaling)
+            if model_l is not model:
+                self.state.model = model = model_l
+            self.state.point = point
+            step.load(model, point)
+            slack = step.slack()
+        step.margin.value = float(max(min(ms.margin, 0.99 * slack), 0.0)) if np.isfinite(slack) else float(ms.margin)
+        return slack
+
+    def try_step(self, lin, mu, theta_k, idx, marq, L0):
+        """Solve the damped step problem once and decide: ("accepted", info, model, x0, cert,
+        ratio, loss) or (failure kind, info) with kind "solver", "ratio" or "certificate"."""
+        est, st, step, layout = self.est, self.state, self.step, self.step.layout
+        mu_x = mu if est.learn_x0 else 1e300
+        Hr, gr = lin.reduced(mu, mu_x, marquardt=marq)
+        try:
+            Rm = np.linalg.cholesky(Hr).T  # Hr = R'R
+        except np.linalg.LinAlgError:
+            return ("solver", "the damped normal matrix is not positive definite")
+        c = np.linalg.solve(Rm.T, gr)  # ||R d + c||^2 = d'Hr d + 2 g'd + const
+        w = 1.0 / np.sqrt(max(L0, 1e-300))  # objective of order one: better solver scaling
+        step.R.value = w * Rm
+        step.c.value = w * (c - Rm @ theta_k)
+        if step.free_c1:
+            step.set_point(st.model, st.point["lam"], prox=w * w * mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0))
+        att = None
+        for name in self.sequence:
+            if not step.warm:
+                # canonicalise once up front: every step then goes through the cached path, so a
+                # resumed fit reproduces the uninterrupted one exactly
+                step.problem.get_problem_data(name)
+                step.warm = True
+            att = _solvers.run(step.problem, name, warm_start=False)
+            if att.status in ("optimal", "optimal_inaccurate"):
+                break
+        if att is None or att.status not in ("optimal", "optimal_inaccurate"):
+            return ("solver", f"step problem: {att.status if att else 'no solver'} {att.detail if att else ''}".strip())
+        try:
+            cand = step.model_at_solution(st.model)
+        except ValueError as exc:
+            return ("solver", str(exc))
+        d = layout.flatten(cand) - theta_k
+        dx = lin.x0_step(d, mu, mu_x, marquardt=marq) if est.learn_x0 else np.zeros((len(idx), cand.n))
+        # predicted decrease of the Gauss-Newton model (without the damping terms)
+        quad = d @ lin.H @ d + 2 * np.einsum("bn,bnp,p->", dx, lin.Hxt, d) + np.einsum("bn,bnm,bm->", dx, lin.Hx, dx)
+        pred = -(2 * (lin.g @ d + np.sum(lin.gx * dx)) + quad)
+        x0_new = st.x0.copy()
+        if est.learn_x0:
+            x0_new[idx] = st.x0[idx] + dx
+        L1 = self.loss(cand, x0_new, idx)
+        ratio = (L0 - L1) / pred if pred > 0 else -np.inf
+        if not (ratio > 1e-3 and L1 < L0):
+            return ("ratio", f"ratio {ratio:.3g}")
+        cert = est._certify(self.scaling.to_physical(cand), self.model_set)
+        if cert is not None and not cert.certified:
+            return ("certificate", f"candidate not certified ({cert.reason})")
+        return ("accepted", "", cand, x0_new, cert, ratio, L1)
+
+    # -------------------------------------------------------------- results
+    def finish(self) -> None:
+        est, st = self.est, self.state
+        if self.stop_reason is None:  # cannot happen: every exit of loop() sets a reason
+            self.stop("max_iter")
+        est.scaling_ = self.scaling
+        est.windows_ = self.windows
+        est.start_ = self.start_report
+        est.model_ = self.scaling.to_physical(st.best_model)
+        est.x0_ = st.best_x0
+        est.history_ = st.history
+        est.n_iter_ = len(st.history)
+        est.stop_reason_, est.stop_detail_ = self.stop_reason, self.stop_detail
+        est.certificate_ = est._certify(est.model_, self.model_set, final=True)
+        if est.certificate_ is None:
+            c_info = certify(est.model_, solver=est.solver)
+            est.certificate_ = c_info if c_info.certified else None
+        if est.checkpoint:
+            self.save_state(st)
 
 
 class _NoBar:
@@ -595,7 +953,7 @@ class _NoBar:
         pass
 
 
-def _progress(enabled: bool, total: int, initial: int):
+def _progress(enabled: bool, total: int | None, initial: int):
     if not enabled:
         return _NoBar()
     try:
@@ -618,4 +976,4 @@ def _progress(enabled: bool, total: int, initial: int):
     return _Bar()
 
 
-__all__ = ["RobustRNNRegressor"]
+__all__ = ["RobustRNNRegressor", "Windows", "STOP_REASONS"]
