@@ -7,7 +7,8 @@ Subcommands (``rrnn <command> --help`` for the options):
   verify    rigorously re-check a JSON certificate against a model file (no solver involved)
   project   the nearest certified model (Theta, or Theta_gamma with --gamma)
   fit       fit a certified model to CSV data
-  simulate  simulate a model on the inputs of a CSV file
+  simulate  simulate a model on the inputs of a CSV file (zero or estimated initial state)
+  benchmark fit and score a measured system-identification benchmark (nonlinearbenchmark.org)
 
 Model files: an ``.npz`` written by ImplicitRNN.save, an ``.npz``/``.json`` of Elman arrays (W, U,
 activation; optional b, C, D), or a PyTorch ``.pt`` state_dict of a one-layer nn.RNN plus a Linear
@@ -80,6 +81,30 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def _window(text: str):
+    """argparse type of --window: 'auto', 'none' or an integer >= 2."""
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 'none' or a number of samples, got {text!r}") from None
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"expected a window of at least 2 samples, got {v}")
+    return v
+
+
 def _positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     try:
@@ -125,22 +150,6 @@ def _load_model(args):
     """The model file of ``args.model`` as a :class:`~rrnn_convex.io_models.LoadedModel`."""
     from .io_models import load_model_file
     return load_model_file(args.model, nonlinearity=getattr(args, "nonlinearity", None))
-
-
-def _json_safe(obj):
-    """NaN/inf -> None, numpy scalars -> Python numbers, recursively (JSON has no NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        try:
-            obj = obj.item()
-        except (ValueError, TypeError):
-            return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # ---------------------------------------------------------------------- CSV data
@@ -311,11 +320,14 @@ def _cmd_demo(args) -> int:
 
 def _write_history(path: Path, est, settings: dict, data: dict | None = None) -> None:
     """Write a fit's per-iteration history with its settings as JSON (NaN -> null), atomically."""
-    from ._io import write_text_atomic
+    from ._io import json_safe, write_text_atomic
     from . import __version__
     doc = {"schema": "rrnn_convex.fit_history", "schema_version": 1, "package_version": __version__,
-           "settings": settings, "data": data or {}, "n_iter": est.n_iter_, "history": est.history_}
-    write_text_atomic(path, json.dumps(_json_safe(doc), indent=1))
+           "settings": settings, "data": data or {}, "n_iter": est.n_iter_,
+           "stop_reason": est.stop_reason_, "stop_detail": est.stop_detail_, "start": est.start_,
+           "scaling": est.scaling_.to_dict(), "windows": {"count": est.windows_.count, "length": est.windows_.length},
+           "history": est.history_}
+    write_text_atomic(path, json.dumps(json_safe(doc), indent=1))
 
 
 # ---------------------------------------------------------------------- certify / verify / project
@@ -421,42 +433,53 @@ def _cmd_fit(args) -> int:
     U, Y, labels, names_in, names_out, val = _training_data(args)
     if args.resume and not Path(args.resume).is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {args.resume!r}")
+    k = args.init_samples or 0
+    if val is not None and k >= val[0].shape[1]:
+        raise UserError(f"--init-samples: expected fewer than the {val[0].shape[1]} samples of each validation "
+                        f"sequence, got {k}")
     model_set = args.model_set or ("theta_gamma" if args.gamma is not None else "theta")
     print(f"data            : {args.data}: {U.shape[0]} sequence(s) x {U.shape[1]} samples"
           + (f" (split by column {args.sequence_column or 'sequence'!r})" if labels else "")
           + f", inputs {names_in}, outputs {names_out}")
     if val is not None:
+        start = (f"initial state estimated from its first {k} samples, which are not scored" if k
+                 else "zero initial state; --init-samples K estimates it from the first K samples")
         print(f"validation      : {args.validation}: {val[0].shape[0]} sequence(s) x {val[0].shape[1]} samples "
-              f"(simulated from zero initial state)")
+              f"({start})")
     est = RobustRNNRegressor(args.states, args.neurons, model_set=model_set, gamma=args.gamma,
-                             activation=args.activation, max_iter=args.max_iter, time_budget=args.time_budget,
-                             seed=args.seed, solver=args.solver, checkpoint=args.checkpoint,
-                             checkpoint_every=args.checkpoint_every,
+                             activation=args.activation, normalize=not args.no_normalize, window=args.window,
+                             window_stride=args.window_stride, init_samples=k, max_iter=args.max_iter,
+                             time_budget=args.time_budget, seed=args.seed, solver=args.solver,
+                             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
                              progress=not args.no_progress)
     t0 = time.perf_counter()
     est.fit(U, Y, validation=val, resume=args.resume)
     secs = time.perf_counter() - t0
     model, cert = est.model_, est.certificate_
-    tr = float(np.mean(nse(model.simulate(U, est.x0_), Y)))
-    print(f"fit             : {est.n_iter_} iterations ({sum(h['accepted'] for h in est.history_)} accepted), "
-          f"{secs:.1f} s, set {model_set}")
+    _print_fit_summary(est, secs, model_set, U.shape[1])
+    W = est.windows_
+    tr = float(np.mean(nse(model.simulate(W.take(U), est.x0_), W.take(Y))))
     print(f"training NSE    : {tr:.4f} (learned initial states)")
     vn = None
     if val is not None:
-        vn = float(np.mean(nse(model.simulate(val[0]), val[1])))
-        print(f"validation NSE  : {vn:.4f} (zero initial state)")
-    path = model.save(out)
+        yv = model.simulate(val[0], y_init=val[1], init_samples=k) if k else model.simulate(val[0])
+        vn = float(np.mean(nse(yv, val[1], init=k)))
+        print(f"validation NSE  : {vn:.4f} ({'estimated' if k else 'zero'} initial state)")
+    meta = {"inputs": [str(n) for n in names_in], "outputs": [str(n) for n in names_out]}
+    if args.ts is not None:
+        meta["ts"] = args.ts
+    path = est.save(out, meta=meta)
     written = [path]
     ok = False
     if cert is not None:
         ok = _print_certificate(cert, model)
-        cert.to_json(_cert_path(path))
         written.append(_cert_path(path))
     else:
         print("certificate     : none (the fitted model is not certified)")
     settings = {"states": args.states, "neurons": args.neurons, "model_set": model_set, "gamma": args.gamma,
-                "activation": args.activation, "max_iter": args.max_iter, "time_budget": args.time_budget,
-                "seed": args.seed, "solver": args.solver, "resumed_from": args.resume}
+                "activation": args.activation, "normalize": not args.no_normalize, "window": args.window,
+                "window_stride": args.window_stride, "init_samples": k, "max_iter": args.max_iter,
+                "time_budget": args.time_budget, "seed": args.seed, "solver": args.solver, "resumed_from": args.resume}
     data = {"train": str(args.data), "validation": args.validation, "inputs": names_in, "outputs": names_out,
             "sequences": int(U.shape[0]), "samples": int(U.shape[1]), "train_nse": tr, "validation_nse": vn}
     hist = path.with_suffix(".history.json")
@@ -464,8 +487,12 @@ def _cmd_fit(args) -> int:
     written.append(hist)
     if plot is not None:
         from .plots import plot_fit, plot_history
-        Uf, Yf, what = (val[0], val[1], "validation") if val is not None else (U, Y, "training")
-        yhat = model.simulate(Uf) if val is not None else model.simulate(U, est.x0_)
+        if val is not None:
+            Uf, Yf, what = val[0], val[1], "validation"
+            yhat = model.simulate(Uf, y_init=Yf, init_samples=k) if k else model.simulate(Uf)
+        else:
+            Uf, Yf, what = W.take(U), W.take(Y), "training"
+            yhat = model.simulate(Uf, est.x0_)
         plot_fit(Yf, yhat, ts=args.ts, output_names=[str(n) for n in names_out],
                  title=f"{what} data (sequence 0) vs fitted model", path=plot)
         hplot = plot.with_name(plot.stem + "-history.png")
@@ -473,6 +500,20 @@ def _cmd_fit(args) -> int:
         written += [plot, hplot]
     print("written         : " + ", ".join(str(p) for p in written))
     return EXIT_OK if ok else EXIT_NOT_CERTIFIED
+
+
+def _print_fit_summary(est, seconds: float, model_set: str, T: int) -> None:
+    """How a fit started, how long it ran and why it stopped (``rrnn fit`` / ``rrnn benchmark``)."""
+    start = est.start_
+    if "order" in start and "train_rmse_by_order" in start:
+        print(f"start           : N4SID order {start['order']} of {len(start['train_rmse_by_order'])} tried "
+              f"(smallest training simulation error), padded to n = {start['n_states']}")
+    W = est.windows_
+    if not W.whole(T):
+        print(f"windows         : {W.count} training windows of {W.length} samples, each with a learned initial state")
+    print(f"fit             : {est.n_iter_} iterations ({sum(h['accepted'] for h in est.history_)} accepted), "
+          f"{seconds:.1f} s, set {model_set}")
+    print(f"stopped         : {est.stop_reason_}" + (f" ({est.stop_detail_})" if est.stop_detail_ else ""))
 
 
 def _cmd_simulate(args) -> int:
@@ -638,8 +679,21 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--model-set", choices=("theta", "theta_gamma", "cirnn", "srnn", "unconstrained"),
                      default=None, help="default: theta_gamma with --gamma, else theta")
     fit.add_argument("--activation", default="relu", help="relu (default), tanh, sigmoid, leaky_relu")
-    fit.add_argument("--max-iter", type=_positive_int, default=50, help="iterations (default 50)")
-    fit.add_argument("--time-budget", type=_positive_float, default=None, help="wall-time budget in seconds")
+    fit.add_argument("--max-iter", type=_positive_int, default=None,
+                     help="iteration cap (default: none with --time-budget, else 50)")
+    fit.add_argument("--time-budget", type=_positive_float, default=None,
+                     help="wall-time budget in seconds, checked inside iterations too")
+    fit.add_argument("--no-normalize", action="store_true",
+                     help="fit on the raw data (default: each channel normalised to mean 0, std 1 on the training "
+                          "data; the model and its certificate are in physical units either way)")
+    fit.add_argument("--window", type=_window, default="auto",
+                     help="train on windows of this many samples, each with a learned initial state: 'auto' "
+                          "(default: whole sequences up to 2048 samples, else 1024), 'none', or a number")
+    fit.add_argument("--window-stride", type=_positive_int, default=None,
+                     help="samples between window starts (default: half a window)")
+    fit.add_argument("--init-samples", type=_nonnegative_int, default=0, metavar="K",
+                     help="estimate each validation sequence's initial state from its first K samples and score "
+                          "the rest (default 0: zero initial state, all samples)")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
     fit.add_argument("--checkpoint", default=None, help="write a checkpoint (.npz) every --checkpoint-every "
@@ -705,7 +759,39 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--models", nargs="+", default=None, help="only these models (e.g. Theta Theta_8 LSTM)")
     exp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     exp.set_defaults(func=_cmd_experiment)
+
+    bench = sub.add_parser("benchmark", help="fit and score a measured system-identification benchmark",
+                           description="Fit a certified contracting model to one nonlinearbenchmark.org benchmark "
+                                       "with its fixed recipe (rrnn_convex.experiments.sysid.RECIPES), fit an N4SID "
+                                       "linear model in the same run, and print the test RMSE of both (initial "
+                                       "state estimated from each test record's first 'init' samples) next to "
+                                       "published figures, with the certified contraction and gamma (physical "
+                                       "units), a measured Lipschitz lower bound and the wall time. Writes "
+                                       "model.npz, model.cert.json, result.json, result.md and prediction.png.")
+    bench.add_argument("name", choices=("cascaded_tanks", "silverbox", "emps", "coupled_electric_drives"))
+    bench.add_argument("--data", default=None, help="folder with the benchmark files (default: $RRNN_DATA, else "
+                                                    "../shared/data/sysid beside the checkout, else the "
+                                                    "nonlinear_benchmarks package's download cache)")
+    bench.add_argument("--quick", action="store_true", help="smoke test: a small model and a 20 s budget")
+    bench.add_argument("--out", default=None, help="output folder (default: benchmark_NAME)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    bench.set_defaults(func=_cmd_benchmark)
     return parser
+
+
+def _cmd_benchmark(args) -> int:
+    """``rrnn benchmark``: one measured benchmark end to end; exit 1 if the model's certificate does not verify."""
+    from .experiments import sysid
+
+    out = Path(args.out or f"benchmark_{args.name}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {str(out)!r} exists and is not a directory")
+    res = sysid.run(args.name, out, quick=args.quick, folder=args.data, seed=args.seed, progress=args.progress)
+    if not res["verified"]:
+        print(f"rrnn benchmark: the fitted model's certificate did not verify", file=sys.stderr)
+        return EXIT_NOT_CERTIFIED
+    return EXIT_OK
 
 
 def _cmd_sweep(args) -> int:

@@ -857,8 +857,10 @@ class _Run:
         return entry
 
     def set_margin(self, model: ImplicitRNN) -> float:
-        """Set the step's LMI margin below the current iterate's slack in the step problem itself
-        (so d = 0 is feasible); returns that slack (inf for sets without an LMI)."""
+        """Centre the step problem on the current iterate: its LMI margin below the iterate's slack
+        in the step problem itself (so d = 0 is feasible) and the linearisation of C1 = Ct / lambda
+        at it; returns that slack (inf for sets without an LMI, nan before a certificate point
+        exists)."""
         step, ms = self.step, self.model_set
         if not step.load(model, self.state.point):
             return float("nan")  # no certificate point yet (the ci-RNN set before its first step)
@@ -873,6 +875,8 @@ class _Run:
             step.load(model, point)
             slack = step.slack()
         step.margin.value = float(max(min(ms.margin, 0.99 * slack), 0.0)) if np.isfinite(slack) else float(ms.margin)
+        if step.free_c1:
+            step.set_point(model, self.state.point["lam"])  # C1 = Ct / lambda linearised here
         return slack
 
     def try_step(self, lin, mu, theta_k, idx, marq, L0):

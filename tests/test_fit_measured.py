@@ -1,0 +1,322 @@
+"""Fitting measured data (issue 14): scaling inside the estimator, a start that works on offset,
+badly scaled data, a trainer that never gives up while budget remains and says why it stopped,
+training windows and validation from estimated initial states."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from rrnn_convex import ImplicitRNN, certify
+from rrnn_convex import solvers as _solvers
+from rrnn_convex.analysis import lipschitz_lower_bound
+from rrnn_convex.fit import STOP_REASONS, RobustRNNRegressor, Windows, _Run
+from rrnn_convex.init import _lti_response, linear_start, lyapunov_coordinates, n4sid_models, pad_states
+from rrnn_convex.metrics import nse
+
+from conftest import hinf_norm, random_rnn, random_stable_lti
+
+
+# ------------------------------------------------------------------------------ data
+def teacher_and_data(seed=0, n_seq=4, T=200, scale=0.8):
+    """A contracting relu teacher driven by unit-scale inputs: (teacher, u, y, validation (u, y))."""
+    rng = np.random.default_rng(seed)
+    teacher = random_rnn(rng, 3, 4, 1, 1, activation="relu", scale=scale)
+    u = rng.uniform(-2, 2, (n_seq, T, 1))
+    y = teacher.simulate(u, rng.standard_normal((n_seq, 3))) + 0.01 * rng.standard_normal((n_seq, T, 1))
+    uv = rng.uniform(-2, 2, (1, 400, 1))
+    return teacher, u, y, (uv, teacher.simulate(uv))
+
+
+# Odd physical units: y around 100 with spread 0.01, u around -5 with spread 1e3
+U_OFF, U_SC, Y_OFF, Y_SC = -5.0, 1e3, 100.0, 0.01
+
+
+def to_raw(u, y):
+    return U_OFF + U_SC * u, Y_OFF + Y_SC * y
+
+
+# ------------------------------------------------------------------------------ scaling
+@pytest.fixture(scope="module")
+def odd_and_normal_fits():
+    _, u, y, (uv, yv) = teacher_and_data()
+    kw = dict(max_iter=6, progress=False, seed=1)
+    raw = RobustRNNRegressor(3, 4, **kw).fit(*to_raw(u, y), validation=to_raw(uv, yv))
+    normal = RobustRNNRegressor(3, 4, **kw).fit(u, y, validation=(uv, yv))
+    return raw, normal, (uv, yv)
+
+
+def test_raw_units_fit_as_well_as_prenormalised_data(odd_and_normal_fits):
+    raw, normal, (uv, yv) = odd_and_normal_fits
+    uvr, yvr = to_raw(uv, yv)
+    v_raw = float(np.mean(nse(raw.model_.simulate(uvr), yvr)))
+    v_norm = float(np.mean(nse(normal.model_.simulate(uv), yv)))
+    start = min(h["val_nse"] for h in normal.history_[:1])
+    assert v_norm < 0.8 * start  # the fit did something
+    assert v_raw == pytest.approx(v_norm, rel=0.10)
+
+
+def test_raw_units_certificate_verifies_and_bounds_the_measured_gain(odd_and_normal_fits):
+    raw, _, _ = odd_and_normal_fits
+    cert = raw.certificate_
+    assert cert.contracting and cert.gamma is not None and cert.verify(raw.model_)
+    # the model is in physical units: its outputs sit at the offset
+    y = raw.model_.simulate(U_OFF + U_SC * np.zeros((300, 1)))
+    assert abs(float(np.mean(y[100:])) - Y_OFF) < 0.1
+    lb = lipschitz_lower_bound(raw.model_, horizon=150, starts=2, steps=60, seed=0, scale=U_SC).value
+    assert 0.0 < lb <= cert.gamma
+    # the physical gain is about Y_SC / U_SC times the normalised one, far below 1
+    assert cert.gamma < 1e-3
+
+
+def test_gamma_is_physical_in_theta_gamma():
+    """Theta_gamma's gamma bounds the gain of the returned (physical) model, whatever the scaling."""
+    _, u, y, _ = teacher_and_data()
+    ur, yr = to_raw(u, y)
+    gamma = 3e-5  # physical units: y per u; the data's gain is about 0.01 / 1e3 * (a few)
+    est = RobustRNNRegressor(3, 4, model_set="theta_gamma", gamma=gamma, max_iter=3, progress=False).fit(ur, yr)
+    cert = est.certificate_
+    assert cert.certified and cert.gamma == gamma and cert.verify(est.model_)
+    lb = lipschitz_lower_bound(est.model_, horizon=150, starts=2, steps=60, seed=0, scale=U_SC).value
+    assert lb <= gamma
+
+
+# ------------------------------------------------------------------------------ the start
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lyapunov_coordinates_contract_in_the_euclidean_norm_and_keep_the_system(seed):
+    rng = np.random.default_rng(seed)
+    A, B, C, D = random_stable_lti(rng, 5, 1, 2, 0.98)
+    S = np.diag(10.0 ** rng.uniform(-4, 4, 5))  # a badly scaled basis, like N4SID's on raw data
+    A, B, C = S @ A @ np.linalg.inv(S), S @ B, C @ np.linalg.inv(S)
+    x0 = rng.standard_normal((2, 5))
+    Az, Bz, Cz, x0z, T = lyapunov_coordinates(A, B, C, x0)
+    assert np.linalg.norm(Az, 2) < 1.0
+    u = rng.standard_normal((2, 150, 1))
+    np.testing.assert_allclose(_lti_response(Az, Bz, Cz, D, u, x0z), _lti_response(A, B, C, D, u, x0), atol=1e-8)
+    assert hinf_norm(Az, Bz, Cz, D) == pytest.approx(hinf_norm(A, B, C, D), rel=1e-8)
+
+
+def test_padding_keeps_the_input_output_behaviour_and_contraction():
+    rng = np.random.default_rng(3)
+    A, B, C, D = random_stable_lti(rng, 2, 1, 1, 0.9)
+    Az, Bz, Cz, _, _ = lyapunov_coordinates(A, B, C)
+    Ap, Bp, Cp, x0 = pad_states(Az, Bz, Cz, 6, np.ones((1, 2)))
+    assert Ap.shape == (6, 6) and np.linalg.norm(Ap, 2) < 1.0 and x0.shape == (1, 6)
+    u = rng.standard_normal((1, 100, 1))
+    np.testing.assert_allclose(_lti_response(Ap, Bp, Cp, D, u, x0), _lti_response(Az, Bz, Cz, D, u, np.ones((1, 2))),
+                               atol=1e-12)
+    assert np.all(np.abs(Bp[2:]) > 0)  # the filters are driven by the input: the fit can use them
+
+
+def test_linear_start_picks_the_true_order_and_recovers_initial_states():
+    rng = np.random.default_rng(4)
+    A, B, C, D = random_stable_lti(rng, 2, 1, 1, 0.9)
+    u = rng.standard_normal((3, 400, 1))
+    x0 = 3 * rng.standard_normal((3, 2))
+    y = _lti_response(A, B, C, D, u, x0) + 1e-3 * rng.standard_normal((3, 400, 1))
+    st = linear_start(u, y, 5)
+    assert st.order >= 2 and st.scores[2] < 0.1 * st.scores[1]
+    # the chosen model with its initial states reproduces the data (noise level)
+    err = _lti_response(st.A, st.B, st.C, st.D, u, st.x0) - y
+    assert np.sqrt(np.mean(err ** 2)) < 5e-3
+    assert st.A.shape == (5, 5) and np.linalg.norm(st.A, 2) < 1.0
+
+
+def test_n4sid_initial_states_explain_the_start_of_each_sequence():
+    rng = np.random.default_rng(5)
+    A, B, C, D = random_stable_lti(rng, 3, 1, 1, 0.95)
+    u = rng.standard_normal((2, 300, 1))
+    x0 = 5 * rng.standard_normal((2, 3))
+    y = _lti_response(A, B, C, D, u, x0)
+    A2, B2, C2, D2, x02 = n4sid_models(u, y, [3])[0]
+    np.testing.assert_allclose(_lti_response(A2, B2, C2, D2, u, x02), y, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ the trainer
+def test_the_step_problem_contains_the_current_iterate():
+    """With d = 0 imposed, the step problem (with the trainer's margin) is feasible, at the start
+    and after accepted steps."""
+    _, u, y, val = teacher_and_data()
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=4)
+    sc = est._scaling(*map(np.asarray, (u, y)))
+    ms = est._set(sc)
+    run = _Run(est, ms, sc, est._windows(u.shape[0], u.shape[1]), u, y, None, 0, 4, time.perf_counter())
+    run.prepare(None, None)
+    checked = 0
+    for it in range(4):
+        model = run.state.model
+        run.set_margin(model)
+        step = run.step
+        theta_k = step.layout.flatten(model)
+        pinned = cp.Problem(cp.Minimize(0), step.problem.constraints + [step.theta == theta_k])
+        att = _solvers.run(pinned, "CLARABEL")
+        assert att.status == "optimal", (it, att)
+        checked += 1
+        run.iterate()
+    assert checked == 4 and sum(h["accepted"] for h in run.state.history) >= 2
+
+
+def _failing_runs(monkeypatch, fail):
+    """Make the step's solver calls fail when ``fail(call_index)`` is true (other solves unchanged)."""
+    calls = {"n": 0}
+    real = _solvers.run
+
+    def run(problem, solver, **kw):
+        if any(v.name() == "R" for v in problem.parameters()):
+            calls["n"] += 1
+            if fail(calls["n"]):
+                return _solvers.Attempt(solver, "solver_error", 0.0, "injected")
+        return real(problem, solver, **kw)
+
+    monkeypatch.setattr(_solvers, "run", run)
+    return calls
+
+
+def test_an_injected_solver_failure_is_a_rejected_step_not_a_stop(monkeypatch):
+    _, u, y, val = teacher_and_data()
+    calls = _failing_runs(monkeypatch, lambda k: k in (1, 2, 5))
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=5).fit(u, y, validation=val)
+    assert calls["n"] >= 5
+    infos = [h["info"] for h in est.history_]
+    assert est.history_[0]["accepted"]  # the iteration went on after two failed solves
+    assert est.n_iter_ == 5 and est.stop_reason_ == "max_iter"
+    assert sum(h["accepted"] for h in est.history_) >= 3
+    assert est.certificate_.verify(est.model_)
+    assert not any("solver_error" in i for i in infos if i)  # the failures were retried within iterations
+
+
+def test_a_step_problem_that_always_fails_stops_with_a_reason_and_a_warning(monkeypatch):
+    _, u, y, val = teacher_and_data()
+    _failing_runs(monkeypatch, lambda k: True)
+    with pytest.warns(RuntimeWarning, match="step problem kept failing"):
+        est = RobustRNNRegressor(3, 4, progress=False, max_iter=30).fit(u, y, validation=val)
+    assert est.stop_reason_ == "step_failures" and "solver_error" in est.stop_detail_
+    assert est.n_iter_ < 30 and not any(h["accepted"] for h in est.history_)
+    assert est.certificate_.verify(est.model_)  # the (certified) start is returned
+
+
+def test_stop_reasons_are_recorded():
+    _, u, y, val = teacher_and_data()
+    a = RobustRNNRegressor(3, 4, progress=False, max_iter=2).fit(u, y, validation=val)
+    assert (a.stop_reason_, a.n_iter_) == ("max_iter", 2)
+    b = RobustRNNRegressor(3, 4, progress=False, max_iter=30, patience=1).fit(u, y, validation=val)
+    assert b.stop_reason_ in ("patience", "converged") and b.stop_reason_ in STOP_REASONS
+    if b.stop_reason_ == "patience":
+        assert b.history_[-1]["accepted"]
+
+
+def test_no_descent_at_any_damping_is_convergence(monkeypatch):
+    """When no damped step lowers the loss (here: every candidate's loss is made infinite), mu
+    grows past its cap and the fit ends as converged, with the start returned."""
+    _, u, y, val = teacher_and_data()
+    monkeypatch.setattr(_Run, "loss", lambda self, model, x0, idx: np.inf)
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=40).fit(u, y)
+    assert est.stop_reason_ == "converged" and "no step decreases the loss" in est.stop_detail_
+    assert est.n_iter_ < 40
+
+
+def test_time_budget_is_checked_inside_an_iteration(monkeypatch):
+    _, u, y, val = teacher_and_data()
+    real = _solvers.run
+
+    def slow(problem, solver, **kw):
+        if any(v.name() == "R" for v in problem.parameters()):
+            time.sleep(0.6)
+            return _solvers.Attempt(solver, "solver_error", 0.6, "injected slow failure")
+        return real(problem, solver, **kw)
+
+    monkeypatch.setattr(_solvers, "run", slow)
+    est = RobustRNNRegressor(3, 4, progress=False, time_budget=2.0)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        est.fit(u, y)
+    # 8 failing attempts of one iteration would take 4.8 s: the budget cut the iteration short
+    assert est.stop_reason_ == "time_budget" and "inside iteration" in est.stop_detail_
+    assert est.history_[0]["seconds"] < 4.0
+    assert time.perf_counter() - t0 < 2.0 + 15.0  # set-up + final certificate, not 8 slow attempts
+
+
+def test_max_iter_none_means_no_cap_with_a_time_budget():
+    assert RobustRNNRegressor(time_budget=10)._iteration_cap() is None
+    assert RobustRNNRegressor()._iteration_cap() == 50
+    assert RobustRNNRegressor(max_iter=7, time_budget=10)._iteration_cap() == 7
+    with pytest.raises(ValueError, match="max_iter: expected a non-negative integer"):
+        RobustRNNRegressor(max_iter=2.5)._iteration_cap()
+
+
+# ------------------------------------------------------------------------------ windows
+def test_windows_cover_the_record_and_start_from_the_simulated_state():
+    W = Windows.cut(2, 1000, 300, 200)
+    assert W.count == 2 * 5 and W.length == 300
+    assert set(W.starts.tolist()) == {0, 200, 400, 600, 700}  # the last window ends at T
+    X = np.arange(2 * 1000, dtype=float).reshape(2, 1000, 1)
+    taken = W.take(X)
+    assert taken.shape == (10, 300, 1) and taken[6, 0, 0] == 1000 + 200
+    model = random_rnn(np.random.default_rng(0), 3, 2, 1, 1)
+    U = np.random.default_rng(1).standard_normal((2, 1000, 1))
+    x0 = W.states(model, U, np.ones((2, 3)))
+    _, xs = model.simulate(U, np.ones((2, 3)), return_states=True)
+    np.testing.assert_array_equal(x0[6], xs[1, 200])
+    np.testing.assert_array_equal(x0[9], xs[1, 700])
+    whole = Windows.cut(2, 1000, None, None)
+    assert whole.whole(1000) and whole.count == 2
+    with pytest.raises(ValueError, match="window: expected an integer of at least 2"):
+        RobustRNNRegressor(window=1)._windows(1, 100)
+    with pytest.raises(ValueError, match="window_stride: expected a positive integer"):
+        RobustRNNRegressor(window=10, window_stride=0)._windows(1, 100)
+
+
+def test_a_long_record_is_trained_in_windows_with_their_own_initial_states():
+    teacher, _, _, _ = teacher_and_data()
+    rng = np.random.default_rng(7)
+    u = rng.uniform(-2, 2, (1, 3000, 1))
+    y = teacher.simulate(u, rng.standard_normal(3)) + 0.01 * rng.standard_normal((1, 3000, 1))
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=3).fit(u, y)  # window="auto": 3000 > 2048
+    W = est.windows_
+    assert W.length == 1024 and W.count == 5 and est.x0_.shape == (5, est.model_.n)
+    assert sum(h["accepted"] for h in est.history_) >= 2
+    # each window's learned initial state explains its window better than the zero state
+    yw = W.take(y)
+    err = lambda x0: float(np.sum((est.model_.simulate(W.take(u), x0) - yw)[:, :50] ** 2))  # noqa: E731
+    assert err(est.x0_) < err(np.zeros_like(est.x0_))
+
+
+def test_validation_cut_from_a_record_uses_an_estimated_initial_state():
+    """A validation window cut from the middle of a record starts far from zero: with
+    init_samples the validation NSE measures the model, not the transient."""
+    rng = np.random.default_rng(8)
+    # a slowly forgetting teacher (poles 0.95, 0.9, 0.6): the start state matters for ~50 samples
+    teacher = ImplicitRNN(F=np.diag([0.95, 0.9, 0.6]), B1=0.02 * rng.standard_normal((3, 4)),
+                          B2=np.array([[0.3], [0.2], [0.5]]), C1=rng.standard_normal((4, 3)),
+                          C2=np.array([[1.0, 1.0, 0.5]]), activation="relu")
+    u = rng.uniform(-2, 2, (4, 300, 1))
+    y = teacher.simulate(u) + 0.01 * rng.standard_normal((4, 300, 1))
+    ur = rng.uniform(-2, 2, (1, 700, 1))
+    ur[:, :400] += 4.0  # the validation window starts from the state of another operating point
+    yr = teacher.simulate(ur)
+    val = (ur[:, 400:], yr[:, 400:])
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=2, init_samples=20).fit(u, y, validation=val)
+    zero = float(np.mean(nse(est.model_.simulate(val[0]), val[1], init=20)))
+    estimated = float(np.mean(nse(est.model_.simulate(val[0], y_init=val[1], init_samples=20), val[1], init=20)))
+    assert estimated < 0.9 * zero
+    # the trainer's validation score is that number (computed on its normalised model and data)
+    run = _Run(est, est._set(est.scaling_), est.scaling_, est.windows_, u, y, val, 20, 2, time.perf_counter())
+    assert run.val_nse(est.scaling_.to_normalized(est.model_)) == pytest.approx(estimated, rel=1e-6)
+    with pytest.raises(ValueError, match="init_samples: expected fewer than the validation length"):
+        RobustRNNRegressor(3, 4, progress=False, max_iter=1, init_samples=300).fit(u, y, validation=val)
+
+
+def test_fitted_model_file_records_the_scaling(tmp_path):
+    _, u, y, _ = teacher_and_data()
+    ur, yr = to_raw(u, y)
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=1).fit(ur, yr)
+    path = est.save(tmp_path / "m.npz", meta={"inputs": ["force"], "outputs": ["position"]})
+    meta = ImplicitRNN.read_meta(path)
+    assert meta["inputs"] == ["force"] and meta["outputs"] == ["position"]
+    assert meta["scaling"]["u_mean"][0] == pytest.approx(float(np.mean(ur)))
+    assert meta["scaling"]["y_scale"][0] == pytest.approx(float(np.std(yr)))
+    assert certify(ImplicitRNN.load(path), contraction_only=True).certified
