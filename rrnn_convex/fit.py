@@ -56,6 +56,8 @@ AUTO_WINDOW = 1024
 DEFAULT_MAX_ITER = 50
 #: mu (relative to the damping scale) above which no step can change the model: the fit stops
 MU_MAX = 1e12
+#: iterations over which the relative loss decrease is compared with ``tol``
+CONVERGENCE_WINDOW = 10
 CHECKPOINT_VERSION = 2
 
 
@@ -365,6 +367,9 @@ class RobustRNNRegressor:
     time_budget : wall-time budget in seconds (None = no limit), checked inside iterations too.
     patience : stop after this many accepted steps without a better validation NSE (only with
         validation data).
+    tol : convergence: stop when the training loss fell by less than ``tol`` (relative) per
+        iteration over the last ``CONVERGENCE_WINDOW`` (10) iterations, or when no damped step
+        lowers it at all.
     mu0 : initial Levenberg-Marquardt damping (with "identity": relative to the mean diagonal of J'J).
     damping : "marquardt" (default: mu d' diag(J'J) d, independent of how each weight is scaled;
         on the paper's data it reached validation NSE .0526 for Theta_10 in 30 steps where
@@ -386,9 +391,10 @@ class RobustRNNRegressor:
         continues the final stage only (the stages before it are short and not checkpointed).
 
     The start: N4SID models of orders 1..n on the normalised training sequences, the one with
-    the smallest training simulation error, in coordinates where it contracts in the Euclidean
-    norm (E = I), padded to n states with input filters (:func:`~rrnn_convex.init.linear_start`);
-    random neurons; its initial states seed the learned ones.
+    the smallest training simulation error, padded to n states with input filters, in
+    coordinates whose states have unit covariance along the data, embedded in Theta by its
+    Lyapunov matrix (:func:`~rrnn_convex.init.linear_start`); random neurons; its initial
+    states seed the learned ones.
 
     Fitted attributes: ``model_`` (physical units), ``certificate_`` (verified, for ``model_``;
     None for "unconstrained" unless the final model happens to certify), ``history_`` (one dict
@@ -403,7 +409,8 @@ class RobustRNNRegressor:
                  gamma: float | None = None, activation="relu", parametrization: str = "free_C1",
                  normalize: bool = True, window="auto", window_stride: int | None = None, init_samples: int = 0,
                  margin: float = 1e-6, max_iter: int | None = None, time_budget: float | None = None,
-                 patience: int = 10, mu0: float = 1e-3, damping: str = "marquardt", batch_size: int | None = None,
+                 patience: int = 10, tol: float = 1e-6, mu0: float = 1e-3, damping: str = "marquardt",
+                 batch_size: int | None = None,
                  learn_x0: bool = True, train_biases: bool = True, seed: int = 0, solver: str | None = None,
                  checkpoint=None, checkpoint_every: int = 5, progress: bool = True,
                  gamma_path=(), path_iter: int = 15):
@@ -421,6 +428,7 @@ class RobustRNNRegressor:
         self.max_iter = max_iter
         self.time_budget = time_budget
         self.patience = patience
+        self.tol = tol
         self.mu0 = mu0
         self.damping = damping
         self.batch_size = batch_size
@@ -528,9 +536,7 @@ class RobustRNNRegressor:
             W = rng.standard_normal((n, n)) * 0.5 / np.sqrt(n)
             return ImplicitRNN.from_elman(W, 0.5 * rng.standard_normal((n, m)), C=C, D=D, activation=act), None, report
         start = linear_start(U, Y, n, seed=self.seed)
-        # random neurons (the paper's remark): C1 ~ N(0, 1/n), D12 ~ N(0, 1), B1 = D21 = 0
-        model = ImplicitRNN(E=np.eye(n), F=start.A, B1=np.zeros((n, q)), B2=start.B, C1=rng.standard_normal((q, n)) / np.sqrt(n),
-                            D12=rng.standard_normal((q, m)), C2=start.C, D22=start.D, activation=act)
+        model = start.to_model(q, act, seed=self.seed)
         report = start.report()
         gamma = getattr(model_set, "gamma", None)
         if gamma is not None:
@@ -583,10 +589,10 @@ class RobustRNNRegressor:
         return proj.model
 
     # ------------------------------------------------------------------ the lifted point
-    def _lifted_point(self, model: ImplicitRNN, model_set: ModelSet) -> dict | None:
+    def _lifted_point(self, model: ImplicitRNN, model_set: ModelSet, min_margin: float = 0.0) -> dict | None:
         """Certificate variables (P, lambda > 0) with which the current weights satisfy the set's
         lifted LMI with the largest margin t <= 1 (an SDP with every weight fixed), or None if
-        there are none (t <= 0)."""
+        there are none with t > ``min_margin``."""
         fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
         probe = copy.copy(model_set)
         t = cp.Variable(name="t")
@@ -595,7 +601,7 @@ class RobustRNNRegressor:
         lam = sv.cert["lam"]
         prob = cp.Problem(cp.Maximize(t), sv.constraints + [lam >= 1e-9, t <= 1.0])
         att = _solvers.run(prob, _solvers.solver_sequence(self.solver, fallback=False)[0])
-        if att.status == "optimal" and lam.value is not None and np.min(lam.value) > 0 and t.value > 0:
+        if att.status == "optimal" and lam.value is not None and np.min(lam.value) > 0 and t.value > min_margin:
             return {"P": np.asarray(sv.cert["P"].value, dtype=np.float64), "lam": np.asarray(lam.value, dtype=np.float64)}
         return None
 
@@ -633,6 +639,7 @@ class RobustRNNRegressor:
         if self.damping not in ("identity", "marquardt"):
             raise ValueError(f"damping: expected 'identity' or 'marquardt', got {self.damping!r}")
         cap = self._iteration_cap()
+        check_scalar(self.tol, "tol", low=0.0, low_inclusive=True)
         k_init = self._init_samples(None if val is None else val[0].shape[1])
         scaling = self._scaling(U, Y)
         model_set = self._set(scaling)
@@ -683,6 +690,7 @@ class _Run:
         self.deadline = None if est.time_budget is None else t_start + float(est.time_budget)
         self.rng = np.random.default_rng(est.seed)
         self.stop_reason, self.stop_detail = None, ""
+        self.steps_by_kind = {"interior": 0, "sdp": 0}
         self.start_report: dict = {}
 
     # -------------------------------------------------------------- set-up
@@ -725,8 +733,11 @@ class _Run:
                              f"{self.windows.count} training windows")
         self.state, self.cert = state, cert
         self.step = _build_step(ms, model, _default_fixed(model, ms), est.train_biases)
-        # steps use one solver: when it fails, a larger mu (a better-conditioned step) is the remedy
-        self.sequence = _solvers.solver_sequence(est.solver, fallback=False)
+        # steps use one solver: when it fails, a larger mu (a better-conditioned step) is the first
+        # remedy; after two failures in a row the other solvers are tried too
+        self.solvers = _solvers.solver_sequence(est.solver, fallback=False)
+        self.fallbacks = _solvers.solver_sequence(est.solver, fallback=True)
+        self.sequence = self.solvers
         if not state.history:
             state.best_val = self.val_nse(model)
 
@@ -784,12 +795,30 @@ class _Run:
                 if st.stall >= est.patience:
                     self.stop("patience", f"{est.patience} accepted steps without a better validation NSE")
                     break
+                if self.converged():
+                    break
         except KeyboardInterrupt:
             if est.checkpoint and snapshot is not None:
                 self.save_state(snapshot)
             raise
         finally:
             bar.close()
+
+    def converged(self) -> bool:
+        """The loss fell by less than ``tol`` (relative) per iteration over the last
+        ``CONVERGENCE_WINDOW`` iterations (records the stop)."""
+        h, k = self.state.history, CONVERGENCE_WINDOW
+        if len(h) <= k:
+            return False
+        old, new = h[-k - 1]["loss"], h[-1]["loss"]
+        if not (np.isfinite(old) and old > 0):
+            return False
+        rate = (old - new) / old / k
+        if rate < float(self.est.tol):
+            self.stop("converged", f"the training loss fell by {rate:.2g} per iteration over the last {k} "
+                                   f"iterations (tol {float(self.est.tol):g})")
+            return True
+        return False
 
     def save_state(self, state: _FitState) -> None:
         if state.rng_state is None or state is self.state:
@@ -807,6 +836,7 @@ class _Run:
         Bn = self.windows.count
         idx = np.arange(Bn) if not est.batch_size or est.batch_size >= Bn else \
             np.sort(self.rng.choice(Bn, size=int(est.batch_size), replace=False))
+        slack = self.set_margin(st.model)  # first: it may re-represent the model
         model = st.model
         x0_batch = st.x0[idx] if est.learn_x0 else np.zeros((len(idx), model.n))
         lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, step.layout)
@@ -816,8 +846,9 @@ class _Run:
         if st.mu is None:
             st.mu = est.mu0 * scale
         theta_k = step.layout.flatten(model)
-        slack = self.set_margin(model)
         accepted, info, failures, L1 = False, "", [], L0
+        before = dict(self.steps_by_kind)
+        self.sequence = self.solvers
         for _ in range(8):  # inner LM loop: raise mu until a step is accepted
             if not self.time_left():
                 self.stop("time_budget", f"{est.time_budget:g} s (inside iteration {it})")
@@ -825,15 +856,21 @@ class _Run:
             outcome = self.try_step(lin, st.mu, theta_k, idx, marq, L0)
             kind, info = outcome[0], outcome[1]
             if kind == "accepted":
-                _, _, cand, x0_new, cert, ratio, L1 = outcome
+                _, _, cand, x0_new, cert, ratio, L1, point = outcome
                 accepted = True
-                st.model, st.x0 = cand, x0_new
-                st.point = step.point()
+                st.model, st.x0, st.point = cand, x0_new, point
                 self.cert = cert
                 st.mu = st.mu * (1 / 3 if ratio > 0.75 else (1.0 if ratio > 0.25 else 2.0))
                 break
             failures.append(kind)
             st.mu *= 10.0 if kind == "solver" else 4.0
+            if failures[-2:] == ["solver", "solver"] and self.sequence is self.solvers:
+                # twice in a row: re-centre the certificate point (the margin and the linearisation
+                # of C1 move with it) and let the fallback solvers try too, for this iteration
+                self.set_margin(st.model, recentre=True)
+                self.sequence = self.fallbacks
+                if st.model is not model:  # re-represented: linearise again in the next iteration
+                    break
         v = self.val_nse(st.model)
         if v < st.best_val - 1e-12:
             st.best_val, st.best_model, st.best_x0, st.stall = v, st.model, st.x0.copy(), 0
@@ -844,7 +881,9 @@ class _Run:
         loss = (self.loss(st.model, st.x0, np.arange(Bn)) if idx.size != Bn else (L1 if accepted else L0))
         entry = {"iteration": it, "loss": loss, "val_nse": v, "mu": float(st.mu), "accepted": accepted,
                  "margin": float(self.cert.margin) if self.cert is not None else float("nan"),
-                 "slack": float(slack), "seconds": time.perf_counter() - t_it, "info": "" if accepted else info}
+                 "slack": float(slack), "seconds": time.perf_counter() - t_it, "info": "" if accepted else info,
+                 "step_sdps": self.steps_by_kind["sdp"] - before["sdp"],
+                 "interior_steps": self.steps_by_kind["interior"] - before["interior"]}
         st.history.append(entry)
         if self.stop_reason is None and not accepted and st.mu > MU_MAX * max(scale, 1e-300):
             if failures and all(f == "solver" for f in failures):
@@ -856,16 +895,17 @@ class _Run:
                 self.stop("converged", f"no step decreases the loss at any damping (mu = {st.mu:.3g}; last: {info})")
         return entry
 
-    def set_margin(self, model: ImplicitRNN) -> float:
+    def set_margin(self, model: ImplicitRNN, recentre: bool = False) -> float:
         """Centre the step problem on the current iterate: its LMI margin below the iterate's slack
         in the step problem itself (so d = 0 is feasible) and the linearisation of C1 = Ct / lambda
         at it; returns that slack (inf for sets without an LMI, nan before a certificate point
-        exists)."""
+        exists). ``recentre``: find the certificate point of largest margin for the current
+        weights even when the stored one is fine."""
         step, ms = self.step, self.model_set
         if not step.load(model, self.state.point):
             return float("nan")  # no certificate point yet (the ci-RNN set before its first step)
         slack = step.slack()
-        if ms.uses_multiplier and slack < 0.5 * ms.margin:
+        if ms.uses_multiplier and (recentre or slack < 0.5 * ms.margin):
             # the step solutions sit on the margin's boundary, up to the solver's tolerance: re-centre
             # the certificate point for the current weights rather than let the margin shrink
             model_l, point = self.est._in_lifted_form(model, ms, self.scaling)
@@ -890,27 +930,32 @@ class _Run:
         except np.linalg.LinAlgError:
             return ("solver", "the damped normal matrix is not positive definite")
         c = np.linalg.solve(Rm.T, gr)  # ||R d + c||^2 = d'Hr d + 2 g'd + const
-        w = 1.0 / np.sqrt(max(L0, 1e-300))  # objective of order one: better solver scaling
-        step.R.value = w * Rm
-        step.c.value = w * (c - Rm @ theta_k)
-        if step.free_c1:
-            step.set_point(st.model, st.point["lam"], prox=w * w * mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0))
-        att = None
-        for name in self.sequence:
-            if not step.warm:
-                # canonicalise once up front: every step then goes through the cached path, so a
-                # resumed fit reproduces the uninterrupted one exactly
-                step.problem.get_problem_data(name)
-                step.warm = True
-            att = _solvers.run(step.problem, name, warm_start=False)
-            if att.status in ("optimal", "optimal_inaccurate"):
-                break
-        if att is None or att.status not in ("optimal", "optimal_inaccurate"):
-            return ("solver", f"step problem: {att.status if att else 'no solver'} {att.detail if att else ''}".strip())
-        try:
-            cand = step.model_at_solution(st.model)
-        except ValueError as exc:
-            return ("solver", str(exc))
+        cand, point = self.interior_step(theta_k - np.linalg.solve(Rm, c))
+        self.steps_by_kind["interior" if cand is not None else "sdp"] += 1
+        if cand is None:
+            w = 1.0 / np.sqrt(max(L0, 1e-300))  # objective of order one: better solver scaling
+            step.R.value = w * Rm
+            step.c.value = w * (c - Rm @ theta_k)
+            if step.free_c1:
+                step.set_point(st.model, st.point["lam"],
+                               prox=w * w * mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0))
+            att = None
+            for name in self.sequence:
+                if not step.warm:
+                    # canonicalise once up front: every step then goes through the cached path, so a
+                    # resumed fit reproduces the uninterrupted one exactly
+                    step.problem.get_problem_data(name)
+                    step.warm = True
+                att = _solvers.run(step.problem, name, warm_start=False)
+                if att.status in ("optimal", "optimal_inaccurate"):
+                    break
+            if att is None or att.status not in ("optimal", "optimal_inaccurate"):
+                return ("solver", f"step problem: {att.status if att else 'no solver'} {att.detail if att else ''}".strip())
+            try:
+                cand = step.model_at_solution(st.model)
+            except ValueError as exc:
+                return ("solver", str(exc))
+            point = step.point()
         d = layout.flatten(cand) - theta_k
         dx = lin.x0_step(d, mu, mu_x, marquardt=marq) if est.learn_x0 else np.zeros((len(idx), cand.n))
         # predicted decrease of the Gauss-Newton model (without the damping terms)
@@ -926,7 +971,20 @@ class _Run:
         cert = est._certify(self.scaling.to_physical(cand), self.model_set)
         if cert is not None and not cert.certified:
             return ("certificate", f"candidate not certified ({cert.reason})")
-        return ("accepted", "", cand, x0_new, cert, ratio, L1)
+        return ("accepted", "", cand, x0_new, cert, ratio, L1, point)
+
+    def interior_step(self, theta: np.ndarray):
+        """(model, certificate point) when the unconstrained minimiser ``theta`` of the step's
+        objective already lies in the set (then it solves the step problem, and one small SDP for
+        the certificate variables replaces the step SDP), else (None, None)."""
+        ms, est = self.model_set, self.est
+        cand = self.step.layout.unflatten(theta, self.state.model)
+        if not self.step.sv.constraints:  # no constraint at all (unconstrained, Elman baselines)
+            return cand, {}
+        if not ms.uses_multiplier:
+            return None, None
+        point = est._lifted_point(cand, ms, min_margin=float(self.step.margin.value))
+        return (cand, point) if point is not None else (None, None)
 
     # -------------------------------------------------------------- results
     def finish(self) -> None:

@@ -247,47 +247,71 @@ def _fit_BD(A, C, U, Y):
     return theta[:n * m].reshape(n, m), theta[n * m:n * m + p * m].reshape(p, m), x0
 
 
-def lyapunov_coordinates(A, B, C, x0=None):
-    """The same LTI system in coordinates where it contracts in the Euclidean norm.
+def whitened_coordinates(A, B, C, x0, U):
+    """The same LTI system in coordinates where its states along the data have unit covariance.
 
-    With X > 0 solving ``A'XA - X = -I`` and ``X = L L'`` (Cholesky), the state ``z = L' x``
-    gives ``A_z = L' A L^-T`` with ``A_z' A_z = I - X^-1``, so ``||A_z||_2 < 1`` and the identity
-    is a contraction metric (margin ``1 / lambda_max(X)``). In the implicit-RNN form this is
-    E = I instead of the Lyapunov embedding's E = X, whose condition number grows with how
-    badly the given basis is scaled (1e12 for an order-8 N4SID model of measured data) rather
-    than with the dynamics. Returns ``(A_z, B_z, C_z, x0_z, T)`` with ``T = L'`` (z = T x);
-    ``x0`` (batch, n) is optional (None in, None out). A diagonal balancing precedes the
-    Lyapunov solve (it changes only the intermediate basis). Raises ValueError if A is not Schur
-    stable.
+    The states are simulated from ``x0`` (batch, n) on the inputs ``U`` (batch, T, m); with
+    their covariance ``S = mean(x x') = L L'`` (Cholesky, computed on the correlation matrix
+    for accuracy) the new state is ``z = L^-1 x``: ``A_z = L^-1 A L``, ``B_z = L^-1 B``,
+    ``C_z = C L``, ``x0_z = L^-1 x0``. In these coordinates every state has the data's own
+    amplitude and the output map is of the size of the outputs, so the Jacobians of a fit are
+    balanced (an N4SID basis of measured data can mix states of amplitude 1e-4 with output
+    weights of 1e3, which made J'J span 16 decades on Cascaded Tanks). A lower-triangular L keeps
+    zero output columns zero (padded states last). Returns ``(A_z, B_z, C_z, x0_z, L)``; raises
+    ValueError when the state covariance is singular.
     """
     A, B, C, _ = check_state_space(A, B, C)
-    rho = float(np.max(np.abs(np.linalg.eigvals(A))))
-    if not rho < 1.0:
-        raise ValueError(f"A: the system must be stable (spectral radius < 1), got {rho:.6g}")
-    # a diagonal similarity first (LAPACK's balancing, Ab = S^-1 A S): N4SID bases of measured data
-    # can have ||A|| ~ 1e4, where the Lyapunov solve itself loses all digits; Ab has ||Ab|| ~ 1
-    Ab, S = scipy.linalg.matrix_balance(A, permute=False)
-    s = np.diag(S)
-    X = scipy.linalg.solve_discrete_lyapunov(Ab.T, np.eye(A.shape[0]))
-    L = np.linalg.cholesky(0.5 * (X + X.T))
-    T = L.T / s[None, :]  # z = L' S^-1 x
-    Az = scipy.linalg.solve_triangular(L, (L.T @ Ab).T, lower=True).T  # L' Ab L^-T
-    Cz = scipy.linalg.solve_triangular(L, (C * s[None, :]).T, lower=True).T  # C S L^-T
-    x0z = None if x0 is None else as_float_array(x0, "x0", ndim=2) @ T.T
-    return Az, T @ B, Cz, x0z, T
+    n = A.shape[0]
+    x0 = as_float_array(x0, "x0", ndim=2)
+    S = _state_covariance(A, B, x0, U)
+    d = np.sqrt(np.diag(S))
+    try:
+        if not np.all(d > 0):
+            raise np.linalg.LinAlgError
+        L = d[:, None] * np.linalg.cholesky(S / np.outer(d, d))
+    except np.linalg.LinAlgError:
+        raise ValueError(f"A: the data leave some states of this order-{n} model constant "
+                         f"(singular state covariance)") from None
+    Az = scipy.linalg.solve_triangular(L, A @ L, lower=True)
+    Bz = scipy.linalg.solve_triangular(L, B, lower=True)
+    x0z = scipy.linalg.solve_triangular(L, x0.T, lower=True).T
+    return Az, Bz, C @ L, x0z, L
+
+
+def excitation_ratio(A, B, C, x0, U) -> float:
+    """Smallest over largest eigenvalue of ``W_o S``: S the state covariance along the data, W_o
+    the observability Gramian (``A'W_oA - W_o = -C'C``). The eigenvalues do not depend on the
+    state basis; a tiny ratio means a state direction that the data do not excite or the
+    output does not see, i.e. an order the data cannot identify."""
+    A, B, C, _ = check_state_space(A, B, C)
+    # in a diagonally balanced basis (the ratio does not depend on it; the Lyapunov solve does)
+    A, T = scipy.linalg.matrix_balance(A, permute=False)
+    t = np.diag(T)
+    B, C = B / t[:, None], C * t[None, :]
+    S = _state_covariance(A, B, as_float_array(x0, "x0", ndim=2) / t[None, :], U)
+    Wo = scipy.linalg.solve_discrete_lyapunov(A.T, C.T @ C)
+    ev = np.abs(np.linalg.eigvals(Wo @ S))
+    return float(ev.min() / ev.max()) if ev.max() > 0 else 0.0
+
+
+def _state_covariance(A, B, x0, U):
+    n = A.shape[0]
+    xs = _lti_response(A, B, np.eye(n), np.zeros((n, B.shape[1])), U, x0).reshape(-1, n)
+    S = xs.T @ xs / xs.shape[0]
+    return 0.5 * (S + S.T)
 
 
 def pad_states(A, B, C, n: int, x0=None, *, seed=0):
-    """Pad a Euclidean-contracting LTI system ``(A, B, C)`` of order k <= n to n states.
+    """Pad a stable LTI system ``(A, B, C)`` of order k <= n to n states.
 
     The k..n-1 extra states are first-order filters of the input, ``z_i+ = a_i z_i + b_i' u``,
     with poles ``a_i = exp(-1/tau_i)`` for time constants log-spaced between 1 sample and the
     slowest time constant of A, and ``b_i`` a random unit vector times ``sqrt(1 - a_i^2)`` (unit
     variance for white unit inputs). Their output columns are zero, so the padded system has
     the same input-output behaviour; they give the fit state features with a gradient
-    (zero-filled states would sit at a saddle). Block-diagonal with ``||A|| < 1`` and
-    ``|a_i| < 1``, it stays a Euclidean contraction. ``x0`` (batch, k), if given, is padded
-    with zero initial states for the filters. Returns ``(A, B, C, x0)``.
+    (zero-filled states would sit at a saddle). Block-diagonal, it keeps A's stability
+    (``|a_i| < 1``). ``x0`` (batch, k), if given, is padded with zero initial states for the
+    filters. Returns ``(A, B, C, x0)``.
     """
     A, B, C, _ = check_state_space(A, B, C)
     k, m = B.shape
@@ -310,15 +334,19 @@ def pad_states(A, B, C, n: int, x0=None, *, seed=0):
     return Ap, Bp, Cp, x0p
 
 
+#: an N4SID order whose excitation ratio (:func:`excitation_ratio`) is at most this is not used
+MIN_EXCITATION = 1e-10
+
+
 @dataclass(frozen=True)
 class LinearStart:
-    """The linear model a fit starts from (:func:`linear_start`), in Euclidean-contracting
-    coordinates and padded to the requested number of states.
+    """The linear model a fit starts from (:func:`linear_start`): padded to the requested number
+    of states and in coordinates whose states have unit covariance along the training data.
 
     ``A, B, C, D``: the state-space matrices; ``x0`` (batch, n): the initial state of each data
     sequence; ``order``: the N4SID order used (the remaining states are input filters, see
     :func:`pad_states`); ``scores``: order -> training simulation RMSE (mean over channels,
-    from the least-squares initial states) of every order tried; ``failed``: order -> why an
+    from the least-squares initial states) of every usable order; ``failed``: order -> why an
     order could not be used.
     """
 
@@ -331,6 +359,18 @@ class LinearStart:
     scores: dict
     failed: dict
 
+    def to_model(self, neurons: int, activation="relu", *, seed: int = 0) -> ImplicitRNN:
+        """The start as an implicit RNN in Theta: the Lyapunov embedding of :func:`from_lti`
+        (E = X with ``A'XA - X = -I``, F = X A, B2 = X B; X is well conditioned in these
+        coordinates) with random neurons (the paper's remark: C1 ~ N(0, 1/n), D12 ~ N(0, 1),
+        B1 = D21 = 0, so the neurons do not act yet)."""
+        rng = np.random.default_rng(seed)
+        lti, _ = from_lti(self.A, self.B, self.C, self.D, neurons=neurons, activation=activation)
+        n, m = self.B.shape
+        return ImplicitRNN(**(lti.weights() | {"C1": rng.standard_normal((neurons, n)) / np.sqrt(n),
+                                               "D12": rng.standard_normal((neurons, m))}),
+                           activation=lti.activation)
+
     def report(self) -> dict:
         """A JSON-safe summary (for a fit's history)."""
         return {"order": int(self.order), "n_states": int(self.A.shape[0]),
@@ -340,13 +380,15 @@ class LinearStart:
 
 def linear_start(u, y, n: int, orders=None, *, seed: int = 0) -> LinearStart:
     """N4SID models of the given orders (default 1..n), each scored by its training simulation
-    error from least-squares initial states; the best one in Euclidean-contracting coordinates
-    (:func:`lyapunov_coordinates`), padded to n states (:func:`pad_states`).
+    error from least-squares initial states; the best one padded to n states
+    (:func:`pad_states`) in unit-covariance coordinates (:func:`whitened_coordinates`).
 
     The order-n model is not always the best start on measured data: a high-order N4SID model
     of a noisy record can simulate far worse than a low-order one (Cascaded Tanks: order 8 from
     raw data simulated with 11,730 V RMSE, order 4 with 37.8 V), so the order is chosen by the
-    error it is meant to reduce. ``u``, ``y``: (T, c) or (batch, T, c), ideally normalised.
+    error it is meant to reduce. Orders with state directions the data do not excite or the
+    output does not see (:func:`excitation_ratio` <= ``MIN_EXCITATION``) are skipped and reported
+    in ``failed``. ``u``, ``y``: (T, c) or (batch, T, c), ideally normalised.
     """
     U, Y = paired_sequences(u, y)
     n = int(n)
@@ -355,28 +397,31 @@ def linear_start(u, y, n: int, orders=None, *, seed: int = 0) -> LinearStart:
     orders = list(range(1, n + 1)) if orders is None else sorted({int(k) for k in orders})
     if not orders or orders[0] < 1 or orders[-1] > n:
         raise ValueError(f"orders: expected orders in 1..{n}, got {orders}")
-    models = n4sid_models(U, Y, orders)
     scores, failed, best = {}, {}, None
-    for k, (A, B, C, D, x0) in zip(orders, models):
-        try:
-            Az, Bz, Cz, x0z, _ = lyapunov_coordinates(A, B, C, x0)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            failed[k] = str(exc)
-            continue
+    for k, (A, B, C, D, x0) in zip(orders, n4sid_models(U, Y, orders)):
         with np.errstate(all="ignore"):
-            err = _lti_response(Az, Bz, Cz, D, U, x0z) - Y
+            err = _lti_response(A, B, C, D, U, x0) - Y
             score = float(np.mean(np.sqrt(np.mean(err ** 2, axis=(0, 1)))))
         if not np.isfinite(score):
             failed[k] = "the simulated output is not finite"
             continue
+        try:
+            ratio = excitation_ratio(A, B, C, x0, U)
+            if not ratio > MIN_EXCITATION:
+                raise ValueError(f"the data do not identify all {k} states (excitation ratio {ratio:.2g} "
+                                 f"<= {MIN_EXCITATION:g})")
+            Ap, Bp, Cp, x0p = pad_states(A, B, C, n, x0, seed=seed)
+            coords = whitened_coordinates(Ap, Bp, Cp, x0p, U)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            failed[k] = str(exc)
+            continue
         scores[k] = score
         if best is None or score < best[0]:
-            best = (score, k, Az, Bz, Cz, D, x0z)
+            best = (score, k, coords, D)
     if best is None:
         raise ValueError(f"u, y: no N4SID order in {orders} gave a usable linear model ({failed})")
-    _, k, Az, Bz, Cz, D, x0z = best
-    Ap, Bp, Cp, x0p = pad_states(Az, Bz, Cz, n, x0z, seed=seed)
-    return LinearStart(Ap, Bp, Cp, D, x0p, k, scores, failed)
+    _, k, (Az, Bz, Cz, x0z, _), D = best
+    return LinearStart(Az, Bz, Cz, D, x0z, k, scores, failed)
 
 
 def _lti_response(A, B, C, D, U, x0):

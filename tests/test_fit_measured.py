@@ -14,7 +14,9 @@ from rrnn_convex import ImplicitRNN, certify
 from rrnn_convex import solvers as _solvers
 from rrnn_convex.analysis import lipschitz_lower_bound
 from rrnn_convex.fit import STOP_REASONS, RobustRNNRegressor, Windows, _Run
-from rrnn_convex.init import _lti_response, linear_start, lyapunov_coordinates, n4sid_models, pad_states
+from rrnn_convex.init import (_lti_response, excitation_ratio, linear_start, n4sid_models, pad_states,
+                              whitened_coordinates)
+from rrnn_convex.linearize import linearize
 from rrnn_convex.metrics import nse
 
 from conftest import hinf_norm, random_rnn, random_stable_lti
@@ -86,27 +88,50 @@ def test_gamma_is_physical_in_theta_gamma():
 
 # ------------------------------------------------------------------------------ the start
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lyapunov_coordinates_contract_in_the_euclidean_norm_and_keep_the_system(seed):
+def test_whitened_coordinates_give_unit_state_covariance_and_keep_the_system(seed):
     rng = np.random.default_rng(seed)
-    A, B, C, D = random_stable_lti(rng, 5, 1, 2, 0.98)
-    S = np.diag(10.0 ** rng.uniform(-4, 4, 5))  # a badly scaled basis, like N4SID's on raw data
+    A, B, C, D = random_stable_lti(rng, 4, 1, 2, 0.98)
+    S = np.diag(10.0 ** rng.uniform(-4, 4, 4))  # a badly scaled basis, like N4SID's on raw data
     A, B, C = S @ A @ np.linalg.inv(S), S @ B, C @ np.linalg.inv(S)
-    x0 = rng.standard_normal((2, 5))
-    Az, Bz, Cz, x0z, T = lyapunov_coordinates(A, B, C, x0)
-    assert np.linalg.norm(Az, 2) < 1.0
-    u = rng.standard_normal((2, 150, 1))
+    x0 = rng.standard_normal((2, 4))
+    u = rng.standard_normal((2, 400, 1))
+    Az, Bz, Cz, x0z, L = whitened_coordinates(A, B, C, x0, u)
+    xs = _lti_response(Az, Bz, np.eye(4), np.zeros((4, 1)), u, x0z).reshape(-1, 4)
+    np.testing.assert_allclose(xs.T @ xs / xs.shape[0], np.eye(4), atol=1e-8)
     np.testing.assert_allclose(_lti_response(Az, Bz, Cz, D, u, x0z), _lti_response(A, B, C, D, u, x0), atol=1e-8)
     assert hinf_norm(Az, Bz, Cz, D) == pytest.approx(hinf_norm(A, B, C, D), rel=1e-8)
+    # and the Lyapunov embedding of the whitened system is well conditioned (it was 1e12 before)
+    assert np.linalg.cond(linear_model_in_theta(Az, Bz, Cz, D).E) < 1e4
 
 
-def test_padding_keeps_the_input_output_behaviour_and_contraction():
+def linear_model_in_theta(A, B, C, D):
+    from rrnn_convex.init import from_lti
+    return from_lti(A, B, C, D)[0]
+
+
+def test_an_order_the_data_do_not_identify_is_refused():
+    rng = np.random.default_rng(9)
+    A = np.diag([0.9, 0.5])
+    u = rng.standard_normal((1, 200, 1))
+    # the second state is never driven, or not seen at the output: either way unidentifiable
+    assert excitation_ratio(A, np.array([[1.0], [0.0]]), np.ones((1, 2)), np.zeros((1, 2)), u) < 1e-12
+    assert excitation_ratio(A, np.ones((2, 1)), np.array([[1.0, 0.0]]), np.zeros((1, 2)), u) < 1e-12
+    S = np.diag([1e-4, 1e4])  # but a merely badly scaled basis is fine
+    r = excitation_ratio(S @ A @ np.linalg.inv(S), S @ np.ones((2, 1)), np.ones((1, 2)) @ np.linalg.inv(S),
+                         np.zeros((1, 2)), u)
+    assert r == pytest.approx(excitation_ratio(A, np.ones((2, 1)), np.ones((1, 2)), np.zeros((1, 2)), u), rel=1e-6)
+    assert r > 1e-3
+    with pytest.raises(ValueError, match="leave some states of this order-2 model constant"):
+        whitened_coordinates(A, np.array([[1.0], [0.0]]), np.ones((1, 2)), np.zeros((1, 2)), u)
+
+
+def test_padding_keeps_the_input_output_behaviour():
     rng = np.random.default_rng(3)
     A, B, C, D = random_stable_lti(rng, 2, 1, 1, 0.9)
-    Az, Bz, Cz, _, _ = lyapunov_coordinates(A, B, C)
-    Ap, Bp, Cp, x0 = pad_states(Az, Bz, Cz, 6, np.ones((1, 2)))
-    assert Ap.shape == (6, 6) and np.linalg.norm(Ap, 2) < 1.0 and x0.shape == (1, 6)
+    Ap, Bp, Cp, x0 = pad_states(A, B, C, 6, np.ones((1, 2)))
+    assert Ap.shape == (6, 6) and np.max(np.abs(np.linalg.eigvals(Ap))) < 1.0 and x0.shape == (1, 6)
     u = rng.standard_normal((1, 100, 1))
-    np.testing.assert_allclose(_lti_response(Ap, Bp, Cp, D, u, x0), _lti_response(Az, Bz, Cz, D, u, np.ones((1, 2))),
+    np.testing.assert_allclose(_lti_response(Ap, Bp, Cp, D, u, x0), _lti_response(A, B, C, D, u, np.ones((1, 2))),
                                atol=1e-12)
     assert np.all(np.abs(Bp[2:]) > 0)  # the filters are driven by the input: the fit can use them
 
@@ -122,7 +147,7 @@ def test_linear_start_picks_the_true_order_and_recovers_initial_states():
     # the chosen model with its initial states reproduces the data (noise level)
     err = _lti_response(st.A, st.B, st.C, st.D, u, st.x0) - y
     assert np.sqrt(np.mean(err ** 2)) < 5e-3
-    assert st.A.shape == (5, 5) and np.linalg.norm(st.A, 2) < 1.0
+    assert st.A.shape == (5, 5) and np.max(np.abs(np.linalg.eigvals(st.A))) < 1.0
 
 
 def test_n4sid_initial_states_explain_the_start_of_each_sequence():
@@ -159,8 +184,33 @@ def test_the_step_problem_contains_the_current_iterate():
     assert checked == 4 and sum(h["accepted"] for h in run.state.history) >= 2
 
 
+def test_an_interior_step_is_the_step_problems_solution():
+    """When the unconstrained damped step stays in the set, the shortcut (one small SDP for the
+    certificate variables) returns what the step SDP returns."""
+    _, u, y, val = teacher_and_data()
+    est = RobustRNNRegressor(3, 4, progress=False, mu0=10.0)  # heavy damping: a short, interior step
+    sc = est._scaling(u, y)
+    run = _Run(est, est._set(sc), sc, est._windows(u.shape[0], u.shape[1]), u, y, None, 0, 1, time.perf_counter())
+    run.prepare(None, None)
+    model, step = run.state.model, run.step
+    run.set_margin(model)
+    lin = linearize(model, run.UW, run.YW, run.state.x0, step.layout)
+    theta_k = step.layout.flatten(model)
+    Hr, gr = lin.reduced(10.0, 10.0, marquardt=True)
+    free = theta_k - np.linalg.solve(Hr, gr)
+    cand, point = run.interior_step(free)
+    assert cand is not None and point["lam"].min() > 0
+    Rm = np.linalg.cholesky(Hr).T
+    step.R.value, step.c.value = Rm, np.linalg.solve(Rm.T, gr) - Rm @ theta_k
+    step.set_point(model, run.state.point["lam"], prox=0.0)
+    assert _solvers.run(step.problem, "CLARABEL").status == "optimal"
+    np.testing.assert_allclose(step.layout.flatten(step.model_at_solution(model)), free, rtol=1e-5, atol=1e-6)
+
+
 def _failing_runs(monkeypatch, fail):
-    """Make the step's solver calls fail when ``fail(call_index)`` is true (other solves unchanged)."""
+    """Make the step's solver calls fail when ``fail(call_index)`` is true (other solves unchanged);
+    every step goes through the step SDP (no interior shortcut)."""
+    monkeypatch.setattr(_Run, "interior_step", lambda self, theta: (None, None))
     calls = {"n": 0}
     real = _solvers.run
 
@@ -206,6 +256,9 @@ def test_stop_reasons_are_recorded():
     assert b.stop_reason_ in ("patience", "converged") and b.stop_reason_ in STOP_REASONS
     if b.stop_reason_ == "patience":
         assert b.history_[-1]["accepted"]
+    # tol: the loss falls by less than half per iteration over 10 iterations: converged after 11
+    c = RobustRNNRegressor(3, 4, progress=False, max_iter=30, tol=0.5).fit(u, y)
+    assert (c.stop_reason_, c.n_iter_) == ("converged", 11) and "per iteration over the last 10" in c.stop_detail_
 
 
 def test_no_descent_at_any_damping_is_convergence(monkeypatch):
@@ -229,6 +282,7 @@ def test_time_budget_is_checked_inside_an_iteration(monkeypatch):
         return real(problem, solver, **kw)
 
     monkeypatch.setattr(_solvers, "run", slow)
+    monkeypatch.setattr(_Run, "interior_step", lambda self, theta: (None, None))
     est = RobustRNNRegressor(3, 4, progress=False, time_budget=2.0)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
