@@ -688,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "data; the model and its certificate are in physical units either way)")
     fit.add_argument("--window", type=_window, default="auto",
                      help="train on windows of this many samples, each with a learned initial state: 'auto' "
-                          "(default: whole sequences up to 2048 samples, else 1024), 'none', or a number")
+                          "(default: whole sequences up to 5000 samples, else 2048), 'none', or a number")
     fit.add_argument("--window-stride", type=_positive_int, default=None,
                      help="samples between window starts (default: half a window)")
     fit.add_argument("--init-samples", type=_nonnegative_int, default=0, metavar="K",

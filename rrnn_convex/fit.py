@@ -48,10 +48,12 @@ from .sets import CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSe
 SET_NAMES = ("theta", "theta_gamma", "cirnn", "srnn", "elman", "unconstrained")
 BIASES = ("bx", "bv", "by")
 STOP_REASONS = ("max_iter", "time_budget", "patience", "converged", "step_failures")
-#: records up to this length are trained whole; longer ones in windows (``window="auto"``)
-AUTO_WINDOW_MAX = 2048
+#: records up to this length are trained whole; longer ones in windows (``window="auto"``).
+#: Whole records teach long-horizon behaviour (EMPS, an integrating plant, decimated to 2,485
+#: samples: 3.5 mm test RMSE trained whole, 7.6 mm in 500-sample windows)
+AUTO_WINDOW_MAX = 5000
 #: the window length ``window="auto"`` uses for longer records
-AUTO_WINDOW = 1024
+AUTO_WINDOW = 2048
 #: without a time budget, ``max_iter=None`` means this many iterations
 DEFAULT_MAX_ITER = 50
 #: mu (relative to the damping scale) above which no step can change the model: the fit stops
@@ -356,8 +358,9 @@ class RobustRNNRegressor:
     window, window_stride : train on windows of ``window`` samples cut every ``window_stride``
         samples (default: ``window // 2``, i.e. half-overlapping) from each training sequence,
         each with its own learned initial state. ``"auto"`` (default): whole sequences up to
-        ``AUTO_WINDOW_MAX`` (2048) samples, else windows of ``AUTO_WINDOW`` (1024). None: whole
-        sequences.
+        ``AUTO_WINDOW_MAX`` (5000) samples, else windows of ``AUTO_WINDOW`` (2048). None: whole
+        sequences. Windows make long records cheap, but a window shorter than the plant's
+        slowest time scale hides it (each window's initial state absorbs the drift).
     init_samples : samples at the start of each validation sequence used to estimate its initial
         state (:func:`~rrnn_convex.initial_state.estimate_initial_state`) and excluded from the
         validation NSE. 0 (default): zero initial state and the whole sequence (the paper's
@@ -601,9 +604,15 @@ class RobustRNNRegressor:
         lam = sv.cert["lam"]
         prob = cp.Problem(cp.Maximize(t), sv.constraints + [lam >= 1e-9, t <= 1.0])
         att = _solvers.run(prob, _solvers.solver_sequence(self.solver, fallback=False)[0])
-        if att.status == "optimal" and lam.value is not None and np.min(lam.value) > 0 and t.value > min_margin:
-            return {"P": np.asarray(sv.cert["P"].value, dtype=np.float64), "lam": np.asarray(lam.value, dtype=np.float64)}
-        return None
+        if att.status not in ("optimal", "optimal_inaccurate") or lam.value is None or not np.min(lam.value) > 0:
+            return None
+        # the margin the point really has (an inaccurate solve is fine if the point is good)
+        tv = float(t.value)
+        margin = min(float(np.linalg.eigvalsh(0.5 * (c.expr.value + c.expr.value.T))[0]) + tv
+                     for c in sv.constraints if isinstance(c, cp.constraints.PSD))
+        if not margin > min_margin:
+            return None
+        return {"P": np.asarray(sv.cert["P"].value, dtype=np.float64), "lam": np.asarray(lam.value, dtype=np.float64)}
 
     def _in_lifted_form(self, model: ImplicitRNN, model_set: ModelSet, scaling: ChannelScaling):
         """(model, certificate point) with the model in a representation that satisfies the set's
@@ -814,7 +823,7 @@ class _Run:
         if not (np.isfinite(old) and old > 0):
             return False
         rate = (old - new) / old / k
-        if rate < float(self.est.tol):
+        if 0.0 <= rate < float(self.est.tol):  # a rise (minibatch noise) is not convergence
             self.stop("converged", f"the training loss fell by {rate:.2g} per iteration over the last {k} "
                                    f"iterations (tol {float(self.est.tol):g})")
             return True

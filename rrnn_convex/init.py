@@ -378,7 +378,7 @@ class LinearStart:
                 "failed_orders": {str(k): v for k, v in self.failed.items()}}
 
 
-def linear_start(u, y, n: int, orders=None, *, seed: int = 0) -> LinearStart:
+def linear_start(u, y, n: int, orders=None, *, seed: int = 0, max_radius: float = 0.995) -> LinearStart:
     """N4SID models of the given orders (default 1..n), each scored by its training simulation
     error from least-squares initial states; the best one padded to n states
     (:func:`pad_states`) in unit-covariance coordinates (:func:`whitened_coordinates`).
@@ -388,7 +388,8 @@ def linear_start(u, y, n: int, orders=None, *, seed: int = 0) -> LinearStart:
     raw data simulated with 11,730 V RMSE, order 4 with 37.8 V), so the order is chosen by the
     error it is meant to reduce. Orders with state directions the data do not excite or the
     output does not see (:func:`excitation_ratio` <= ``MIN_EXCITATION``) are skipped and reported
-    in ``failed``. ``u``, ``y``: (T, c) or (batch, T, c), ideally normalised.
+    in ``failed``. ``u``, ``y``: (T, c) or (batch, T, c), ideally normalised. ``max_radius``:
+    N4SID poles are moved inside this radius (:func:`n4sid`).
     """
     U, Y = paired_sequences(u, y)
     n = int(n)
@@ -398,7 +399,7 @@ def linear_start(u, y, n: int, orders=None, *, seed: int = 0) -> LinearStart:
     if not orders or orders[0] < 1 or orders[-1] > n:
         raise ValueError(f"orders: expected orders in 1..{n}, got {orders}")
     scores, failed, best = {}, {}, None
-    for k, (A, B, C, D, x0) in zip(orders, n4sid_models(U, Y, orders)):
+    for k, (A, B, C, D, x0) in zip(orders, n4sid_models(U, Y, orders, max_radius=max_radius)):
         with np.errstate(all="ignore"):
             err = _lti_response(A, B, C, D, U, x0) - Y
             score = float(np.mean(np.sqrt(np.mean(err ** 2, axis=(0, 1)))))

@@ -327,11 +327,11 @@ def test_windows_cover_the_record_and_start_from_the_simulated_state():
 def test_a_long_record_is_trained_in_windows_with_their_own_initial_states():
     teacher, _, _, _ = teacher_and_data()
     rng = np.random.default_rng(7)
-    u = rng.uniform(-2, 2, (1, 3000, 1))
-    y = teacher.simulate(u, rng.standard_normal(3)) + 0.01 * rng.standard_normal((1, 3000, 1))
-    est = RobustRNNRegressor(3, 4, progress=False, max_iter=3).fit(u, y)  # window="auto": 3000 > 2048
+    u = rng.uniform(-2, 2, (1, 6000, 1))
+    y = teacher.simulate(u, rng.standard_normal(3)) + 0.01 * rng.standard_normal((1, 6000, 1))
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=3).fit(u, y)  # window="auto": 6000 > 5000
     W = est.windows_
-    assert W.length == 1024 and W.count == 5 and est.x0_.shape == (5, est.model_.n)
+    assert W.length == 2048 and W.count == 5 and est.x0_.shape == (5, est.model_.n)
     assert sum(h["accepted"] for h in est.history_) >= 2
     # each window's learned initial state explains its window better than the zero state
     yw = W.take(y)
@@ -374,3 +374,25 @@ def test_fitted_model_file_records_the_scaling(tmp_path):
     assert meta["scaling"]["u_mean"][0] == pytest.approx(float(np.mean(ur)))
     assert meta["scaling"]["y_scale"][0] == pytest.approx(float(np.std(yr)))
     assert certify(ImplicitRNN.load(path), contraction_only=True).certified
+
+
+# ------------------------------------------------------------------------------ measured data
+SYSID = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "sysid"
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (SYSID / "cascaded_tanks").is_dir(), reason=f"benchmark data not found at {SYSID}")
+@pytest.mark.parametrize("normalize", [True, False])
+def test_the_start_works_on_raw_cascaded_tanks_data(normalize):
+    """The issue's failing case: RobustRNNRegressor(8, 16).initial_model on the raw record raised
+    'E: must be invertible ... condition number 1.38e+12'. Now the start is certified, well
+    conditioned, and simulates no worse than the mean output (it did at 11,730 V RMSE)."""
+    from rrnn_convex.datasets.benchmarks import cascaded_tanks
+    b = cascaded_tanks(SYSID / "cascaded_tanks")
+    est = RobustRNNRegressor(8, 16, normalize=normalize)
+    model = est.initial_model(b.train.u, b.train.y)
+    assert np.linalg.cond(model.E) < 1e6
+    assert certify(model, contraction_only=True).certified
+    y = b.train.y
+    rmse_start = float(np.sqrt(np.mean((model.simulate(b.train.u) - y) ** 2)))
+    assert rmse_start < float(np.std(y))  # better than predicting the mean (std 2.2 V)

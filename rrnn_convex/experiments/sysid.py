@@ -136,13 +136,18 @@ class _Scorer:
 
 
 # ---------------------------------------------------------------------- one benchmark
+#: the N4SID baseline tries every order up to this (or the recipe's n, if larger)
+LINEAR_MAX_ORDER = 8
+
+
 def _linear_model(U, Y, n: int, scaling):
-    """The N4SID baseline: linear_start's best order on normalised data, as an ImplicitRNN in
-    physical units (no neurons act), and the order used."""
+    """The N4SID baseline: the best order up to max(n, LINEAR_MAX_ORDER) by training simulation
+    error (linear_start on normalised data), as an ImplicitRNN in physical units (no neurons
+    act), and the order used."""
     from ..init import linear_start
     from ..model import ImplicitRNN
 
-    st = linear_start(scaling.normalize_inputs(U), scaling.normalize_outputs(Y), n)
+    st = linear_start(scaling.normalize_inputs(U), scaling.normalize_outputs(Y), max(n, LINEAR_MAX_ORDER))
     k = st.order
     lti = ImplicitRNN(F=st.A[:k, :k], B1=np.zeros((k, 1)), B2=st.B[:k], C1=np.zeros((1, k)), C2=st.C[:, :k],
                       D22=st.D)
