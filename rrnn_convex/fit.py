@@ -393,6 +393,12 @@ class RobustRNNRegressor:
         ``time_budget`` covers all stages; each stage is recorded in ``path_``; ``resume``
         continues the final stage only (the stages before it are short and not checkpointed).
 
+    restarts, restart_iter : the fit is non-convex and its local minima depend on the random
+        neurons. With ``restarts=k`` (k > 1), k starts with seeds ``seed``, ``seed + 1``, ... are
+        each fitted for ``restart_iter`` iterations (and at most ``1 / (2k)`` of the time budget),
+        and the best one (validation NSE, else training loss) is continued. Recorded in
+        ``restarts_``; only with the N4SID start (not with ``init_model`` or ``resume``).
+
     The start: N4SID models of orders 1..n on the normalised training sequences, the one with
     the smallest training simulation error, padded to n states with input filters, in
     coordinates whose states have unit covariance along the data, embedded in Theta by its
@@ -416,7 +422,7 @@ class RobustRNNRegressor:
                  batch_size: int | None = None,
                  learn_x0: bool = True, train_biases: bool = True, seed: int = 0, solver: str | None = None,
                  checkpoint=None, checkpoint_every: int = 5, progress: bool = True,
-                 gamma_path=(), path_iter: int = 15):
+                 gamma_path=(), path_iter: int = 15, restarts: int = 1, restart_iter: int = 20):
         self.n_states = n_states
         self.n_neurons = n_neurons
         self.model_set = model_set
@@ -444,6 +450,8 @@ class RobustRNNRegressor:
         self.progress = progress
         self.gamma_path = gamma_path
         self.path_iter = path_iter
+        self.restarts = restarts
+        self.restart_iter = restart_iter
 
     # ------------------------------------------------------------------ settings
     def _set(self, scaling: ChannelScaling | None = None) -> ModelSet:
@@ -521,9 +529,11 @@ class RobustRNNRegressor:
         model, _, _ = self._start(scaling.normalize_inputs(U), scaling.normalize_outputs(Y), model_set, scaling)
         return scaling.to_physical(model)
 
-    def _start(self, U, Y, model_set: ModelSet, scaling: ChannelScaling):
-        """(normalised start model, initial state per sequence, report) from normalised data."""
-        rng = np.random.default_rng(self.seed)
+    def _start(self, U, Y, model_set: ModelSet, scaling: ChannelScaling, seed: int | None = None):
+        """(normalised start model, initial state per sequence, report) from normalised data;
+        ``seed`` (default ``self.seed``) draws the random neurons."""
+        seed = self.seed if seed is None else seed
+        rng = np.random.default_rng(seed)
         n, q = int(self.n_states), int(self.n_neurons)
         act = get_activation(self.activation)
         m = U.shape[2]
@@ -538,8 +548,8 @@ class RobustRNNRegressor:
             # the constrained Elman-like sets have no linear path: start from small random weights
             W = rng.standard_normal((n, n)) * 0.5 / np.sqrt(n)
             return ImplicitRNN.from_elman(W, 0.5 * rng.standard_normal((n, m)), C=C, D=D, activation=act), None, report
-        start = linear_start(U, Y, n, seed=self.seed)
-        model = start.to_model(q, act, seed=self.seed)
+        start = linear_start(U, Y, n, seed=seed)
+        model = start.to_model(q, act, seed=seed)
         report = start.report()
         gamma = getattr(model_set, "gamma", None)
         if gamma is not None:
@@ -657,11 +667,49 @@ class RobustRNNRegressor:
         self.path_ = []
         if path and resume is None:
             init_model = self._run_path(path, U, Y, val, init_model, model_set.gamma, t_start)
-        run = _Run(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start)
-        run.prepare(init_model, resume)
+        self.restarts_ = []
+        if self._restarts() > 1 and resume is None and init_model is None:
+            run = self._explore(model_set, scaling, windows, U, Y, val, k_init, cap, t_start)
+        else:
+            run = _Run(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start)
+            run.prepare(init_model, resume)
         run.loop()
         run.finish()
         return self
+
+    def _restarts(self) -> int:
+        k, it = self.restarts, self.restart_iter
+        if isinstance(k, bool) or int(k) != k or k < 1:
+            raise ValueError(f"restarts: expected a positive integer, got {k!r}")
+        if isinstance(it, bool) or int(it) != it or it < 1:
+            raise ValueError(f"restart_iter: expected a positive integer, got {it!r}")
+        return int(k)
+
+    def _explore(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start) -> "_Run":
+        """``restarts`` fits from starts with different random neurons (seeds ``seed``,
+        ``seed + 1``, ...), each for ``restart_iter`` iterations and at most a ``1 / (2 restarts)``
+        share of the time budget; returns the best one (:meth:`_Run.score`) to be continued.
+        Only that one writes checkpoints."""
+        k = self._restarts()
+        share = None if self.time_budget is None else float(self.time_budget) / (2 * k)
+        runs = []
+        for i in range(k):
+            run = _Run(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start, seed=int(self.seed) + i)
+            run.checkpointing = False
+            run.prepare(None, None)
+            t0 = time.perf_counter()
+            run.loop(phase_iterations=int(self.restart_iter), phase_deadline=None if share is None else t0 + share)
+            runs.append(run)
+            self.restarts_.append({"seed": run.seed, "iterations": len(run.state.history), "score": run.score(),
+                                   "scored_by": "validation NSE" if val is not None else "training loss",
+                                   "seconds": time.perf_counter() - t0, "stop_reason": run.stop_reason})
+        best = min(runs, key=lambda r: r.score())
+        for entry in self.restarts_:
+            entry["chosen"] = entry["seed"] == best.seed
+        best.checkpointing = bool(self.checkpoint)
+        if best.stop_reason in ("patience", "converged", "step_failures"):
+            best.stop_reason, best.stop_detail = None, ""  # its own phase ended it; the budget is the fit's
+        return best
 
     def simulate(self, u, x0=None, *, y_init=None, init_samples=None):
         """Simulate the fitted model (physical units; zero initial state by default, or the
@@ -689,15 +737,18 @@ class RobustRNNRegressor:
 class _Run:
     """One run of the SCP loop: the data in normalised coordinates, the step problem, the state."""
 
-    def __init__(self, est: RobustRNNRegressor, model_set, scaling, windows, U, Y, val, k_init, cap, t_start):
+    def __init__(self, est: RobustRNNRegressor, model_set, scaling, windows, U, Y, val, k_init, cap, t_start,
+                 seed: int | None = None):
         self.est, self.model_set, self.scaling, self.windows = est, model_set, scaling, windows
+        self.seed = est.seed if seed is None else int(seed)
         self.U, self.Y = U, Y  # physical
         self.Un, self.Yn = scaling.normalize_inputs(U), scaling.normalize_outputs(Y)
         self.UW, self.YW = windows.take(self.Un), windows.take(self.Yn)
         self.val = None if val is None else (scaling.normalize_inputs(val[0]), scaling.normalize_outputs(val[1]))
         self.k_init, self.cap, self.t_start = k_init, cap, t_start
         self.deadline = None if est.time_budget is None else t_start + float(est.time_budget)
-        self.rng = np.random.default_rng(est.seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.checkpointing = bool(est.checkpoint)
         self.stop_reason, self.stop_detail = None, ""
         self.steps_by_kind = {"interior": 0, "sdp": 0}
         self.start_report: dict = {}
@@ -721,7 +772,8 @@ class _Run:
                 model = self.scaling.to_normalized(init_model)
                 x0_seq, self.start_report = None, {"init_model": True}
             else:
-                model, x0_seq, self.start_report = est._start(self.Un, self.Yn, ms, self.scaling)
+                model, x0_seq, self.start_report = est._start(self.Un, self.Yn, ms, self.scaling, seed=self.seed)
+                self.start_report["seed"] = self.seed
             state = _FitState(model, np.zeros((self.windows.count, model.n)), {})
         self.check_dims(model)
         cert = est._certify(self.scaling.to_physical(model), ms)
@@ -781,7 +833,10 @@ class _Run:
         return self.deadline is None or time.perf_counter() < self.deadline
 
     # -------------------------------------------------------------- the loop
-    def loop(self) -> None:
+    def loop(self, phase_iterations: int | None = None, phase_deadline: float | None = None) -> None:
+        """Iterate until a stop reason; with ``phase_iterations`` / ``phase_deadline`` (a
+        restart's exploration phase) also return, without a stop reason, at that many
+        iterations in all or at that time."""
         est, st = self.est, self.state
         bar = _progress(est.progress, self.cap, len(st.history))
         snapshot = None
@@ -793,11 +848,14 @@ class _Run:
                 if not self.time_left():
                     self.stop("time_budget", f"{est.time_budget:g} s")
                     break
+                if (phase_iterations is not None and len(st.history) >= phase_iterations) or \
+                        (phase_deadline is not None and time.perf_counter() >= phase_deadline):
+                    break
                 snapshot = st.copy()
                 snapshot.rng_state = copy.deepcopy(self.rng.bit_generator.state)
                 entry = self.iterate()
                 bar.update(entry)
-                if est.checkpoint and len(st.history) % int(est.checkpoint_every) == 0:
+                if self.checkpointing and len(st.history) % int(est.checkpoint_every) == 0:
                     self.save_state(st)
                 if self.stop_reason is not None:
                     break
@@ -807,7 +865,7 @@ class _Run:
                 if self.converged():
                     break
         except KeyboardInterrupt:
-            if est.checkpoint and snapshot is not None:
+            if self.checkpointing and snapshot is not None:
                 self.save_state(snapshot)
             raise
         finally:
@@ -1012,8 +1070,15 @@ class _Run:
         if est.certificate_ is None:
             c_info = certify(est.model_, solver=est.solver)
             est.certificate_ = c_info if c_info.certified else None
-        if est.checkpoint:
+        if self.checkpointing:
             self.save_state(st)
+
+    def score(self) -> float:
+        """What a restart is judged by: the best validation NSE, else the training loss."""
+        st = self.state
+        if self.val is not None:
+            return float(st.best_val)
+        return float(st.history[-1]["loss"]) if st.history else np.inf
 
 
 class _NoBar:

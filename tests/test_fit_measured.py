@@ -294,6 +294,23 @@ def test_time_budget_is_checked_inside_an_iteration(monkeypatch):
     assert time.perf_counter() - t0 < 2.0 + 15.0  # set-up + final certificate, not 8 slow attempts
 
 
+def test_restarts_continue_the_best_start():
+    _, u, y, val = teacher_and_data()
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=6, restarts=3, restart_iter=2).fit(u, y, validation=val)
+    r = est.restarts_
+    assert [e["seed"] for e in r] == [0, 1, 2] and all(e["iterations"] == 2 for e in r)
+    assert all(e["scored_by"] == "validation NSE" for e in r)
+    chosen = [e for e in r if e["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["score"] == min(e["score"] for e in r)
+    assert est.start_["seed"] == chosen[0]["seed"] and est.n_iter_ == 6  # its 2 iterations + 4 more
+    # the chosen start, fitted alone with its seed, goes through the same first iterations
+    alone = RobustRNNRegressor(3, 4, progress=False, max_iter=2, seed=chosen[0]["seed"]).fit(u, y, validation=val)
+    assert [h["loss"] for h in alone.history_] == pytest.approx([h["loss"] for h in est.history_[:2]], rel=1e-9)
+    assert est.certificate_.verify(est.model_)
+    with pytest.raises(ValueError, match="restarts: expected a positive integer"):
+        RobustRNNRegressor(restarts=0).fit(u, y)
+
+
 def test_max_iter_none_means_no_cap_with_a_time_budget():
     assert RobustRNNRegressor(time_budget=10)._iteration_cap() is None
     assert RobustRNNRegressor()._iteration_cap() == 50
