@@ -26,9 +26,9 @@ from . import __version__
 from . import solvers as _solvers
 from ._io import write_text_atomic
 from ._validation import check_scalar
-from .lmi import dissipation_lmi, lifted_lmi, model_operands
+from .lmi import dissipation_lmi, equation_exponent, lifted_lmi, model_operands
 from .model import ImplicitRNN
-from .rigorous import prove_pd
+from .rigorous import TINY, prove_pd
 
 CERT_SCHEMA = "rrnn_convex.certificate"
 CERT_SCHEMA_VERSION = 1
@@ -40,6 +40,16 @@ FORMULATIONS = ("auto", "lifted", "dense", "kyp")
 MARGINAL_T = 1e-7
 # Above this condition number of E, a failed certification names E as the likely cause.
 ILL_CONDITIONED_E = 1e7
+
+
+def _subnormal_entries(Q, lam, gamma) -> str:
+    """Which of (Q, lam, gamma) has nonzero entries below float64's normal range ('' if none)."""
+    names = []
+    for name, x in (("Q", Q), ("lam", lam), ("gamma", 0.0 if gamma is None else gamma)):
+        a = np.abs(np.asarray(x, dtype=np.float64))
+        if np.any((a > 0) & (a < TINY)):
+            names.append(f"{name} has entries (smallest nonzero {a[a > 0].min():.3e})")
+    return "; ".join(names)
 
 
 @dataclass(frozen=True)
@@ -126,10 +136,18 @@ class Certificate:
         gamma = self.gamma
         if gamma is not None and not (np.isfinite(gamma) and gamma > 0):
             return Verification(False, f"gamma must be positive and finite, got {gamma}")
-        pq = prove_pd(Q)
+        # the state equations in their own units (2^k (E, F, B1, B2), metric 2^-2k Q): the same
+        # LMI, evaluated away from overflow and underflow whatever the representation's scale
+        k = equation_exponent(model)
+        ops = model_operands(model, Q, lam, bounded=True, equation_exponent=k)
+        tiny = _subnormal_entries(ops["Q"].val, lam, gamma)
+        if tiny:
+            return Verification(False, f"{tiny} in float64's subnormal range (below {TINY:.3e}; Q in units where "
+                                       f"max|E| ~ 1): rounding there is absolute, not relative, so float64 cannot "
+                                       f"prove such a certificate; scale it up")
+        pq = prove_pd(ops["Q"])
         if not pq:
             return Verification(False, f"Q > 0 not proven: {pq.reason}")
-        ops = model_operands(model, Q, lam, bounded=True)
         pe = prove_pd(ops["E"].T @ (ops["Q"] @ ops["E"]))
         if not pe:
             return Verification(False, f"E'QE > 0 not proven: {pe.reason}")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .rigorous import Bounded
+from .rigorous import Bounded, power_of_two_exponent, scaled_by_power_of_two
 
 try:  # cvxpy is a core dependency; keep the numpy path importable without it for tooling
     import cvxpy as cp
@@ -187,22 +187,42 @@ def dissipation_lmi(*, E, F, B1, Q, Lam, LC1, C1=None, alpha: float, beta: float
     return _assemble(blocks, [n, q, m, p], kind)
 
 
-def model_operands(model, Q, lam, *, bounded: bool = False) -> dict[str, Any]:
+def model_operands(model, Q, lam, *, bounded: bool = False, equation_exponent: int = 0) -> dict[str, Any]:
     """Operands of :func:`dissipation_lmi` for a fixed model, metric Q and multipliers lam.
 
     With ``bounded=True`` the weights are wrapped as exact :class:`Bounded` arrays so the
     products carry rounding bounds (used by the rigorous check).
+
+    ``equation_exponent=k`` evaluates the same matrix in the representation ``2^k (E, F, B1, B2)``
+    with metric ``2^-2k Q`` (:meth:`ImplicitRNN.transform` by ``2^k I``; ``V = (E dx)' Q (E dx)``
+    and every block of the LMI are unchanged): choosing k so that E has unit scale keeps the
+    products away from overflow and underflow whatever the units of the state equations. The
+    power-of-two scaling is exact except below the normal range, where the Bounded operands carry
+    the rounding (:func:`~rrnn_convex.rigorous.scaled_by_power_of_two`).
     """
-    wrap = Bounded if bounded else (lambda x: x)
+    k = int(equation_exponent)
+    if bounded:
+        wrap = Bounded
+        scale = lambda x, e: scaled_by_power_of_two(x, e) if e else Bounded(x)  # noqa: E731
+    else:
+        wrap = lambda x: x  # noqa: E731
+        scale = lambda x, e: np.ldexp(np.asarray(x, dtype=np.float64), e) if e else x  # noqa: E731
     Lam = np.diag(np.asarray(lam, dtype=np.float64))
-    ops = {k: wrap(getattr(model, k)) for k in ("E", "F", "B1", "B2", "C1", "D12", "C2", "D21", "D22")}
-    ops["Q"] = wrap(Q)
+    ops = {k_: wrap(getattr(model, k_)) for k_ in ("C1", "D12", "C2", "D21", "D22")}
+    ops.update({k_: scale(getattr(model, k_), k) for k_ in ("E", "F", "B1", "B2")})
+    ops["Q"] = scale(Q, -2 * k)
     ops["Lam"] = wrap(Lam)
     ops["LC1"] = ops["Lam"] @ ops["C1"]
     ops["LD12"] = ops["Lam"] @ ops["D12"]
     ops["alpha"] = model.activation.alpha
     ops["beta"] = model.activation.beta
     return ops
+
+
+def equation_exponent(model) -> int:
+    """The k of :func:`model_operands` that brings max|E| to [0.5, 1): the state equations in
+    units of their own scale (so that certification does not depend on them)."""
+    return -power_of_two_exponent(np.max(np.abs(np.asarray(model.E, dtype=np.float64))))
 
 
 def cirnn_lmi(*, E, F, P):

@@ -16,10 +16,26 @@ Two pieces:
   ``|dB| <= gamma_{N+1} |R'||R|`` (Demmel 1989; Higham Thm 10.3, valid for any order of the
   inner products, so for LAPACK's blocked ``potrf`` too), hence
   ``||dB||_2 <= gamma_{N+1} / (1 - gamma_{N+1}) * trace(B)``. Therefore
-  ``lambda_min(M_exact) >= c - ||Delta||_F - ||dB||_2 - u max|b_ii| - (underflow term)``,
+  ``lambda_min(M_exact) >= c - ||Delta||_2 - ||dB||_2 - u max|b_ii| - (underflow term)``,
   the same argument as Rump, "Verification of positive definiteness", BIT 46 (2006).
   Every error term below is computed in floating point and then doubled, which more than
   covers the relative rounding error (< (N + 3) u) made in evaluating the bounds themselves.
+
+**Underflow.** ``|fl(a op b) - a op b| <= u |a op b|`` fails for results below the normal range
+(``2^-1022``): a product or quotient that underflows loses up to ``eta/2`` absolutely,
+``eta = 2^-1074`` the smallest subnormal. Every bound here uses Demmel's model of gradual
+underflow (J. Demmel, "Underflow and the reliability of numerical software", SIAM J. Sci. Stat.
+Comput. 5 (1984)): ``fl(a * b) = a b (1 + d) + e`` with ``|d| <= u``, ``|e| <= eta/2``, while a sum
+or difference that underflows is exact (``fl(a + b) = (a + b)(1 + d)``). A dot product of length k
+in any order (fused multiply-adds included) therefore has
+``|fl(x'y) - x'y| <= gamma_k |x|'|y| + k eta/2 (1 + gamma_{k-1}) <= gamma_k |x|'|y| + k eta`` --
+the absolute term of Rump's bounds (S. M. Rump, "Verification methods: rigorous results using
+floating-point arithmetic", Acta Numerica 19 (2010), section 3). The same absolute term is added
+for each product computed while evaluating the error bounds themselves (a bound like
+``u |x|`` underflows too), see :func:`_underflow_slack`. Because these terms are absolute,
+:func:`prove_pd` first scales the matrix by exact powers of two to unit diagonal, so the slack is
+negligible unless entries are far below the matrix's own scale, and it refuses a proven margin
+that is itself below the normal range (no margin float64 can prove).
 
 The proven lower bound on the smallest eigenvalue is returned with the verdict.
 """
@@ -32,6 +48,7 @@ import scipy.linalg
 
 U = 2.0 ** -53  # unit roundoff of float64
 ETA = 2.0 ** -1074  # smallest positive subnormal
+TINY = 2.0 ** -1022  # smallest positive normal number
 
 
 def gamma_k(k: int) -> float:
@@ -41,12 +58,43 @@ def gamma_k(k: int) -> float:
     return k * U / (1.0 - k * U)
 
 
+def _underflow_slack(k: int) -> float:
+    """Absolute allowance for underflow in one entry of a length-k product and of its error bound.
+
+    Demmel's model (module docstring): each product that underflows is off by at most eta/2,
+    sums that underflow are exact. One entry of :func:`_matmul` computes at most 9 dot products of
+    length k (4 in the value's split, 5 in its error bound) and 3 scalar products, i.e. at most
+    9 k + 3 products, each off by <= eta/2 absolutely; the sums carrying them only add relative
+    error, covered by the final doubling in :func:`prove_pd`. ``5 (k + 1) eta`` covers that.
+    """
+    return 5.0 * (k + 1) * ETA
+
+
+def scaled_by_power_of_two(X, k) -> "Bounded":
+    """``X * 2^k`` (k an integer or an integer array broadcasting with X) as a :class:`Bounded`:
+    exact unless an entry lands below the normal range (then it is off by <= eta/2, Demmel's
+    model) or overflows (inf, refused by :func:`prove_pd`)."""
+    X = np.asarray(X, dtype=np.float64)
+    val = np.ldexp(X, np.asarray(k, dtype=np.int64))
+    inexact = (X != 0) & (np.abs(val) < TINY)
+    return Bounded(val, np.where(inexact, ETA, 0.0))
+
+
+def power_of_two_exponent(x: float) -> int:
+    """``e`` with ``|x| 2^-e`` in [0.5, 1) (frexp's exponent; 0 for x = 0 or non-finite x)."""
+    x = float(x)
+    if x == 0.0 or not np.isfinite(x):
+        return 0
+    return int(np.frexp(x)[1])
+
+
 class Bounded:
     """A float64 array ``val`` with an entrywise error bound ``err`` (``|exact - val| <= err``).
 
     Supports ``@``, ``+``, ``-``, unary ``-``, ``*`` (by floats or Bounded scalars), ``.T`` and
     block assembly, which is everything :mod:`rrnn_convex.lmi` needs, so the same block-building
-    code produces the solver's constraint and the rigorous check.
+    code produces the solver's constraint and the rigorous check. Every operation's bound includes
+    the absolute underflow term of Demmel's model (module docstring).
     """
 
     __array_ufunc__ = None  # make numpy defer to our reflected operators
@@ -71,9 +119,10 @@ class Bounded:
         return Bounded(-self.val, self.err)
 
     def __add__(self, other):
+        # a sum that underflows is exact; the bound's own product u |val| may lose eta/2
         o = Bounded.wrap(other)
         val = self.val + o.val
-        return Bounded(val, self.err + o.err + U * np.abs(val))
+        return Bounded(val, self.err + o.err + U * np.abs(val) + ETA)
 
     __radd__ = __add__
 
@@ -87,7 +136,7 @@ class Bounded:
         o = Bounded.wrap(other)
         val = self.val * o.val
         err = (self.err * np.abs(o.val) + np.abs(self.val) * o.err + self.err * o.err
-               + U * np.abs(val))
+               + U * np.abs(val) + _underflow_slack(0))
         return Bounded(val, err)
 
     __rmul__ = __mul__
@@ -124,7 +173,9 @@ def accurate_matmul(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarra
     A = A1 + A2 and B = B1 + B2 are split so that A1 @ B1 is computed exactly by any floating-
     point matrix product (each row of A1 and column of B1 carries at most 52 - rho bits with
     2 (52 - rho) + log2(k) <= 51, so every partial sum is an exactly representable multiple of
-    a common power of two). The remaining terms are small: their classical bound
+    a common power of two) -- except that a product below the normal range is rounded to a
+    multiple of eta (off by <= eta/2, Demmel's model; the partial sums stay exact), which
+    :func:`_underflow_slack` covers. The remaining terms are small: their classical bound
     gamma_k |A_i||B_j| is about 2^-21 of the plain product's. Returns (value, error bound).
     """
     k = A.shape[-1]
@@ -134,12 +185,12 @@ def accurate_matmul(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarra
         B1, B2 = _split(B, 0, rho)
     if not (np.all(np.isfinite(A1)) and np.all(np.isfinite(B1))):
         val = A @ B
-        return val, gamma_k(max(k, 1)) * (np.abs(A) @ np.abs(B))
+        return val, gamma_k(max(k, 1)) * (np.abs(A) @ np.abs(B)) + _underflow_slack(k)
     exact = A1 @ B1
     rest = A1 @ B2 + A2 @ B1 + A2 @ B2
     val = exact + rest
     aA1, aA2, aB1, aB2 = np.abs(A1), np.abs(A2), np.abs(B1), np.abs(B2)
-    err = gamma_k(k + 3) * (aA1 @ aB2 + aA2 @ aB1 + aA2 @ aB2) + U * np.abs(val)
+    err = gamma_k(k + 3) * (aA1 @ aB2 + aA2 @ aB1 + aA2 @ aB2) + U * np.abs(val) + _underflow_slack(k)
     return val, err
 
 
@@ -149,7 +200,7 @@ def _matmul(a: Bounded, b: Bounded) -> Bounded:
     else:
         val = a.val @ b.val
         k = a.val.shape[-1] if a.val.ndim else 1
-        err = gamma_k(max(k, 1)) * (np.abs(a.val) @ np.abs(b.val))
+        err = gamma_k(max(k, 1)) * (np.abs(a.val) @ np.abs(b.val)) + _underflow_slack(k)
     abs_a, abs_b = np.abs(a.val), np.abs(b.val)
     if a.err.any():
         err = err + a.err @ (abs_b + b.err)
@@ -165,11 +216,67 @@ class PDProof:
     ok: bool
     lower_bound: float  # proven lower bound on lambda_min of the exact matrix (nan if none)
     estimate: float  # floating-point estimate of lambda_min (eigvalsh), for information
-    error_bound: float  # total rounding allowance subtracted in the proof
+    error_bound: float  # total rounding allowance subtracted in the proof (in M's units)
     reason: str = ""
 
     def __bool__(self):
         return self.ok
+
+
+def _scaled_norm2_bound(X: np.ndarray) -> float:
+    """An upper bound on ``||X||_2`` by the Frobenius norm, scaled by max|X| first so that the
+    squares neither overflow nor underflow to a value that is too small (LAPACK's dnrm2 idea):
+    squares that underflow are below ``TINY`` relative to the largest, covered by the doubling."""
+    top = float(np.max(np.abs(X))) if X.size else 0.0
+    if top == 0.0 or not np.isfinite(top):
+        return top
+    return top * float(np.sqrt(np.sum((np.abs(X) / top) ** 2)))
+
+
+def _lambda_min_estimate(S: np.ndarray) -> float:
+    """eigvalsh's smallest eigenvalue of S, computed on ``2^-e S`` (exact scaling) so that LAPACK
+    never sees entries near overflow; nan if it does not converge."""
+    e = power_of_two_exponent(np.max(np.abs(S)))
+    try:
+        return float(np.ldexp(np.linalg.eigvalsh(np.ldexp(S, -e))[0], e))
+    except np.linalg.LinAlgError:
+        return float("nan")
+
+
+def _cholesky_proof(T: Bounded) -> tuple[float, float, float]:
+    """(proven lower bound on lambda_min(T_exact) or nan, allowance, estimate) for a finite
+    symmetric T of unit scale (diagonal entries in [0.5, 2) or max |t_ij| in [0.5, 1))."""
+    N = T.val.shape[0]
+    diag = np.diag(T.val)
+    try:
+        estimate = float(np.linalg.eigvalsh(T.val)[0])
+    except np.linalg.LinAlgError:
+        estimate = float("nan")
+    g = gamma_k(N + 1)
+    e_build = _scaled_norm2_bound(T.err)  # ||Delta||_2 <= ||Delta||_F
+    max_diag = float(np.max(np.abs(diag)))
+    trace_bound = float(np.sum(np.abs(diag))) * (1.0 + 2 * N * U)  # >= trace(B) for any c >= 0
+    e_chol = g / (1.0 - g) * trace_bound
+    e_under = 4.0 * N * (2 * (N + 2) + max_diag) * ETA
+    err_total = 2.0 * (e_build + e_chol + U * max_diag + e_under)
+    if not np.isfinite(err_total):
+        return float("nan"), err_total, estimate
+    # try a large shift first (a better proven bound), then the minimal one
+    shifts = [2.0 * err_total]
+    if estimate > 4.0 * err_total:
+        shifts.insert(0, 0.5 * estimate)
+    for c in shifts:
+        # the diagonal subtraction's rounding (<= u |b_ii|) is covered by U * max_diag above
+        # because |b_ii| <= |s_ii| + c and c is counted separately below
+        B = T.val - c * np.eye(N)
+        try:
+            scipy.linalg.cholesky(B, lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+        lower = c - err_total - U * c
+        if lower > 0:
+            return lower, err_total, estimate
+    return float("nan"), err_total, estimate
 
 
 def prove_pd(M) -> PDProof:
@@ -177,6 +284,15 @@ def prove_pd(M) -> PDProof:
 
     ``M`` is a :class:`Bounded` (or a float array, taken as exact). The exact matrix is assumed
     symmetric (the LMIs are); the computed one is symmetrised with its rounding tracked.
+
+    The proof runs on ``T = D S D`` with D diagonal of exact powers of two (S the symmetrised M),
+    ``T_exact > 0`` iff ``S_exact > 0`` and ``lambda_min(S_exact) >= lambda_min(T_exact) /
+    max_i d_i^2``. Two choices of D are tried: a multiple of I bringing max|S| to [0.5, 1)
+    (the plain test, scale-free) and the equilibration ``d_i^2 s_ii`` in [0.5, 2) (van der Sluis),
+    which makes rows of very different scales -- a gain block gamma = 1e15 beside a contraction
+    block of 1e-3 -- provable. Scaling is exact except for entries that land below the normal
+    range: each of those is off by <= eta/2, added to the error bound. A proven margin below the
+    normal range (2^-1022) is refused: it is not a margin float64 can prove.
     """
     M = Bounded.wrap(M)
     if M.val.ndim != 2 or M.val.shape[0] != M.val.shape[1]:
@@ -186,33 +302,41 @@ def prove_pd(M) -> PDProof:
         return PDProof(True, np.inf, np.inf, 0.0, "empty matrix")
     if not (np.all(np.isfinite(M.val)) and np.all(np.isfinite(M.err))):
         return PDProof(False, np.nan, np.nan, np.inf, "matrix has non-finite entries")
-    S = (M + M.T) * 0.5
+    with np.errstate(over="ignore"):
+        S = M * 0.5 + M.T * 0.5  # halves first: M + M' could overflow near the float64 maximum
+    if not (np.all(np.isfinite(S.val)) and np.all(np.isfinite(S.err))):
+        return PDProof(False, np.nan, np.nan, np.inf, "matrix has non-finite entries")
+    estimate = _lambda_min_estimate(S.val)
     diag = np.diag(S.val)
-    estimate = float(np.linalg.eigvalsh(S.val)[0])
-    g = gamma_k(N + 1)
-    e_build = float(np.linalg.norm(S.err, "fro"))  # ||Delta||_2 <= ||Delta||_F
-    max_diag = float(np.max(np.abs(diag)))
-    trace_bound = float(np.sum(np.abs(diag))) * (1.0 + 2 * N * U)  # >= trace(B) for any c >= 0
-    e_chol = g / (1.0 - g) * trace_bound
-    e_under = 4.0 * N * (2 * (N + 2) + max_diag) * ETA
-    err_total = 2.0 * (e_build + e_chol + U * max_diag + e_under)
-    if not np.isfinite(err_total):
-        return PDProof(False, np.nan, estimate, err_total, "error bound overflowed")
-    # try a large shift first (a better proven bound), then the minimal one
-    shifts = [2.0 * err_total]
-    if estimate > 4.0 * err_total:
-        shifts.insert(0, 0.5 * estimate)
-    for c in shifts:
-        # the diagonal subtraction's rounding (<= u |b_ii|) is covered by U * max_diag above
-        # because |b_ii| <= |s_ii| + c and c is counted separately below
-        B = S.val - c * np.eye(N)
-        try:
-            scipy.linalg.cholesky(B, lower=False, check_finite=False)
-        except np.linalg.LinAlgError:
-            continue
-        lower = c - err_total - U * c
-        if lower > 0:
-            return PDProof(True, lower, estimate, err_total)
-    return PDProof(False, np.nan, estimate, err_total,
+    if not np.all(diag > 0):
+        i = int(np.argmin(diag))
+        return PDProof(False, np.nan, estimate, float("nan"),
+                       f"diagonal entry {i} is {diag[i]:.3e} <= 0 (smallest eigenvalue estimate {estimate:.3e})")
+    uniform = np.full(N, -power_of_two_exponent(np.max(np.abs(S.val))))
+    equilibrate = -(np.frexp(diag)[1] // 2)  # d_i^2 s_ii in [0.5, 2)
+    allowance, best = float("nan"), float("nan")
+    for exps in (uniform, equilibrate):
+        E2 = exps[:, None] + exps[None, :]
+        with np.errstate(over="ignore"):
+            T = scaled_by_power_of_two(S.val, E2)
+            T.err = T.err + np.ldexp(S.err, E2) + np.where(S.err > 0, ETA, 0.0)  # err rounded up
+        if not (np.all(np.isfinite(T.val)) and np.all(np.isfinite(T.err))):
+            continue  # |s_ij| >> sqrt(s_ii s_jj): not positive definite, the other scaling decides
+        lower_t, err_t, _ = _cholesky_proof(T)
+        # back in S's units: the allowance as a perturbation of S, the bound through max d_i^2
+        if not np.isfinite(allowance):
+            allowance = float(np.ldexp(err_t, -2 * int(exps.min()))) if np.isfinite(err_t) else float(err_t)
+        if np.isfinite(lower_t):
+            lower = float(np.ldexp(lower_t, -2 * int(exps.max())))
+            best = lower if not np.isfinite(best) else max(best, lower)
+            if best >= TINY:
+                return PDProof(True, min(best, np.finfo(np.float64).max), estimate, allowance)
+    if np.isfinite(best):
+        return PDProof(False, np.nan, estimate, allowance,
+                       f"the proven margin {best:.3e} is below float64's normal range ({TINY:.3e}): "
+                       f"not a margin float64 can prove")
+    if not np.isfinite(allowance):
+        return PDProof(False, np.nan, estimate, allowance, "error bound overflowed")
+    return PDProof(False, np.nan, estimate, allowance,
                    f"Cholesky of M - c I failed (smallest eigenvalue estimate {estimate:.3e}, "
-                   f"rounding allowance {err_total:.3e})")
+                   f"rounding allowance {allowance:.3e})")

@@ -17,6 +17,11 @@ independent oracles judge every verified certificate, none of them using the pac
 Tampered certificates (weights changed by one ulp, Q / lambda perturbed, gamma lowered) must be
 rejected, or, if still accepted, pass the same oracles.
 
+Extreme scales (issue 15): true certificates multiplied by 10^-330 .. 10^305 (towards underflow
+and overflow) and models rewritten as ``transform(s I)``, s in 1e-150 .. 1e150, are judged by the
+exact oracle, and verify must not depend on s; hand-made subnormal certificates of models at the
+contraction boundary (issue 15's false certificate and its neighbours) must never verify falsely.
+
 Profiles: the default ``fast`` profile (derandomized, reproducible, < 60 s) runs in the normal
 suite; ``RRNN_FUZZ=campaign`` selects a large randomized campaign (``RRNN_FUZZ_EXAMPLES``
 examples per property, default 500). ``benchmarks/fuzz_campaign.py`` runs :func:`fuzz_case`
@@ -36,6 +41,7 @@ from hypothesis import strategies as st
 from rrnn_convex import ImplicitRNN, certify, leaky_relu
 
 U64 = 2.0 ** -53
+ETA = 2.0 ** -1074  # smallest subnormal
 
 # ----------------------------------------------------------------------------- profiles
 # hypothesis caches constants under ./.hypothesis even without an example database; keep the
@@ -655,3 +661,97 @@ def test_tampered_weights_are_rejected_with_hash_reason():
         m2, c2 = tamper(model, cert, rng, "weights_ulp")
         v = c2.verify(m2)
         assert not v.ok and "hash" in v.reason
+
+
+# ----------------------------------------------------------------------------- extreme scales (issue 15)
+def _pow2_or_decimal(draw, lo: float, hi: float):
+    """A scale factor 10^x, x in [lo, hi]: half the time a power of two (exact scaling)."""
+    x = draw(st.floats(lo, hi))
+    if draw(st.booleans()):
+        return float(2.0 ** int(round(x * np.log2(10.0))))
+    return float(10.0 ** x)
+
+
+def extreme_scale_case(spec: Spec, cert_scale: float, state_scale: float, gain: bool) -> list[str]:
+    """A true certificate of the model of ``spec`` moved towards underflow / overflow: (Q, lam) (and
+    gamma) multiplied by ``cert_scale``, and the model written as ``transform(state_scale I)`` with
+    the matching metric Q / state_scale^2 (rounded). Whatever verify accepts must be true in exact
+    arithmetic; a power-of-two ``state_scale`` that maps the certificate exactly must not change
+    verify's answer (the state equations' units do not matter)."""
+    model = build_model(spec)
+    cert = certify(model, contraction_only=not gain)
+    if not cert.certified:
+        return []
+    bounds = true_slope_bounds(spec)
+    out = []
+    with np.errstate(over="ignore", under="ignore"):
+        Q = cert.Q * cert_scale
+        lam = cert.lam * cert_scale
+        g = None if cert.gamma is None else cert.gamma * cert_scale
+        if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(lam)) and (g is None or np.isfinite(g) and g > 0)):
+            return []
+        try:
+            model2 = model.transform(state_scale * np.eye(model.n))
+        except ValueError:  # E out of the constructor's range
+            return []
+        Q2 = Q / state_scale ** 2
+        if not np.all(np.isfinite(Q2)):
+            return []
+    Q2 = 0.5 * (Q2 + Q2.T)
+    c1 = replace(cert, Q=Q, lam=lam, gamma=g)
+    c2 = replace(cert, model_hash=model2.weights_hash(), Q=Q2, lam=lam, gamma=g)
+    for tag, m_, c_ in (("scaled certificate", model, c1), ("rescaled state equations", model2, c2)):
+        v = c_.verify(m_)
+        if v.ok and not exact_certificate_holds(m_, c_.Q, c_.lam, c_.gamma, bounds):
+            out.append(f"FALSE CERTIFICATE ({tag}: cert scale {cert_scale:.3g}, state scale {state_scale:.3g})")
+    exact_map = (np.frexp(state_scale)[0] == 0.5 and np.array_equal(Q2 * state_scale ** 2, Q)
+                 and np.array_equal(model2.E / state_scale, model.E) and np.array_equal(model2.F / state_scale, model.F))
+    if exact_map and c1.verify(model).ok != c2.verify(model2).ok:
+        out.append(f"verify is not equivariant under transform({state_scale:.3g} I): "
+                   f"{c1.verify(model).reason} vs {c2.verify(model2).reason}")
+    return out
+
+
+@fuzz_settings(12)
+@given(spec=specs(max_log_contraction=-0.05, e_kinds=("identity", "well", "ill")), data=st.data())
+def test_certificates_scaled_towards_underflow_and_overflow_are_judged_truly(spec, data):
+    gain = data.draw(st.booleans())
+    cert_scale = _pow2_or_decimal(data.draw, -330.0, 305.0)
+    state_scale = _pow2_or_decimal(data.draw, -150.0, 150.0)
+    out = extreme_scale_case(spec, cert_scale, state_scale, gain)
+    assert not out, "\n".join(out)
+
+
+def issue15_family_case(rng: np.random.Generator) -> list[str]:
+    """Models like issue 15's: E diagonal, F anti-diagonal with A^2 = rho^2 I, rho^2 - 1 in
+    [-1e-6, 1e-6] (so contracting or not by a hair), and diagonal certificates near the boundary
+    ratio q2/q1 = (e1 / f21)^2 at a scale towards underflow. Accepted must mean true."""
+    e1, e2 = 10.0 ** rng.uniform(-3, 6, size=2)
+    a = 10.0 ** rng.uniform(-1, 1)
+    rho2 = 1.0 + float(rng.uniform(-1e-6, 1e-6))
+    f12, f21 = a * e1, rho2 / a * e2  # (E^-1 F)^2 = (f12 f21 / (e1 e2)) I
+    model = ImplicitRNN(E=np.diag([e1, e2]), F=np.array([[0.0, f12], [f21, 0.0]]), B1=np.zeros((2, 1)),
+                        B2=np.zeros((2, 1)), C1=np.zeros((1, 2)), C2=np.zeros((1, 2)), activation="relu")
+    q1 = float(rng.integers(1, 400))
+    q2 = float(np.round(q1 * (e1 / f21) ** 2)) + float(rng.integers(-1, 2))
+    if q2 <= 0:
+        return []
+    u = rng.random()  # mostly the subnormal range (the issue's certificate is a multiple of eta)
+    scale = ETA if u < 0.5 else 2.0 ** int(rng.integers(-1074, -900) if u < 0.9 else rng.integers(-60, 60))
+    with np.errstate(under="ignore"):
+        Q = np.diag([q1, q2]) * scale
+        lam = np.array([float(rng.integers(0, 50000))]) * scale
+    from rrnn_convex.certify import Certificate
+    cert = Certificate(model_hash=model.weights_hash(), contracting=True, gamma=None, Q=Q, lam=lam,
+                       alpha=0.0, beta=1.0)
+    if cert.verify(model).ok and not exact_certificate_holds(model, Q, lam, None, (0.0, 1.0)):
+        return [f"FALSE CERTIFICATE: issue-15 family, E = diag({e1!r}, {e2!r}), F12 = {f12!r}, F21 = {f21!r}, "
+                f"Q = diag({Q[0, 0]!r}, {Q[1, 1]!r}), lam = {lam[0]!r}"]
+    return []
+
+
+@fuzz_settings(200)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_subnormal_certificates_of_marginal_models_are_never_false(seed):
+    out = issue15_family_case(np.random.default_rng(seed))
+    assert not out, "\n".join(out)
