@@ -40,6 +40,11 @@ FORMULATIONS = ("auto", "lifted", "dense", "kyp")
 MARGINAL_T = 1e-7
 # Above this condition number of E, a failed certification names E as the likely cause.
 ILL_CONDITIONED_E = 1e7
+#: certify()'s default overall time budget, seconds (each solver call also stops at the budget left)
+DEFAULT_TIME_LIMIT = 600.0
+#: weights beyond 2^500 / sqrt(N) (E scaled to unit size, N the LMI's size) make the LMI's quadratic
+#: terms (F'QF, C1'Lam C1, C2'C2 / gamma) leave float64's range (1.8e308): refused up front
+SCALE_LIMIT_LOG2 = 500
 
 
 def _subnormal_entries(Q, lam, gamma) -> str:
@@ -142,9 +147,9 @@ class Certificate:
         ops = model_operands(model, Q, lam, bounded=True, equation_exponent=k)
         tiny = _subnormal_entries(ops["Q"].val, lam, gamma)
         if tiny:
-            return Verification(False, f"{tiny} in float64's subnormal range (below {TINY:.3e}; Q in units where "
-                                       f"max|E| ~ 1): rounding there is absolute, not relative, so float64 cannot "
-                                       f"prove such a certificate; scale it up")
+            return Verification(False, f"{tiny} in float64's subnormal range (below {TINY:.3e}; Q in units "
+                                       f"where max|E| ~ 1): rounding there is absolute, not relative, so "
+                                       f"float64 cannot prove such a certificate; scale it up")
         pq = prove_pd(ops["Q"])
         if not pq:
             return Verification(False, f"Q > 0 not proven: {pq.reason}")
@@ -199,8 +204,11 @@ class Certificate:
             raise ValueError(f"certificate: expected a JSON object, got {type(d).__name__}")
         if d.get("schema") != CERT_SCHEMA:
             raise ValueError(f"certificate: expected schema {CERT_SCHEMA!r}, got {d.get('schema')!r}")
-        if int(d.get("schema_version", 0)) > CERT_SCHEMA_VERSION:
-            raise ValueError(f"certificate: schema version {d.get('schema_version')} is newer than "
+        version = d.get("schema_version", 1)  # the field's absence means the first version
+        if type(version) is not int or version < 1:
+            raise ValueError(f"certificate: schema_version must be a positive integer, got {version!r}")
+        if version > CERT_SCHEMA_VERSION:
+            raise ValueError(f"certificate: schema version {version} is newer than "
                              f"this package supports ({CERT_SCHEMA_VERSION})")
         if "set" in d:
             expect = None if not d.get("contracting") else ("Theta" if d.get("gamma") is None else "Theta_gamma")
@@ -212,11 +220,16 @@ class Certificate:
             raise ValueError(f"certificate: missing required fields {needed}")
         if not isinstance(d["contracting"], bool):
             raise ValueError(f"certificate: 'contracting' must be true or false, got {d['contracting']!r}")
-        for k in ("gamma", "alpha", "beta"):
-            v = d[k]
-            if (v is None and k == "gamma") or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+        from ._io import reject_booleans
+
+        optional = ("gamma", "margin", "proven_margin", "sdp_margin", "solve_seconds")
+        for k in ("gamma", "alpha", "beta") + optional[1:]:
+            v = d.get(k)
+            if (v is None and k in optional) or (isinstance(v, (int, float)) and not isinstance(v, bool)):
                 continue
-            raise ValueError(f"certificate: {k!r} must be a number{' or null' if k == 'gamma' else ''}, got {v!r}")
+            raise ValueError(f"certificate: {k!r} must be a number{' or null' if k in optional else ''}, got {v!r}")
+        for k in ("Q", "lam"):
+            reject_booleans(d.get(k), f"certificate: {k!r}")
         kw = {f: d[f] for f in cls.__dataclass_fields__ if f in d}
         kw["Q"] = None if d.get("Q") is None else np.array(d["Q"], dtype=np.float64)
         kw["lam"] = None if d.get("lam") is None else np.array(d["lam"], dtype=np.float64)
@@ -232,9 +245,11 @@ class Certificate:
         if not text.lstrip().startswith("{"):
             with open(text_or_path) as fh:
                 text = fh.read()
+        from ._io import strict_json
+
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
+            d = strict_json(text)
+        except ValueError as exc:  # JSONDecodeError is one, and a duplicate key
             raise ValueError(f"certificate: not valid JSON ({exc})") from None
         return cls.from_dict(d)
 
@@ -299,9 +314,9 @@ class _FixedWeightSDP:
                 cons.append(cp.trace(self.Qv) == n)
         self.problem = cp.Problem(objective, cons)
 
-    def solve(self, solver: str, margin: float = 0.0) -> _solvers.Attempt:
+    def solve(self, solver: str, margin: float = 0.0, time_limit: float | None = None) -> _solvers.Attempt:
         self.margin.value = margin
-        return _solvers.run(self.problem, solver)
+        return _solvers.run(self.problem, solver, time_limit=time_limit)
 
     def point(self) -> tuple[np.ndarray, np.ndarray, float | None]:
         """(Q, lam, gamma-or-t) of the last solve, Q as the certificate's metric (exactly symmetric)."""
@@ -309,13 +324,85 @@ class _FixedWeightSDP:
         if not np.array_equal(self.model.E, np.eye(self.model.n)):
             Einv = np.linalg.inv(self.model.E)
             Qv = Einv.T @ Qv @ Einv
-        Q = 0.5 * (Qv + Qv.T)
-        lam = np.maximum(np.asarray(self.lam.value, dtype=np.float64).reshape(-1), 0.0)
+        Q = _flush_subnormal(0.5 * (Qv + Qv.T))
+        lam = _flush_subnormal(np.maximum(np.asarray(self.lam.value, dtype=np.float64).reshape(-1), 0.0))
         val = float(self.g.value) if self.mode == "min_gamma" else float(self.t.value)
         return Q, lam, val
 
 
 _OK_STATUSES = ("optimal", "optimal_inaccurate")
+
+
+def _flush_subnormal(x: np.ndarray) -> np.ndarray:
+    """x with entries below float64's normal range set to 0: a candidate that verify() would refuse
+    for them otherwise (it is re-checked either way)."""
+    return np.where(np.abs(x) < TINY, 0.0, x)
+
+
+def linearised_radius(model: ImplicitRNN) -> tuple[float, float]:
+    """(largest spectral radius, slope) of the model's linearisations with every neuron at the
+    slope ``alpha`` or at ``beta`` (float64 eigenvalues: evidence, not a proof).
+
+    A model in Theta contracts for every activation slope-restricted to [alpha, beta], the linear
+    ones ``phi(v) = delta v`` included, so a linearisation with spectral radius above 1 shows a
+    model that is outside Theta, not just one the solver could not certify.
+    """
+    try:
+        Einv = np.linalg.inv(model.E)
+    except np.linalg.LinAlgError:
+        return float("nan"), float("nan")
+    worst, at = -np.inf, float("nan")
+    for delta in {model.activation.alpha, model.activation.beta}:
+        A = Einv @ (model.F + delta * model.B1 @ model.C1)
+        rho = float(np.max(np.abs(np.linalg.eigvals(A)))) if model.n else 0.0
+        if rho > worst:
+            worst, at = rho, float(delta)
+    return worst, at
+
+
+def infeasible_contraction_reason(t: float, how: str = "with trace(Q) normalised",
+                                  model: ImplicitRNN | None = None) -> str:
+    """The answer for a contraction SDP whose best margin t is <= 0: "not contracting" when t is
+    clearly negative, or when ``model`` has a linearisation (every slope alpha, or every slope
+    beta) with spectral radius above 1 (:func:`linearised_radius`); otherwise, with |t| at the
+    solvers' tolerance (``MARGINAL_T``, t <= 1 by the normalisation), "not certifiable (within
+    solver accuracy)": such a model may contract marginally. (A t near 0 alone proves nothing:
+    a metric concentrated on the stable modes also gives t -> 0-.)"""
+    if t > -MARGINAL_T:
+        rho, delta = linearised_radius(model) if model is not None else (np.nan, np.nan)
+        if rho > 1.0 + 1e-9:
+            return (f"not contracting: the contraction LMI is infeasible (best margin t = {t:.3e} {how}) and "
+                    f"the linearisation with every neuron at slope {delta:g} has spectral radius {rho:.6g} > 1")
+        return (f"not certifiable (within solver accuracy): the contraction LMI's best margin t = {t:.3e} "
+                f"({how}) is at the solvers' tolerance ({MARGINAL_T:g}), so the model is at best marginally "
+                f"contracting and float64 cannot decide it")
+    return f"not contracting: the contraction LMI is infeasible (best margin t = {t:.3e} <= 0 {how})"
+
+
+def scale_refusal(model: ImplicitRNN) -> str:
+    """Why float64 certification of ``model`` is meaningless at its scale ('' if it is not).
+
+    With the state equations scaled to max|E| ~ 1 (:func:`~rrnn_convex.lmi.equation_exponent`,
+    which certify applies anyway), the LMI contains products of two weights (F'QF, B2'QB2,
+    C1'Lam C1, and C2'C2 / gamma in its Schur complement): weights beyond 2^500 / sqrt(N) put
+    them beyond float64's range (1.8e308) for any certificate of unit scale, and no solver
+    handles such data (issue 15: C = [[1e308, 1e308]] kept SCS busy for minutes).
+    """
+    k = equation_exponent(model)
+    N = model.n + model.q + model.m + model.p
+    tops = {}
+    for name in ("E", "F", "B1", "B2", "C1", "D12", "C2", "D21", "D22"):
+        X = np.abs(np.asarray(getattr(model, name), dtype=np.float64))
+        if X.size:
+            tops[name] = float(np.ldexp(X.max(), k)) if name in ("E", "F", "B1", "B2") else float(X.max())
+    name = max(tops, key=tops.get)
+    top = tops[name]
+    if top <= 2.0 ** SCALE_LIMIT_LOG2 / np.sqrt(N):
+        return ""
+    where = f"{name}, with E scaled to max|E| ~ 1" if name in ("F", "B1", "B2") else name
+    return (f"not certified: weights up to {top:.3g} ({where}) make float64 certification meaningless: the "
+            f"LMI's quadratic terms reach ~1e{2 * np.log10(top):.0f}, beyond float64's range (1.8e308); "
+            f"rescale the model's inputs, outputs or states (the certified gain scales with them)")
 
 
 def _feasible_gamma_for(model: ImplicitRNN, Q, lam, hint: float) -> float | None:
@@ -360,7 +447,7 @@ def _verified_on_segment(model, base: dict, P0, P1, rel_tol: float = 1e-10):
 
 def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None = None, *,
             formulation: str = "auto", margin: float = 1e-9, fallback: bool = True,
-            contraction_only: bool = False) -> Certificate:
+            contraction_only: bool = False, time_limit: float | None = DEFAULT_TIME_LIMIT) -> Certificate:
     """Certify contraction and an incremental l2-gain bound of ``model`` (DESIGN.md section 3).
 
     ``gamma=None``: find the smallest certifiable gamma (and contraction). ``gamma=G``: decide
@@ -373,6 +460,21 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     metric variable in any SDP; gamma within ~1e-3 of the exact optimum, certified rigorously in
     the same way, scaling to hundreds of neurons). ``margin``: the small margin imposed on the
     LMI when minimising gamma (exact SDPs only; the KYP path uses its own relative margin).
+    ``time_limit``: overall budget in seconds (default ``DEFAULT_TIME_LIMIT`` = 600; None: no
+    overall budget). Every solver call is limited to the budget left (and to
+    ``solvers.DEFAULT_TIME_LIMIT`` without one); once it is spent no further solver runs and,
+    unless a certificate was already verified, the answer is "not certified: time limit ..."
+    with every attempt recorded in ``Certificate.attempts``.
+
+    Scale: the answer does not depend on the units of the state equations: the model is
+    certified as ``transform(2^k I)`` with max|E| ~ 1 and the metric mapped back
+    (``Q = 2^2k Q_unit``), and :meth:`Certificate.verify` evaluates the LMI the same way. Weights
+    whose LMI overflows float64 in those units are refused up front (:func:`scale_refusal`).
+
+    ``gamma=G``: a G above the smallest certifiable gamma is always certified (the LMI is
+    monotone in gamma: ``M(Q, lam, G) = M(Q, lam, g) + (G - g) diag(0, 0, I, I)``, so the
+    minimal certificate's (Q, lam) is re-verified at G when the fixed-gamma SDP gives no
+    verified point).
 
     Procedure for ``gamma=None``:
 
@@ -401,24 +503,51 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     margin = check_scalar(margin, "margin", low=0.0, low_inclusive=True)
     if contraction_only and gamma is not None:
         raise ValueError("contraction_only: give either gamma or contraction_only, not both")
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
+    t_start = time.perf_counter()
+    sequence = _solvers.solver_sequence(solver, fallback=fallback)
+    refusal = scale_refusal(model)
+    if refusal:
+        return Certificate(model_hash=model.weights_hash(), contracting=False, gamma=None, Q=None, lam=None,
+                           alpha=model.activation.alpha, beta=model.activation.beta, reason=refusal,
+                           formulation=formulation)
+    kw = dict(formulation=formulation, margin=margin, fallback=fallback, contraction_only=contraction_only)
+    k = equation_exponent(model)
+    if k != 0:  # certify in units where max|E| ~ 1 (exact: powers of two), map the metric back
+        unit = replace(model, **{w: np.ldexp(getattr(model, w), k) for w in ("E", "F", "B1", "B2", "bx")})
+        cert = certify(unit, gamma, solver, **kw, time_limit=time_limit)
+        return _in_original_units(cert, model, k, time.perf_counter() - t_start)
     if formulation == "auto":
         from .scalable import AUTO_MIN_SIZE
         formulation = "kyp" if model.n + model.q >= AUTO_MIN_SIZE else "dense"
     if formulation == "kyp":
         from .scalable import certify_scalable  # its exact fallback calls certify(formulation="dense")
-        return certify_scalable(model, gamma, solver=solver, contraction_only=contraction_only, fallback=fallback)
-    sequence = _solvers.solver_sequence(solver, fallback=fallback)
+        return certify_scalable(model, gamma, solver=solver, contraction_only=contraction_only,
+                                fallback=fallback, time_limit=time_limit)
     attempts: list[dict] = []
     base = dict(model_hash=model.weights_hash(), alpha=model.activation.alpha,
                 beta=model.activation.beta, formulation=formulation, contracting=True)
-    t_start = time.perf_counter()
+    deadline = None if time_limit is None else t_start + time_limit
+    timed_out = []
+
+    def time_left() -> float | None:
+        return None if deadline is None else deadline - time.perf_counter()
 
     def solve(mode: str, g_fixed=None, sdp_model=None, names=None, margin_value=None):
-        """Run ``mode`` with each solver until one returns a point; (point, solver, status) or None."""
-        sdp = _FixedWeightSDP(sdp_model or model, mode, g_fixed, formulation)
+        """Run ``mode`` with each solver until one returns a point; (point, solver, status) or None
+        (also when the time limit is spent: the attempt is recorded as not run)."""
+        sdp = None
         m_used = margin if margin_value is None else margin_value
         for name in (names or sequence):
-            att = sdp.solve(name, m_used if mode == "min_gamma" else 0.0)
+            left = time_left()
+            if left is not None and left <= 0:
+                attempts.append({"solver": name, "status": "not run", "seconds": 0.0, "mode": mode,
+                                 "detail": f"time limit of {time_limit:g} s reached"})
+                timed_out.append(True)
+                return None
+            sdp = sdp or _FixedWeightSDP(sdp_model or model, mode, g_fixed, formulation)
+            att = sdp.solve(name, m_used if mode == "min_gamma" else 0.0, time_limit=left)
             entry = att.to_dict() | {"mode": mode}
             if mode == "min_gamma":
                 entry["margin"] = m_used
@@ -432,6 +561,9 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
 
     def finish(cert: Certificate | None, reason: str = "") -> Certificate:
         elapsed = time.perf_counter() - t_start
+        if cert is None and timed_out and not reason.startswith("not certified: time limit"):
+            reason = (f"not certified: time limit of {time_limit:g} s reached after {len(attempts)} solver "
+                      f"attempt(s) (see attempts; raise time_limit to try longer); last: {reason}")
         if cert is None:
             kappa = float(np.linalg.cond(model.E))
             if kappa > ILL_CONDITIONED_E and "ill-conditioned" not in reason:
@@ -476,23 +608,52 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         return memo["c"]
 
     if gamma is not None:
-        res = solve("fixed_gamma", gamma)
+        def fixed(names):
+            """(verified certificate or None, the SDP's result) of the fixed-gamma SDP."""
+            res_ = solve("fixed_gamma", gamma, names=names)
+            if res_ is not None and res_[0][2] > 0:
+                cert_ = check_point(*res_, gamma)
+                if cert_ is not None:
+                    return finish(replace(cert_, sdp_margin=res_[0][2])), res_
+            return None, res_
+
+        # the primary solver only: at a large gamma the SDP is badly scaled (an unbounded-looking
+        # t), and the smallest certifiable gamma below decides faster than a first-order fallback
+        done, res = fixed(sequence[:1])
+        if done is not None:
+            return done
+        # no verified point at gamma: the smallest certifiable gamma decides (monotonicity)
+        left = time_left()
+        if left is not None and left <= 0:
+            timed_out.append(True)
+            return finish(None, f"gamma={gamma:.6g}: no verified point before the time limit")
+        low = certify(model, None, solver, formulation=formulation, margin=margin, fallback=fallback,
+                      time_limit=left)
+        attempts.extend(low.attempts)
+        if low.reason.startswith("not certified: time limit"):
+            timed_out.append(True)
+        if low.gamma is not None and low.gamma <= gamma:
+            attempts.append({"solver": low.solver, "status": "monotone in gamma", "seconds": 0.0,
+                             "mode": "fixed_gamma", "detail": f"smallest certified gamma {low.gamma:.8g}"})
+            cert = check_point((low.Q, low.lam, gamma), low.solver, low.status, gamma)
+            if cert is not None:
+                return finish(cert, f"from the certificate of the smallest certifiable gamma {low.gamma:.8g} "
+                                    f"(the LMI is monotone in gamma)")
+        if low.gamma is None and res is None and len(sequence) > 1:
+            done, res = fixed(sequence[1:])  # neither SDP gave anything yet: the fallback solvers
+            if done is not None:
+                return done
+        t = None if res is None else res[0][2]
         if res is None:
-            return finish(None, "no solver returned a point for the fixed-gamma LMI")
-        point, name, status = res
-        t = point[2]
-        if t <= 0:
+            why = "no solver returned a point for the fixed-gamma LMI"
+        elif t <= 0:
             why = f"gamma={gamma:.6g} is not certifiable (best LMI margin t = {t:.3e} <= 0)"
-            low = certify(model, None, solver, formulation=formulation, margin=margin, fallback=fallback)
-            attempts.extend(low.attempts)
-            why += (f"; the smallest certifiable gamma is {low.gamma:.8g}" if low.gamma is not None
-                    else f"; {low.reason}")
-            return finish(None, why)
-        cert = check_point(point, name, status, gamma)
-        if cert is None:
-            return finish(None, f"gamma={gamma:.6g}: the solver's point (margin t = {t:.3e}) "
-                                "did not pass the rigorous check")
-        return finish(replace(cert, sdp_margin=t))
+        else:
+            why = (f"gamma={gamma:.6g}: the solver's point (margin t = {t:.3e}) did not pass the "
+                   f"rigorous check")
+        why += (f"; the smallest certifiable gamma is {low.gamma:.8g}" if low.gamma is not None
+                else f"; {low.reason}")
+        return finish(None, why)
 
     def contraction_certificate() -> tuple[Certificate | None, str]:
         """The verified max-margin contraction certificate, or (None, why not)."""
@@ -501,8 +662,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
             return None, "no solver returned a point for the contraction LMI"
         point1, name1, status1, t1 = res1
         if t1 <= 0:
-            return None, (f"not contracting: the contraction LMI is infeasible "
-                          f"(best margin t = {t1:.3e} <= 0 with trace(Q) normalised)")
+            return None, infeasible_contraction_reason(t1, model=model)
         c1 = check_point(point1, name1, status1, None, entry=memo["c_entry"])
         if c1 is None:
             if t1 < MARGINAL_T:
@@ -522,8 +682,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     if res0 is None and len(sequence) > 1:
         res1 = contraction_point()
         if res1 is not None and res1[3] <= 0:
-            return finish(None, f"not contracting: the contraction LMI is infeasible "
-                                f"(best margin t = {res1[3]:.3e} <= 0 with trace(Q) normalised)")
+            return finish(None, infeasible_contraction_reason(res1[3], model=model))
         res0 = solve("min_gamma", names=sequence[1:])
     direct = None
     if res0 is not None:
@@ -630,6 +789,22 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     return finish(best)
 
 
+def _in_original_units(cert: Certificate, model: ImplicitRNN, k: int, seconds: float) -> Certificate:
+    """The certificate of ``model.transform(2^k I)`` for ``model``: metric ``2^2k Q`` (V is the
+    same function of dx), re-verified against ``model`` itself."""
+    base = replace(cert, model_hash=model.weights_hash(), solve_seconds=seconds)
+    if not cert.contracting:
+        return base
+    with np.errstate(over="ignore", under="ignore"):
+        mapped = replace(base, Q=np.ldexp(cert.Q, 2 * k))
+    check = mapped.verify(model)
+    if check.ok:
+        return replace(mapped, margin=check.estimate, proven_margin=check.proven_margin)
+    return replace(base, contracting=False, gamma=None, Q=None, lam=None,
+                   reason=f"the certificate found with E scaled by 2^{k} does not verify in the model's own "
+                          f"units (its metric 2^{2 * k} Q leaves float64's range): {check.reason}")
+
+
 def _preconditioned(model: ImplicitRNN, Q: np.ndarray, gamma_hint: float) -> tuple[ImplicitRNN, float]:
     """The model in coordinates z = R x with R'R = E'QE / s, outputs divided by s = gamma_hint.
 
@@ -645,7 +820,7 @@ def _preconditioned(model: ImplicitRNN, Q: np.ndarray, gamma_hint: float) -> tup
                    C2=model.C2 @ Rinv / s, D21=model.D21 / s, D22=model.D22 / s), s
 
 
-__all__ = ["Certificate", "Verification", "certify", "certificate_from"]
+__all__ = ["Certificate", "Verification", "certify", "certificate_from", "DEFAULT_TIME_LIMIT"]
 
 
 def certificate_from(model: ImplicitRNN, Q, lam, gamma: float | None = None, *, how: str = "") -> Certificate:
@@ -655,8 +830,8 @@ def certificate_from(model: ImplicitRNN, Q, lam, gamma: float | None = None, *, 
     Q is the metric on ``E x`` (``V(dx) = (E dx)' Q (E dx)``); it is symmetrised first.
     """
     Q = np.asarray(Q, dtype=np.float64)
-    Q = 0.5 * (Q + Q.T)
-    lam = np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0)
+    Q = _flush_subnormal(0.5 * (Q + Q.T))
+    lam = _flush_subnormal(np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0))
     base = dict(model_hash=model.weights_hash(), alpha=model.activation.alpha, beta=model.activation.beta,
                 formulation="constructive", solver=None, status=how or "constructive")
     cert = Certificate(**base, contracting=True, gamma=gamma, Q=Q, lam=lam)

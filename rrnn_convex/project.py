@@ -41,7 +41,7 @@ import numpy as np
 
 from . import solvers as _solvers
 from ._validation import check_scalar
-from .certify import Certificate, certify
+from .certify import DEFAULT_TIME_LIMIT, Certificate, certify
 from .model import ImplicitRNN
 from .scalable import AUTO_MIN_SIZE
 from .sets import MATRIX_NAMES, CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSet, Unconstrained
@@ -79,22 +79,22 @@ def _target_set(gamma, target) -> ModelSet:
     return Contracting() if gamma is None else GainBounded(gamma=gamma)
 
 
-def _already_in(model: ImplicitRNN, target: ModelSet, solver) -> Certificate | None:
+def _already_in(model: ImplicitRNN, target: ModelSet, solver, time_limit=None) -> Certificate | None:
     """The model's certificate if it is already in the target set, else None."""
     if isinstance(target, CIRNNSet):
         return None  # membership needs the diagonal-P LMI: always solve the projection
     if isinstance(target, SRNNSet) and not (target.contains(model) and
                                             np.linalg.norm(model.C1, 2) <= 1 - target.eps):
         return None
-    cert = _certify_in(model, target, solver)
+    cert = _certify_in(model, target, solver, time_limit)
     return cert if cert.certified else None
 
 
-def _certify_in(model: ImplicitRNN, target: ModelSet, solver) -> Certificate:
+def _certify_in(model: ImplicitRNN, target: ModelSet, solver, time_limit=None) -> Certificate:
     """The certificate that puts ``model`` in ``target``: contraction for Theta (no gain bound is
     asked for, and the smallest gamma costs ~20x more at n = 128), ``gamma`` for Theta_gamma."""
     gamma = getattr(target, "gamma", None)
-    return certify(model, gamma=gamma, solver=solver, contraction_only=gamma is None)
+    return certify(model, gamma=gamma, solver=solver, contraction_only=gamma is None, time_limit=time_limit)
 
 
 def projection_solvers(solver: str | None, dims: dict) -> list[str]:
@@ -114,13 +114,15 @@ def projection_solvers(solver: str | None, dims: dict) -> list[str]:
 
 def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "normalized", solver: str | None = None,
             target: ModelSet | None = None, fixed=(), weights: dict | None = None,
-            margins=(1e-6, 1e-4, 1e-2)) -> Projection:
+            margins=(1e-6, 1e-4, 1e-2), time_limit: float | None = DEFAULT_TIME_LIMIT) -> Projection:
     """The nearest model in Theta (``gamma=None``), Theta_gamma, or another ``target`` set.
 
     ``norm``: ``"normalized"`` (default) or ``"implicit"`` (see the module docstring).
     ``fixed``: names of further weights to hold fixed. ``weights``: per-weight factors of the
     squared Frobenius distance (default 1). ``margins``: SDP margins tried in turn until the
-    projected model passes the rigorous check.
+    projected model passes the rigorous check. ``time_limit``: overall budget in seconds (default
+    600, None: none) shared by the membership test, the projection SDPs and the re-certification;
+    when it is spent, RuntimeError ("time limit").
 
     A model already in the set comes back unchanged (distance 0). Raises ValueError for a
     gamma below what the fixed weights allow (naming the bound) or an infeasible problem, and
@@ -143,7 +145,17 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     bad = set(fixed) - set(MATRIX_NAMES)
     if bad:
         raise ValueError(f"fixed: unknown weight names {sorted(bad)}; expected some of {MATRIX_NAMES}")
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
     t0 = time.perf_counter()
+
+    def time_left() -> float | None:
+        left = None if time_limit is None else t0 + time_limit - time.perf_counter()
+        if left is not None and left <= 0:
+            raise RuntimeError(f"project: time limit of {time_limit:g} s reached; "
+                               f"raise time_limit to try longer")
+        return left
+
     base = model.explicit() if norm == "normalized" else model
 
     target.check_dims(model.dims)
@@ -162,7 +174,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
             raise ValueError(f"gamma: {gamma:.6g} is not achievable with D22 fixed: the incremental gain is at "
                              f"least ||D22||_2 = {bound:.6g}")
 
-    cert = _already_in(model, target, solver)
+    cert = _already_in(model, target, solver, time_left())
     if cert is not None:
         return Projection(model, cert, 0.0, norm, target.name, False, time.perf_counter() - t0)
 
@@ -179,7 +191,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
         obj = sum(weights.get(k, 1.0) * cp.sum_squares(sv.params[k] - getattr(base, k)) for k in sv.free)
         problem = cp.Problem(cp.Minimize(obj), sv.constraints)
         for name in sequence:
-            att = _solvers.run(problem, name)
+            att = _solvers.run(problem, name, time_limit=time_left())
             if att.status in ("infeasible", "infeasible_inaccurate") and name == sequence[-1]:
                 raise ValueError(
                     f"gamma: the {target.name} projection is infeasible with the fixed weights "
@@ -193,7 +205,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
             except ValueError as exc:
                 last_reason = str(exc)
                 continue
-            cert = _certify_in(candidate, target, solver)
+            cert = _certify_in(candidate, target, solver, time_left())
             if cert.certified:
                 dist = _distance(candidate, base, MATRIX_NAMES, weights)
                 return Projection(candidate, cert, dist, norm, target.name, True, time.perf_counter() - t0,

@@ -311,7 +311,8 @@ def prove_pd(M) -> PDProof:
     if not np.all(diag > 0):
         i = int(np.argmin(diag))
         return PDProof(False, np.nan, estimate, float("nan"),
-                       f"diagonal entry {i} is {diag[i]:.3e} <= 0 (smallest eigenvalue estimate {estimate:.3e})")
+                       f"diagonal entry {i} is {diag[i]:.3e} <= 0 (smallest eigenvalue estimate "
+                       f"{estimate:.3e})")
     uniform = np.full(N, -power_of_two_exponent(np.max(np.abs(S.val))))
     equilibrate = -(np.frexp(diag)[1] // 2)  # d_i^2 s_ii in [0.5, 2)
     allowance, best = float("nan"), float("nan")
@@ -329,8 +330,9 @@ def prove_pd(M) -> PDProof:
         if np.isfinite(lower_t):
             lower = float(np.ldexp(lower_t, -2 * int(exps.max())))
             best = lower if not np.isfinite(best) else max(best, lower)
-            if best >= TINY:
-                return PDProof(True, min(best, np.finfo(np.float64).max), estimate, allowance)
+            if best >= TINY:  # (an estimate below the proven bound is rounding noise: use the bound)
+                best = min(best, np.finfo(np.float64).max)
+                return PDProof(True, best, best if not estimate >= best else estimate, allowance)
     if np.isfinite(best):
         return PDProof(False, np.nan, estimate, allowance,
                        f"the proven margin {best:.3e} is below float64's normal range ({TINY:.3e}): "

@@ -62,7 +62,7 @@ import scipy.sparse as sp
 
 from . import solvers as _solvers
 from ._validation import check_scalar
-from .certify import Certificate, certificate_from, certify
+from .certify import Certificate, certificate_from, certify, infeasible_contraction_reason
 from .lmi import dissipation_lmi, model_operands
 from .model import ImplicitRNN
 
@@ -558,7 +558,8 @@ def _blas_limit(threads: int | None):
 def certify_scalable(model: ImplicitRNN, gamma: float | None = None, *, solver: str | None = None,
                      contraction_only: bool = False, margin: float = 1e-7, frequencies: int = 12,
                      max_rounds: int = 12, rtol: float = 1e-3, bisections: int = 4, fallback: bool = True,
-                     tol: float = 1e-9, blas_threads: int | None = 1) -> Certificate:
+                     tol: float = 1e-9, blas_threads: int | None = 1,
+                     time_limit: float | None = None) -> Certificate:
     """Certify contraction and the smallest incremental l2 gain of a large model (see module doc).
 
     Same contract as :func:`~rrnn_convex.certify.certify`: ``gamma=None`` finds the smallest
@@ -580,15 +581,17 @@ def certify_scalable(model: ImplicitRNN, gamma: float | None = None, *, solver: 
     process setting alone). The default 1 is deliberate: the interior-point method makes many
     mid-sized BLAS calls, and with a second busy process on a 2-core machine OpenBLAS's threads
     spin for a core they do not get (measured: n = 64 in 240 s with 2 threads vs 1.3 s with 1).
+    ``time_limit``: overall budget in seconds (None: none), checked before every round and passed
+    on to the exact fallback; when it is spent the answer is "not certified: time limit ...".
     """
     with _blas_limit(blas_threads):
         return _certify_scalable(model, gamma, solver=solver, contraction_only=contraction_only,
                                  margin=margin, frequencies=frequencies, max_rounds=max_rounds, rtol=rtol,
-                                 bisections=bisections, fallback=fallback, tol=tol)
+                                 bisections=bisections, fallback=fallback, tol=tol, time_limit=time_limit)
 
 
 def _certify_scalable(model, gamma, *, solver, contraction_only, margin, frequencies, max_rounds, rtol,
-                      bisections, fallback, tol) -> Certificate:
+                      bisections, fallback, tol, time_limit) -> Certificate:
     if not isinstance(model, ImplicitRNN):
         raise TypeError(f"model: expected an ImplicitRNN, got {type(model).__name__}")
     if gamma is not None:
@@ -598,7 +601,17 @@ def _certify_scalable(model, gamma, *, solver, contraction_only, margin, frequen
     margin = check_scalar(margin, "margin", low=0.0)
     if solver is not None:
         _solvers.solver_sequence(solver)  # validate the fallback solver's name early
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
     t_start = time.perf_counter()
+
+    def time_left() -> float | None:
+        return None if time_limit is None else t_start + time_limit - time.perf_counter()
+
+    def budget() -> float | None:  # for a sub-call: it stops at once when nothing is left
+        left = time_left()
+        return None if left is None else max(left, 1e-3)
+
     attempts: list[dict] = []
     mode = "contraction" if contraction_only else ("fixed_gamma" if gamma is not None else "min_gamma")
     base = dict(model_hash=model.weights_hash(), alpha=model.activation.alpha, beta=model.activation.beta,
@@ -608,10 +621,18 @@ def _certify_scalable(model, gamma, *, solver, contraction_only, margin, frequen
         return Certificate(**base, contracting=False, gamma=None, Q=None, lam=None, reason=reason,
                            attempts=tuple(attempts), solve_seconds=time.perf_counter() - t_start)
 
+    def out_of_time() -> Certificate:
+        return not_certified(f"not certified: time limit of {time_limit:g} s reached after {len(attempts)} "
+                             f"recorded step(s) (see attempts; raise time_limit to try longer)")
+
     def exact_fallback(why: str) -> Certificate:
         if not fallback or model.n + model.q > 2 * AUTO_MIN_SIZE:
             return not_certified(why)
-        cert = certify(model, gamma, solver, formulation="dense", contraction_only=contraction_only)
+        left = time_left()
+        if left is not None and left <= 0:
+            return out_of_time()
+        cert = certify(model, gamma, solver, formulation="dense", contraction_only=contraction_only,
+                       time_limit=left)
         attempts.append({"solver": "certify", "status": "fallback", "seconds": cert.solve_seconds,
                          "mode": mode, "detail": why, "verified": cert.certified})
         return replace(cert, attempts=tuple(attempts) + tuple(cert.attempts),
@@ -636,6 +657,9 @@ def _certify_scalable(model, gamma, *, solver, contraction_only, margin, frequen
     omegas = list(np.linspace(0.0, np.pi, max(int(frequencies), 2)))
     last = ""
     for rnd in range(max_rounds):
+        left = time_left()
+        if left is not None and left <= 0:
+            return out_of_time()
         t0 = time.perf_counter()
         blocks, G, h, c = _grid_problem(data, kernel, omegas, mode, eps, gamma)
         y0 = _start_point(blocks, mode, data.q)
@@ -644,7 +668,7 @@ def _certify_scalable(model, gamma, *, solver, contraction_only, margin, frequen
             # strictly feasible start), so that a non-contracting model is not left to an
             # infeasible interior-point run
             c_cert = certify_scalable(model, contraction_only=True, margin=margin, frequencies=frequencies,
-                                      max_rounds=max_rounds, fallback=False, tol=tol)
+                                      max_rounds=max_rounds, fallback=False, tol=tol, time_limit=budget())
             attempts.extend(c_cert.attempts)
             if not c_cert.certified and c_cert.reason.startswith("not contracting"):
                 return not_certified(c_cert.reason)
@@ -657,7 +681,7 @@ def _certify_scalable(model, gamma, *, solver, contraction_only, margin, frequen
         if info["status"] == "failed":
             if mode == "min_gamma":
                 c_cert = certify_scalable(model, contraction_only=True, margin=margin, frequencies=frequencies,
-                                          max_rounds=max_rounds, fallback=False, tol=tol)
+                                          max_rounds=max_rounds, fallback=False, tol=tol, time_limit=budget())
                 attempts.extend(c_cert.attempts)
                 if not c_cert.certified and c_cert.reason.startswith("not contracting"):
                     return not_certified(c_cert.reason)
@@ -669,10 +693,11 @@ def _certify_scalable(model, gamma, *, solver, contraction_only, margin, frequen
         else:
             t = float(y[data.q])
             if t <= 0.0:
-                what = ("not contracting: the contraction LMI is infeasible" if mode == "contraction"
-                        else f"gamma={gamma:.6g} is not certifiable")
-                return not_certified(f"{what} (its KYP relaxation on {len(omegas)} frequencies has best "
-                                     f"margin t = {t:.3e} <= 0)")
+                how = f"its KYP relaxation on {len(omegas)} frequencies"
+                if mode == "contraction":
+                    return not_certified(infeasible_contraction_reason(t, how, model))
+                return not_certified(f"gamma={gamma:.6g} is not certifiable ({how} has best margin "
+                                     f"t = {t:.3e} <= 0)")
             g, eps_d = gamma, 0.5 * t
         t_ric = time.perf_counter()
         Qx, angles = _riccati_metric(data, lam, g, eps_d)

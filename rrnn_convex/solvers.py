@@ -5,7 +5,13 @@ A solver's "optimal" is never taken as a proof: callers re-check every point rig
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
+import io
+import os
+import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,6 +27,67 @@ SOLVER_OPTIONS = {
     "SCS": {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 100_000},
     "MOSEK": {},
 }
+
+#: time limit of one solver call when the caller gives none, seconds. Every call gets one: SCS on
+#: badly scaled data otherwise iterates for minutes (issue 15: > 2 min at 1e308 weights).
+DEFAULT_TIME_LIMIT = 600.0
+
+
+def time_limit_options(solver: str, seconds: float | None) -> dict:
+    """The solver's own time-limit option for ``seconds`` (``DEFAULT_TIME_LIMIT`` when None):
+    Clarabel ``time_limit``, SCS ``time_limit_secs``, MOSEK ``MSK_DPAR_OPTIMIZER_MAX_TIME``."""
+    t = DEFAULT_TIME_LIMIT if seconds is None else max(float(seconds), 1e-3)
+    if solver == "CLARABEL":
+        return {"time_limit": t}
+    if solver == "SCS":
+        return {"time_limit_secs": t}
+    if solver == "MOSEK":
+        return {"mosek_params": {"MSK_DPAR_OPTIMIZER_MAX_TIME": t}}
+    return {}
+
+
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)`` of the C library (solvers print through its buffered stdout)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def _captured_stdout():
+    """Capture the block's standard output, at both levels, and yield a one-element list that
+    receives the text.
+
+    Solvers print whatever ``verbose`` says: SCS's Python module through ``sys.stdout``, its C
+    code and other solvers' through the C library's stdout (SCS: "ERROR: could not determine
+    problem status"). The status is recorded in the Attempt, so the text goes to its ``detail``
+    instead of the user's terminal. Without a usable file descriptor 1 only ``sys.stdout`` is
+    redirected.
+    """
+    out = [""]
+    py = io.StringIO()
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+        saved = os.dup(fd)
+    except (OSError, ValueError, AttributeError):
+        with contextlib.redirect_stdout(py):
+            yield out
+        out[0] = py.getvalue()
+        return
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        for stream in (sys.stdout, sys.__stdout__):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        _flush_c_stdio()
+        os.dup2(tmp.fileno(), fd)
+        try:
+            with contextlib.redirect_stdout(py):
+                yield out
+        finally:
+            _flush_c_stdio()  # printf output still in the C library's buffer belongs to the file
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            out[0] = py.getvalue() + tmp.read().decode("utf-8", "replace")
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,20 +154,41 @@ class Attempt:
         return {"solver": self.solver, "status": self.status, "seconds": self.seconds, "detail": self.detail}
 
 
-def run(problem: cp.Problem, solver: str, **options) -> Attempt:
-    """Solve ``problem`` with ``solver``; never raises for solver failures, returns an Attempt."""
+def run(problem: cp.Problem, solver: str, *, time_limit: float | None = None, **options) -> Attempt:
+    """Solve ``problem`` with ``solver``; never raises for solver failures, returns an Attempt.
+
+    ``time_limit``: seconds for this call (the solver's own option, :func:`time_limit_options`;
+    ``DEFAULT_TIME_LIMIT`` when None); a solver stopped by it reports the status "user_limit"
+    (or an inaccurate one). Anything the solver prints to stdout is kept out of the terminal and
+    recorded in the Attempt's ``detail``.
+    """
     opts = dict(SOLVER_OPTIONS.get(solver, {}))
     opts.update(options)
+    for key, limit in time_limit_options(solver, time_limit).items():  # the tighter limit wins
+        if key == "mosek_params":
+            params = dict(opts.get(key, {}))
+            mine = params.get("MSK_DPAR_OPTIMIZER_MAX_TIME")
+            params["MSK_DPAR_OPTIMIZER_MAX_TIME"] = min(mine, limit["MSK_DPAR_OPTIMIZER_MAX_TIME"]) \
+                if mine is not None else limit["MSK_DPAR_OPTIMIZER_MAX_TIME"]
+            opts[key] = params
+        else:
+            opts[key] = min(opts[key], limit) if key in opts else limit
     t0 = time.perf_counter()
-    try:
-        with warnings.catch_warnings():
-            # "Solution may be inaccurate": the status is recorded and every point is re-checked
-            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.solve(solver=solver, **opts)
-        status = str(problem.status)
-        detail = ""
-    except cp.error.SolverError as exc:
-        status, detail = "solver_error", str(exc).splitlines()[0][:300] if str(exc) else "SolverError"
-    except Exception as exc:  # a solver crashing must not take the caller down
-        status, detail = "solver_error", f"{type(exc).__name__}: {str(exc)[:300]}"
+    detail = ""
+    with _captured_stdout() as printed:
+        try:
+            with warnings.catch_warnings():
+                # "Solution may be inaccurate": the status is recorded and every point is re-checked
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                problem.solve(solver=solver, **opts)
+            status = str(problem.status)
+        except cp.error.SolverError as exc:
+            status, detail = "solver_error", str(exc).splitlines()[0][:300] if str(exc) else "SolverError"
+        except Exception as exc:  # a solver crashing must not take the caller down
+            status, detail = "solver_error", f"{type(exc).__name__}: {str(exc)[:300]}"
+    noise = " ".join(printed[0].split())
+    if noise and not opts.get("verbose"):
+        detail = (detail + f" (solver printed: {noise[:300]})").strip()
+    elif noise:  # the caller asked for the solver's log: pass it on
+        sys.stdout.write(printed[0])
     return Attempt(solver, status, time.perf_counter() - t0, detail)

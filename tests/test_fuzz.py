@@ -688,7 +688,8 @@ def extreme_scale_case(spec: Spec, cert_scale: float, state_scale: float, gain: 
         Q = cert.Q * cert_scale
         lam = cert.lam * cert_scale
         g = None if cert.gamma is None else cert.gamma * cert_scale
-        if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(lam)) and (g is None or np.isfinite(g) and g > 0)):
+        finite = np.all(np.isfinite(Q)) and np.all(np.isfinite(lam))
+        if not (finite and (g is None or np.isfinite(g) and g > 0)):
             return []
         try:
             model2 = model.transform(state_scale * np.eye(model.n))
@@ -703,9 +704,11 @@ def extreme_scale_case(spec: Spec, cert_scale: float, state_scale: float, gain: 
     for tag, m_, c_ in (("scaled certificate", model, c1), ("rescaled state equations", model2, c2)):
         v = c_.verify(m_)
         if v.ok and not exact_certificate_holds(m_, c_.Q, c_.lam, c_.gamma, bounds):
-            out.append(f"FALSE CERTIFICATE ({tag}: cert scale {cert_scale:.3g}, state scale {state_scale:.3g})")
+            out.append(f"FALSE CERTIFICATE ({tag}: cert scale {cert_scale:.3g}, "
+                       f"state scale {state_scale:.3g})")
     exact_map = (np.frexp(state_scale)[0] == 0.5 and np.array_equal(Q2 * state_scale ** 2, Q)
-                 and np.array_equal(model2.E / state_scale, model.E) and np.array_equal(model2.F / state_scale, model.F))
+                 and np.array_equal(model2.E / state_scale, model.E)
+                 and np.array_equal(model2.F / state_scale, model.F))
     if exact_map and c1.verify(model).ok != c2.verify(model2).ok:
         out.append(f"verify is not equivariant under transform({state_scale:.3g} I): "
                    f"{c1.verify(model).reason} vs {c2.verify(model2).reason}")
@@ -745,8 +748,8 @@ def issue15_family_case(rng: np.random.Generator) -> list[str]:
     cert = Certificate(model_hash=model.weights_hash(), contracting=True, gamma=None, Q=Q, lam=lam,
                        alpha=0.0, beta=1.0)
     if cert.verify(model).ok and not exact_certificate_holds(model, Q, lam, None, (0.0, 1.0)):
-        return [f"FALSE CERTIFICATE: issue-15 family, E = diag({e1!r}, {e2!r}), F12 = {f12!r}, F21 = {f21!r}, "
-                f"Q = diag({Q[0, 0]!r}, {Q[1, 1]!r}), lam = {lam[0]!r}"]
+        return [f"FALSE CERTIFICATE: issue-15 family, E = diag({e1!r}, {e2!r}), F12 = {f12!r}, "
+                f"F21 = {f21!r}, Q = diag({Q[0, 0]!r}, {Q[1, 1]!r}), lam = {lam[0]!r}"]
     return []
 
 

@@ -151,3 +151,187 @@ def test_certificate_margin_in_the_subnormal_range_is_refused():
         assert exact_certificate_holds(model, tiny.Q, tiny.lam, None, true_slope_bounds(model.activation))
     else:
         assert "subnormal" in check.reason or "float64" in check.reason, check.reason
+
+
+# ============================================================================= 3. bounded time
+def _elman_1e308():
+    return ImplicitRNN.from_elman(0.5 * np.eye(2), np.ones((2, 1)), C=np.array([[1e308, 1e308]]), D=np.zeros((1, 1)))
+
+
+def test_weights_whose_LMI_overflows_are_refused_up_front():
+    """Issue 15: C = [[1e308, 1e308]] kept SCS busy for minutes. C'C / gamma overflows float64
+    for any gamma below 1e308: certification is meaningless at this scale; say so at once."""
+    model = _elman_1e308()
+    t0 = time.perf_counter()
+    cert = certify(model)
+    elapsed = time.perf_counter() - t0
+    assert not cert.certified
+    assert "meaningless" in cert.reason and "float64" in cert.reason, cert.reason
+    assert not cert.attempts, "refused up front: no solver should have run"
+    assert elapsed < 10.0
+    for kw in ({"gamma": 1e300}, {"contraction_only": True}):
+        assert not certify(model, **kw).certified
+
+
+def test_every_solver_call_gets_a_time_limit(monkeypatch):
+    import cvxpy as cp
+
+    from rrnn_convex.project import project
+
+    calls = []
+    real = cp.Problem.solve
+
+    def spy(self, *args, **kwargs):
+        calls.append(dict(kwargs))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cp.Problem, "solve", spy)
+    model = random_rnn(np.random.default_rng(7), 3, 2, 1, 1, activation="relu", scale=1.3)
+    certify(model)
+    certify(model, gamma=50.0)
+    certify(model, solver="SCS", fallback=False)
+    n_certify = len(calls)
+    project(model, gamma=1e-3)  # moves the model: projection SDPs, then re-certification
+    assert len(calls) > n_certify + 1
+    for kw in calls:
+        limit = kw.get("time_limit", kw.get("time_limit_secs"))
+        assert limit is not None and 0 < limit <= 600, kw
+
+
+def test_certify_time_limit_is_an_overall_budget_with_the_attempts_recorded():
+    model = random_rnn(np.random.default_rng(8), 12, 12, 2, 2, activation="tanh")
+    t0 = time.perf_counter()
+    cert = certify(model, time_limit=0.05)
+    elapsed = time.perf_counter() - t0
+    assert not cert.certified
+    assert cert.reason.startswith("not certified: time limit"), cert.reason
+    assert cert.attempts, "the attempts made before the limit must be recorded"
+    assert elapsed < 15.0  # the budget plus building one SDP on a loaded 2-core machine
+    with pytest.raises(ValueError, match="time_limit"):
+        certify(model, time_limit=-1.0)
+
+
+def test_kyp_path_respects_the_time_limit():
+    from rrnn_convex.scalable import certify_scalable
+
+    model = random_rnn(np.random.default_rng(9), 20, 14, 1, 1, activation="relu")
+    cert = certify_scalable(model, time_limit=1e-3)
+    assert not cert.certified and cert.reason.startswith("not certified: time limit"), cert.reason
+
+
+def test_cli_certify_and_project_take_a_time_limit(tmp_path):
+    from test_cli import cli
+
+    model = random_rnn(np.random.default_rng(8), 12, 12, 2, 2, activation="tanh")
+    path = model.save(tmp_path / "m.npz")
+    res = cli("certify", path, "--time-limit", "0.01", "--out", tmp_path / "c.json")
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "time limit" in res.stdout
+    res = cli("project", path, "--time-limit", "0.01", "--out", tmp_path / "p.npz")
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "time limit" in res.stdout + res.stderr
+
+
+# ============================================================================= 4. honest answers
+@pytest.fixture(scope="module")
+def tanh_model():
+    model = random_rnn(np.random.default_rng(3), 3, 3, 1, 1, activation="tanh")
+    cert = certify(model)
+    assert cert.certified
+    return model, cert
+
+
+def _assert_true(model, cert):
+    assert cert.certified, cert.reason
+    assert cert.verify(model).ok
+    assert exact_certificate_holds(model, cert.Q, cert.lam, cert.gamma, true_slope_bounds(model.activation))
+
+
+def test_a_gamma_above_a_certified_one_is_certified_from_1e_minus3_to_1e15(tanh_model):
+    """The LMI is monotone in gamma (M(G) = M(g) + (G - g) diag(0, 0, I, I)): once some gamma is
+    certified, every larger one must be. Was: 1e12 and 1e15 "not certifiable"."""
+    model, best = tanh_model
+    certified_at = []
+    for G in np.logspace(-3, 15, 19):
+        cert = certify(model, gamma=G)
+        if cert.certified:
+            _assert_true(model, cert)
+            assert cert.gamma == G
+            certified_at.append(G)
+        else:
+            assert G < best.gamma, f"gamma={G:g} above the certified {best.gamma:g} was refused: {cert.reason}"
+            assert not certified_at, f"gamma={G:g} refused although {certified_at[-1]:g} was certified"
+    assert certified_at and certified_at[0] <= 10 * best.gamma
+
+
+def test_verify_at_gamma_1e308_answers(tanh_model):
+    model, best = tanh_model
+    for G in (1e200, 1e308, float(np.finfo(np.float64).max)):
+        huge = replace(best, gamma=G)
+        check = huge.verify(model)  # was: LinAlgError
+        assert check.ok, check.reason  # true by monotonicity, and provable after equilibration
+        assert exact_certificate_holds(model, huge.Q, huge.lam, G, true_slope_bounds(model.activation))
+
+
+@pytest.mark.parametrize("gamma", [None, 1e12])
+def test_projection_of_a_member_comes_back_unchanged(tanh_model, gamma):
+    from rrnn_convex.project import project
+
+    model, _ = tanh_model
+    res = project(model, gamma=gamma)
+    assert not res.moved and res.distance == 0.0
+    assert res.model.weights_hash() == model.weights_hash()
+    _assert_true(res.model, res.certificate)
+
+
+def test_marginal_contraction_is_not_certifiable_rather_than_not_contracting():
+    """x+ = relu((1 - 1e-12) x + u) contracts (by 1e-12 per step); a margin at solver noise must
+    not be reported as "not contracting"."""
+    model = ImplicitRNN.from_elman((1 - 1e-12) * np.eye(2), np.ones((2, 1)), C=np.ones((1, 2)),
+                                   D=np.zeros((1, 1)))
+    for kw in ({}, {"contraction_only": True}):
+        cert = certify(model, **kw)
+        assert not cert.certified
+        assert "not certifiable (within solver accuracy)" in cert.reason, cert.reason
+        assert "not contracting" not in cert.reason
+    clear = ImplicitRNN.from_elman(1.5 * np.eye(2), np.ones((2, 1)), C=np.ones((1, 2)), D=np.zeros((1, 1)))
+    assert certify(clear, contraction_only=True).reason.startswith("not contracting")
+
+
+SCALES = [1e-150, 1e-100, 2.0 ** -300, 1e-50, 1e-8, 1e8, 1e50, 2.0 ** 300, 1e100, 1e150]
+
+
+@pytest.mark.parametrize("s", SCALES)
+def test_answer_does_not_depend_on_the_units_of_the_state_equations(tanh_model, s):
+    """transform(s I) is the same model (E, F, B1, B2 and bx times s): same certified gamma, and a
+    true certificate. Was: 1e-100 and 1e-150 not certified (a norm in prove_pd overflowed)."""
+    model, best = tanh_model
+    scaled = model.transform(s * np.eye(model.n))
+    cert = certify(scaled)
+    _assert_true(scaled, cert)
+    assert cert.gamma == pytest.approx(best.gamma, rel=1e-6)
+    c = certify(scaled, contraction_only=True)
+    _assert_true(scaled, c)
+    # the original certificate, mapped exactly (powers of two), verifies in both units
+    if np.frexp(s)[0] == 0.5:
+        mapped = replace(best, model_hash=scaled.weights_hash(), Q=best.Q / s ** 2)
+        assert mapped.verify(scaled).ok
+
+
+# ============================================================================= 5. solver noise
+def test_solver_stdout_noise_is_kept_off_the_terminal(capfd):
+    """SCS prints "ERROR: could not determine problem status" to the C stdout; the status is
+    recorded in the attempt, so the text belongs there and not on the user's terminal."""
+    import cvxpy as cp
+
+    from rrnn_convex import solvers
+
+    x = cp.Variable(2)
+    big = 1e300
+    A = np.array([[big, big], [1.0, -big]])
+    prob = cp.Problem(cp.Minimize(cp.sum(x)), [A @ x >= np.array([big, 1.0]), x >= -big])
+    att = solvers.run(prob, "SCS", max_iters=5)
+    out, err = capfd.readouterr()
+    assert "could not determine" not in out + err
+    assert att.status == "solver_error"
+    assert "could not determine" in att.detail
