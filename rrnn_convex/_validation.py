@@ -21,6 +21,9 @@ def as_float_array(value, name: str, ndim: int | tuple[int, ...] | None = None) 
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}: expected an array of real numbers, got {type(value).__name__} ({exc})") from None
+    except OverflowError:  # a Python int beyond float64's range (e.g. 400 digits in a JSON file)
+        raise ValueError(f"{name}: holds a number too large for float64 (beyond {np.finfo(np.float64).max:.3g})") \
+            from None
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:

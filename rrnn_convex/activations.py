@@ -106,11 +106,21 @@ _NAMED = {"relu": RELU, "tanh": TANH, "sigmoid": SIGMOID, "identity": IDENTITY}
 
 
 def get_activation(spec) -> Activation:
-    """Resolve ``spec`` (an :class:`Activation`, a name, or a dict from ``to_dict``)."""
+    """Resolve ``spec`` (an :class:`Activation`, a name, or a dict from ``to_dict``).
+
+    A dict with ``alpha`` and ``beta`` (both needed) is that exact activation, checked to
+    contain its true slopes, so a saved model loads back with the bounds it was saved with; a
+    dict with just a ``name`` (and a leaky_relu ``slope``) is the named default.
+    """
     if isinstance(spec, Activation):
         return spec
     if isinstance(spec, dict):
         name = spec.get("name")
+        unknown = sorted(set(spec) - {"name", "alpha", "beta", "slope"})
+        if unknown or not isinstance(name, str):
+            raise ValueError(f"activation: expected a dict with a name and optionally alpha, beta, slope, got {spec!r}")
+        if "alpha" in spec or "beta" in spec:
+            return Activation(name, spec.get("alpha"), spec.get("beta"), spec.get("slope", 0.0))
         if name == "leaky_relu":
             return leaky_relu(spec.get("slope", 0.01))
         return get_activation(name)

@@ -15,9 +15,11 @@ activation; optional b, C, D), or a PyTorch ``.pt`` state_dict of a one-layer nn
 readout (needs the torch extra); see :mod:`rrnn_convex.io_models`.
 
 Exit codes: 0 success / certified, 1 not certified (or a certificate that does not verify),
-2 bad input (missing or malformed file, unknown column, bad option); errors are one line on
-stderr, ``rrnn <command>: error: <message>``, never a traceback (set the environment variable
-RRNN_TRACEBACK=1 to see one when reporting a bug).
+2 bad input (missing or malformed file, unknown column, bad option, an output path that is one
+of the inputs), 3 internal error (a bug: please report it); errors are one line on stderr,
+``rrnn <command>: error: <message>``, never a traceback (set the environment variable
+RRNN_TRACEBACK=1 to see one when reporting a bug). No output overwrites an input file; files
+are written atomically, keeping an existing file's permissions and writing through symlinks.
 """
 from __future__ import annotations
 
@@ -31,7 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_NOT_CERTIFIED, EXIT_BAD_INPUT = 0, 1, 2
+from ._io import check_input_file, check_outputs, check_writable, same_file, strict_json
+
+EXIT_OK, EXIT_NOT_CERTIFIED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class UserError(ValueError):
@@ -153,10 +157,9 @@ def _load_model(args):
 
 
 # ---------------------------------------------------------------------- CSV data
-def _csv_header(path: Path, delimiter: str = ",") -> list[str] | None:
+def _csv_header(path: Path, delimiter: str = ",", role: str = "data") -> list[str] | None:
     """The first non-blank row of a CSV file, stripped (the same rules as ``read_csv``)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"data: no such file {str(path)!r}")
+    check_input_file(path, role)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             for fields in csv.reader(fh, delimiter=delimiter, skipinitialspace=True, strict=True):
@@ -188,7 +191,7 @@ def _sequence_labels(path: Path, col: int, delimiter: str = ",") -> list[tuple[i
     return out
 
 
-def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: str | None):
+def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: str | None, role: str = "data"):
     """Read a CSV into u (batch, T, m), y (batch, T, p) or None, sequence labels and column names.
 
     One file is one sequence, unless it has a sequence column (``sequence_column``, or a column
@@ -200,7 +203,7 @@ def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: s
     from .datasets import read_csv
 
     path = Path(path)
-    header = _csv_header(path)
+    header = _csv_header(path, role=role)
     if header is None:
         raise UserError(f"{path}: the file holds no data")
     seq_idx = None
@@ -220,6 +223,7 @@ def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: s
                     header=True if seq_idx is not None else None)
     u, y = data.u[0], data.y[0]
     names_in, names_out = data.meta["inputs"], data.meta["outputs"]
+    _distinct_columns(path, header, names_in, names_out if outputs else [])
     if seq_idx is None:
         return u[None], (y[None] if outputs else None), None, names_in, names_out
     rows = _sequence_labels(path, seq_idx)
@@ -245,6 +249,43 @@ def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: s
     return U, Y, order, names_in, names_out
 
 
+def _distinct_columns(path: Path, header: list, names_in: list, names_out: list) -> None:
+    """Refuse a column selected twice (as an input and an output, or twice in one role).
+
+    ``names_in`` / ``names_out`` are the resolved columns (header names, or indices without a
+    header); a header that repeats a name is left to read_csv, which refuses such names.
+    """
+    if len(set(header)) < len(header):
+        return
+    chosen = [("--inputs", c) for c in names_in] + [("--outputs", c) for c in names_out]
+    for i, (role, col) in enumerate(chosen):
+        for other, prev in chosen[:i]:
+            if prev == col:
+                what = f"selected more than once in {role}" if other == role else "both an input and an output"
+                raise UserError(f"{role}: column {col!r} of {path.name} is {what}")
+
+
+def _check_fit_data(path, U, Y, names_in, names_out, role: str = "data") -> None:
+    """Refuse data no model can be fitted to, naming the file and the column: a constant column
+    (an input carries no information, an output makes the normalised error undefined), values
+    beyond 1e150 or a spread below 1e-150 (their squares overflow / underflow float64)."""
+    import numpy as np
+
+    cols = [(n, "input", U[..., i]) for i, n in enumerate(names_in)]
+    cols += [(n, "output", Y[..., i]) for i, n in enumerate(names_out)] if Y is not None else []
+    for name, kind, x in cols:
+        lo, hi = float(np.min(x)), float(np.max(x))
+        if lo == hi and (kind == "output" or role == "data"):  # constant validation inputs are fine
+            raise UserError(f"{role}: column {name!r} ({kind}) of {str(path)!r} is constant ({lo:g}): "
+                            + ("it carries no information; leave it out" if kind == "input" else
+                               "there is nothing to fit and the normalised error is undefined"))
+        big, spread = max(abs(lo), abs(hi)), hi - lo
+        if big > 1e150 or 0 < spread < 1e-150:
+            what = f"has values up to {big:.3g}" if big > 1e150 else f"varies by only {spread:.3g}"
+            raise UserError(f"{role}: column {name!r} ({kind}) of {str(path)!r} {what}; rescale it (change its "
+                            f"unit) to values between about 1e-150 and 1e150, where float64 arithmetic works")
+
+
 # ---------------------------------------------------------------------- demo
 def _cmd_demo(args) -> int:
     """``rrnn demo``: generate the MSD data, fit a Theta_gamma model, report NSE and the verified certificate."""
@@ -258,6 +299,7 @@ def _cmd_demo(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {str(out)!r} exists and is not a directory")
+    check_writable(out / "model.npz", "--out")
     plot_ok = not args.no_plot
     if plot_ok:
         try:
@@ -286,7 +328,7 @@ def _cmd_demo(args) -> int:
     v = float(np.mean(nse(model.simulate(splits.val.u), splits.val.y)))
     tests = {w: float(np.mean(nse(model.simulate(d.u), d.y))) for w, d in splits.tests.items()}
     print(f"                  {est.n_iter_} iterations, {sum(h['accepted'] for h in est.history_)} accepted, "
-          f"{fit_s:.1f} s\n")
+          f"{fit_s:.1f} s; stopped: {est.stop_reason_}\n")
     print(f"validation NSE  : {v:.4f}   (||y_hat - y|| / ||y - mean y||, zero initial state)")
     print("test NSE        : " + ", ".join(f"width {w:g}: {e:.4f}" for w, e in tests.items()))
     lb = lipschitz_lower_bound(model, horizon=500, starts=3, steps=100, seed=args.seed).value
@@ -333,12 +375,14 @@ def _write_history(path: Path, est, settings: dict, data: dict | None = None) ->
 # ---------------------------------------------------------------------- certify / verify / project
 def _cmd_certify(args) -> int:
     """``rrnn certify``: certify a model file and write the JSON certificate (exit 0 certified, 1 not)."""
-    from .certify import certify
+    from .certify import DEFAULT_TIME_LIMIT, certify
 
-    loaded = _load_model(args)
     out = Path(args.out) if args.out else _cert_path(Path(args.model))
+    check_outputs({"model": args.model}, {"--out": out})
+    loaded = _load_model(args)
     print(f"input           : {loaded.description}")
-    cert = certify(loaded.model, gamma=args.gamma, solver=args.solver)
+    cert = certify(loaded.model, gamma=args.gamma, solver=args.solver,
+                   time_limit=args.time_limit or DEFAULT_TIME_LIMIT)
     cert.to_json(out)
     ok = _print_certificate(cert, loaded.model)
     print(f"certificate     : written to {out}")
@@ -350,24 +394,23 @@ def _cmd_verify(args) -> int:
     from .certify import CERT_SCHEMA, CERT_SCHEMA_VERSION, Certificate
 
     loaded = _load_model(args)
-    path = Path(args.certificate)
-    if not path.is_file():
-        raise FileNotFoundError(f"certificate: no such file {str(path)!r}")
+    path = check_input_file(args.certificate, "certificate")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"certificate: {str(path)!r} is not a text (JSON) file") from None
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+        doc = strict_json(text)
+    except ValueError as exc:  # JSONDecodeError is one
         raise UserError(f"certificate: {str(path)!r} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("schema") != CERT_SCHEMA:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise UserError(f"certificate: {str(path)!r} is not an rrnn_convex certificate "
                         f"(expected schema {CERT_SCHEMA!r}, got {got!r})")
-    if not isinstance(doc.get("schema_version"), int) or doc["schema_version"] > CERT_SCHEMA_VERSION:
-        raise UserError(f"certificate: schema_version {doc.get('schema_version')!r} is not one this package "
-                        f"reads (<= {CERT_SCHEMA_VERSION})")
+    version = doc.get("schema_version")
+    if type(version) is not int or not 1 <= version <= CERT_SCHEMA_VERSION:
+        raise UserError(f"certificate: schema_version {version!r} is not one this package reads (an integer "
+                        f"1..{CERT_SCHEMA_VERSION})")
     # from here on the file claims to be a certificate: anything wrong with it means "not verified"
     try:
         cert = Certificate.from_dict(doc)
@@ -387,14 +430,17 @@ def _cmd_verify(args) -> int:
 
 def _cmd_project(args) -> int:
     """``rrnn project``: write the nearest certified model and its certificate."""
+    from .certify import DEFAULT_TIME_LIMIT
     from .project import project
 
     out = _npz_out(args.out)
+    check_outputs({"model": args.model}, {"--out": out, "the certificate beside --out": _cert_path(out)})
     loaded = _load_model(args)
     print(f"input           : {loaded.description}")
     target = f"Theta_gamma (gamma = {args.gamma:g})" if args.gamma is not None else "Theta (contracting)"
     try:
-        res = project(loaded.model, gamma=args.gamma, solver=args.solver, norm=args.norm)
+        res = project(loaded.model, gamma=args.gamma, solver=args.solver, norm=args.norm,
+                      time_limit=args.time_limit or DEFAULT_TIME_LIMIT)
     except RuntimeError as exc:
         print(f"rrnn project: not certified: {exc}", file=sys.stderr)
         return EXIT_NOT_CERTIFIED
@@ -414,9 +460,11 @@ def _training_data(args):
     ``rrnn fit`` / ``rrnn sweep``."""
     inputs, outputs = _columns(args.inputs, "--inputs"), _columns(args.outputs, "--outputs")
     U, Y, labels, names_in, names_out = _read_sequences(args.data, inputs, outputs, args.sequence_column)
+    _check_fit_data(args.data, U, Y, names_in, names_out)
     val = None
     if args.validation:
-        Uv, Yv, _, _, _ = _read_sequences(args.validation, inputs, outputs, args.sequence_column)
+        Uv, Yv, _, _, _ = _read_sequences(args.validation, inputs, outputs, args.sequence_column, "--validation")
+        _check_fit_data(args.validation, Uv, Yv, names_in, names_out, "--validation")
         val = (Uv, Yv)
     return U, Y, labels, names_in, names_out, val
 
@@ -430,7 +478,15 @@ def _cmd_fit(args) -> int:
 
     out = _npz_out(args.out)
     plot = _png_path(args.plot)
+    check_outputs({"data": args.data, "validation data (--validation)": args.validation,
+                   "checkpoint to resume (--resume)": args.resume},
+                  {"--out": out, "the certificate beside --out": _cert_path(out),
+                   "the history beside --out": out.with_suffix(".history.json"), "--plot": plot,
+                   "the history plot beside --plot": _history_plot(plot), "--checkpoint": args.checkpoint},
+                  may_equal=(("--checkpoint", "checkpoint to resume (--resume)"),))
     U, Y, labels, names_in, names_out, val = _training_data(args)
+    if args.resume and Path(args.resume).is_dir():
+        raise UserError(f"--resume: {args.resume!r} is a directory, not a checkpoint file")
     if args.resume and not Path(args.resume).is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {args.resume!r}")
     k = args.init_samples or 0
@@ -495,11 +551,16 @@ def _cmd_fit(args) -> int:
             yhat = model.simulate(Uf, est.x0_)
         plot_fit(Yf, yhat, ts=args.ts, output_names=[str(n) for n in names_out],
                  title=f"{what} data (sequence 0) vs fitted model", path=plot)
-        hplot = plot.with_name(plot.stem + "-history.png")
+        hplot = _history_plot(plot)
         plot_history(est.history_, path=hplot)
         written += [plot, hplot]
     print("written         : " + ", ".join(str(p) for p in written))
     return EXIT_OK if ok else EXIT_NOT_CERTIFIED
+
+
+def _history_plot(plot: Path | None) -> Path | None:
+    """``fit.png`` -> ``fit-history.png`` (the history plot of ``rrnn fit --plot``)."""
+    return None if plot is None else plot.with_name(plot.stem + "-history.png")
 
 
 def _print_fit_summary(est, seconds: float, model_set: str, T: int) -> None:
@@ -527,6 +588,7 @@ def _cmd_simulate(args) -> int:
     if Path(args.out).suffix.lower() != ".csv":
         raise UserError(f"--out: expected a .csv file name, got {args.out!r}")
     plot = _png_path(args.plot)
+    check_outputs({"model": args.model, "data": args.data}, {"--out": args.out, "--plot": plot})
     loaded = _load_model(args)
     model, meta = loaded.model, loaded.meta
     header = _csv_header(Path(args.data)) or []
@@ -646,6 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="decide whether this gain bound is certified (default: find the smallest)")
     cert.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
     cert.add_argument("--out", help="JSON certificate path (default: MODEL.cert.json beside the model)")
+    cert.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS",
+                      help="overall time budget in seconds (default 600); when it is spent the "
+                           "answer is 'not certified: time limit' (exit 1)")
     cert.set_defaults(func=_cmd_certify)
 
     ver = sub.add_parser("verify", help="rigorously re-check a JSON certificate against a model (no solver)")
@@ -660,6 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="distance on the explicit form (default) or on the weights as given")
     proj.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
     proj.add_argument("--out", required=True, help="projected model (.npz); its certificate goes to OUT.cert.json")
+    proj.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS",
+                      help="overall time budget in seconds (default 600); when it is spent the "
+                           "answer is 'not certified: time limit' (exit 1)")
     proj.set_defaults(func=_cmd_project)
 
     fit = sub.add_parser("fit", help="fit a certified model to CSV data",
@@ -787,6 +855,11 @@ def _cmd_benchmark(args) -> int:
     out = Path(args.out or f"benchmark_{args.name}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {str(out)!r} exists and is not a directory")
+    folder = args.data or sysid.default_data_folder()
+    if folder is not None and same_file(out, folder):
+        raise UserError(f"--out: {str(out)!r} is the same folder as the benchmark data {str(folder)!r}; the results "
+                        f"would be written among the data files: choose another --out")
+    check_writable(out / "model.npz", "--out")
     res = sysid.run(args.name, out, quick=args.quick, folder=args.data, seed=args.seed, progress=args.progress)
     if not res["verified"]:
         print(f"rrnn benchmark: the fitted model's certificate did not verify", file=sys.stderr)
@@ -798,6 +871,7 @@ def _cmd_sweep(args) -> int:
     """``rrnn sweep``: a parallel grid of fits; exit 1 if any cell failed or did not verify."""
     from .sweep import sweep
 
+    check_outputs({"data": args.data, "validation data (--validation)": args.validation}, {"--out": args.out})
     U, Y, _, _, _, val = _training_data(args)
     sets = args.model_sets or (["theta_gamma"] if args.gammas else ["theta"])
     res = sweep(U, Y, val, gammas=args.gammas, seeds=args.seeds, model_sets=sets, n_states=args.states,
@@ -835,7 +909,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    """Run the ``rrnn`` command; returns the exit code (0 ok, 1 not certified, 2 bad input)."""
+    """Run the ``rrnn`` command; returns the exit code (0 ok, 1 not certified, 2 bad input, 3 internal error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -844,7 +918,7 @@ def main(argv=None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a process killed by a closed pipe
-    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:
         if os.environ.get("RRNN_TRACEBACK"):
             raise
         print(f"rrnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
@@ -853,6 +927,13 @@ def main(argv=None) -> int:
         hint = " (resume with --resume CHECKPOINT)" if getattr(args, "checkpoint", None) else ""
         print(f"rrnn {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
+    except Exception as exc:  # TypeError, KeyError...: the readers turn bad input into ValueError, so a bug
+        if os.environ.get("RRNN_TRACEBACK"):
+            raise
+        print(f"rrnn {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug in rrnn_convex, "
+              f"not a problem with the input; please report it with the output of RRNN_TRACEBACK=1 rrnn ...)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

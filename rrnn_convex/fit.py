@@ -23,6 +23,7 @@ iterate, and so the returned model, carries a verified certificate.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 import warnings
@@ -60,6 +61,8 @@ DEFAULT_MAX_ITER = 50
 MU_MAX = 1e12
 #: iterations over which the relative loss decrease is compared with ``tol``
 CONVERGENCE_WINDOW = 10
+#: after an unconstrained step that left the set, this many attempts go straight to the step SDP
+INTERIOR_PAUSE = 5
 CHECKPOINT_VERSION = 2
 
 
@@ -294,11 +297,59 @@ class _FitState:
     best_x0: np.ndarray | None = None
     stall: int = 0
     rng_state: dict | None = None
+    settings: dict = field(default_factory=dict)  # the fit's settings and data (:meth:`settings_of`)
+    interior_pause: int = 0  # step attempts left that skip the interior check (``INTERIOR_PAUSE``)
 
     def copy(self) -> "_FitState":
         return _FitState(self.model, self.x0.copy(), dict(self.point), self.mu, list(self.history),
                          self.best_model, self.best_val, None if self.best_x0 is None else self.best_x0.copy(),
-                         self.stall, copy.deepcopy(self.rng_state))
+                         self.stall, copy.deepcopy(self.rng_state), copy.deepcopy(self.settings),
+                         self.interior_pause)
+
+    @staticmethod
+    def settings_of(run: "_Run") -> dict:
+        """What a checkpoint must share with the fit that resumes it: sizes, set, activation,
+        parametrisation, normalisation, windows and the data (shape and a SHA-256 of the values).
+        Budgets, iteration caps and the seed may change between runs."""
+        est = run.est
+
+        def digest(*arrays):
+            return hashlib.sha256(b"".join(np.ascontiguousarray(a, dtype="<f8").tobytes() for a in arrays)).hexdigest()
+
+        return {"n_states": int(est.n_states), "n_neurons": int(est.n_neurons),
+                "model_set": "theta_gamma" if getattr(run.model_set, "gamma", None) is not None else est.model_set,
+                "gamma": None if est.gamma is None else float(est.gamma),
+                "activation": get_activation(est.activation).to_dict(), "parametrization": est.parametrization,
+                "normalize": bool(est.normalize), "window": int(run.windows.length),
+                "window_starts": run.windows.starts.tolist(), "data_shape": [*run.U.shape, run.Y.shape[2]],
+                "data": digest(run.U, run.Y), "validation": None if run.val is None else digest(*run.val)}
+
+    def check_resume(self, path, settings: dict) -> None:
+        """ValueError naming every field in which this (loaded) state's fit differs from ``settings``."""
+        if not self.settings:
+            raise ValueError(f"resume: {str(path)!r} records no fit settings (written by an older version of "
+                             f"rrnn_convex), so it cannot be checked against this fit; start a new fit")
+
+        def show(v):
+            if isinstance(v, dict) and "name" in v:
+                return f"{v['name']} [{v.get('alpha')}, {v.get('beta')}]"
+            return repr(v)
+
+        diffs = []
+        for k, v in settings.items():
+            old = self.settings.get(k)
+            if old == v:
+                continue
+            if k in ("data", "validation") and old is not None and v is not None:
+                diffs.append(f"{k} (same shape, other values)")
+            elif k == "window_starts":
+                diffs.append(f"{k} (other window starts: another --window-stride)")
+            else:
+                diffs.append(f"{k} (checkpoint {show(old)}, this fit {show(v)})")
+        if diffs:
+            raise ValueError(f"resume: the checkpoint {str(path)!r} was written by a fit with other settings or "
+                             f"data: {'; '.join(diffs)}; start a new fit, or resume with the checkpoint's "
+                             f"settings and data")
 
     def save(self, path, scaling: ChannelScaling, windows: Windows) -> None:
         """Write the state to ``path`` (``.npz``) atomically."""
@@ -308,7 +359,8 @@ class _FitState:
         payload |= {f"point_{k}": v for k, v in self.point.items()}
         meta = {"mu": self.mu, "history": self.history, "rng": self.rng_state, "best_val": self.best_val,
                 "stall": self.stall, "activation": self.model.activation.to_dict(), "version": CHECKPOINT_VERSION,
-                "scaling": scaling.to_dict(), "windows": {"length": windows.length, "count": windows.count}}
+                "scaling": scaling.to_dict(), "windows": {"length": windows.length, "count": windows.count},
+                "settings": self.settings, "interior_pause": self.interior_pause}
         payload["meta"] = np.array(json.dumps(meta, default=float))
         with atomic_path(Path(path)) as tmp:
             with open(tmp, "wb") as fh:
@@ -318,22 +370,47 @@ class _FitState:
     def load(cls, path) -> tuple["_FitState", dict]:
         """(state, meta) from a checkpoint written by :meth:`save`."""
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"resume: {str(path)!r} is a directory, not a checkpoint file")
         if not path.exists():
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
-        with np.load(path, allow_pickle=False) as data:
-            if "meta" not in data.files:
-                raise ValueError(f"resume: {str(path)!r} is not a fit checkpoint (keys {sorted(data.files)})")
-            meta = json.loads(str(data["meta"]))
+        not_one = f"resume: {str(path)!r} is not a fit checkpoint (the --checkpoint file of rrnn fit)"
+        try:
+            data = np.load(path, allow_pickle=False)
+        except Exception:  # not .npy / .npz: numpy's own message (e.g. about allow_pickle) would mislead
+            raise ValueError(f"{not_one}: it is not an .npz file") from None
+        if not hasattr(data, "files"):
+            raise ValueError(f"{not_one}: it holds a single array")
+        with data:
+            if "kind" in data.files:
+                raise ValueError(f"{not_one}: it is a model file, not a fit checkpoint")
+            try:
+                meta = json.loads(str(data["meta"])) if "meta" in data.files else None
+            except json.JSONDecodeError:
+                meta = None
+            if not isinstance(meta, dict):
+                raise ValueError(f"{not_one}: it has no 'meta' entry holding a JSON object (keys "
+                                 f"{sorted(data.files)[:12]})")
             if meta.get("version") != CHECKPOINT_VERSION:
                 raise ValueError(f"resume: checkpoint format version {meta.get('version')!r} is not the one this "
                                  f"package writes ({CHECKPOINT_VERSION}); start a new fit")
+            missing = [k for k in ("x0", "best_x0") if k not in data.files]
+            missing += [f"meta.{k}" for k in ("activation", "mu", "history", "best_val", "stall", "rng", "scaling",
+                                              "windows") if k not in meta]
+            if missing:
+                raise ValueError(f"resume: {str(path)!r} is an incomplete checkpoint (missing {missing})")
             act = meta["activation"]
-            model = ImplicitRNN(**{k[6:]: data[k] for k in data.files if k.startswith("model_")}, activation=act)
-            best = ImplicitRNN(**{k[5:]: data[k] for k in data.files if k.startswith("best_") and k != "best_x0"},
-                               activation=act)
-            point = {k[6:]: data[k].copy() for k in data.files if k.startswith("point_")}
+            try:
+                model = ImplicitRNN(**{k[6:]: data[k] for k in data.files if k.startswith("model_")},
+                                    activation=act)
+                best = ImplicitRNN(**{k[5:]: data[k] for k in data.files if k.startswith("best_") and k != "best_x0"},
+                                   activation=act)
+                point = {k[6:]: data[k].copy() for k in data.files if k.startswith("point_")}
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"resume: {str(path)!r} holds a malformed model ({exc})") from None
             state = cls(model, data["x0"].copy(), point, meta["mu"], meta["history"], best, meta["best_val"],
-                        data["best_x0"].copy(), meta["stall"], meta["rng"])
+                        data["best_x0"].copy(), meta["stall"], meta["rng"], meta.get("settings") or {},
+                        int(meta.get("interior_pause", 0)))
         return state, meta
 
 
@@ -758,6 +835,7 @@ class _Run:
         est, ms = self.est, self.model_set
         if resume is not None:
             state, meta = _FitState.load(resume)
+            state.check_resume(resume, _FitState.settings_of(self))
             if meta["scaling"] != self.scaling.to_dict() or meta["windows"]["count"] != self.windows.count:
                 raise ValueError("resume: the checkpoint was written for other data or settings "
                                  "(its scaling or training windows differ from this fit's)")
@@ -774,7 +852,7 @@ class _Run:
             else:
                 model, x0_seq, self.start_report = est._start(self.Un, self.Yn, ms, self.scaling, seed=self.seed)
                 self.start_report["seed"] = self.seed
-            state = _FitState(model, np.zeros((self.windows.count, model.n)), {})
+            state = _FitState(model, np.zeros((self.windows.count, model.n)), {}, settings=_FitState.settings_of(self))
         self.check_dims(model)
         cert = est._certify(self.scaling.to_physical(model), ms)
         if cert is not None and not cert.certified:
@@ -1050,8 +1128,16 @@ class _Run:
             return cand, {}
         if not ms.uses_multiplier:
             return None, None
+        if self.state.interior_pause > 0:
+            self.state.interior_pause -= 1
+            return None, None
         point = est._lifted_point(cand, ms, min_margin=float(self.step.margin.value))
-        return (cand, point) if point is not None else (None, None)
+        if point is None:
+            # the constraint is active: where it is, it tends to stay (the paper's data: every
+            # step), so skip the check for a few attempts rather than pay for it each time
+            self.state.interior_pause = INTERIOR_PAUSE
+            return None, None
+        return cand, point
 
     # -------------------------------------------------------------- results
     def finish(self) -> None:

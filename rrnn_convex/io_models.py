@@ -27,13 +27,13 @@ raises FileNotFoundError.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ._io import check_input_file, reject_booleans, strict_json
 from .model import ImplicitRNN
 
 __all__ = ["LoadedModel", "load_any_model", "load_model_file", "MODEL_SUFFIXES"]
@@ -69,11 +69,7 @@ def load_any_model(path, *, nonlinearity: str | None = None) -> ImplicitRNN:
 
 def load_model_file(path, *, nonlinearity: str | None = None) -> LoadedModel:
     """Like :func:`load_any_model`, also returning what kind of file it was."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model: no such file {str(path)!r}")
-    if not path.is_file():
-        raise ValueError(f"model: {str(path)!r} is not a file")
+    path = check_input_file(path, "model")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return _load_npz(path)
@@ -138,16 +134,21 @@ def _load_npz(path: Path) -> LoadedModel:
 
 def _load_json(path: Path) -> LoadedModel:
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = strict_json(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"model: {str(path)!r} is not a text (JSON) file") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError is one, and a duplicate key
         raise ValueError(f"model: {str(path)!r} is not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"model: {str(path)!r} must hold a JSON object with keys W, U, activation "
                          f"(optional b, C, D), got a {type(obj).__name__}")
     if obj.get("schema") == "rrnn_convex.certificate":
         raise ValueError(f"model: {str(path)!r} is a certificate, not a model")
+    for k in ELMAN_REQUIRED[:2] + ELMAN_OPTIONAL:
+        try:
+            reject_booleans(obj.get(k), k)
+        except ValueError as exc:
+            raise ValueError(f"model: {path.name!r}: {exc}") from None
     return _elman(obj, repr(path.name), "elman-json")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_path
+from ._io import atomic_path, check_input_file
 from ._validation import as_float_array, check_state_space, initial_states
 from .activations import Activation, get_activation
 
@@ -347,9 +347,7 @@ class ImplicitRNN:
     @staticmethod
     def _open_file(path):
         """The opened ``.npz`` of a model file (checked kind and version); use it as a context manager."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"path: no such file {str(path)!r}")
+        path = check_input_file(path, "path")
         try:
             data = np.load(path, allow_pickle=False)
         except Exception as exc:  # zipfile / format errors
@@ -359,20 +357,43 @@ class ImplicitRNN:
             if hasattr(data, "close"):
                 data.close()
             raise ValueError(f"path: {str(path)!r} is not an rrnn_convex ImplicitRNN file (keys: {keys})")
-        version = int(data["format_version"])
-        if version > NPZ_FORMAT_VERSION:
+        problem = ""
+        if "format_version" not in data.files:
+            problem = "has no 'format_version' entry"
+        else:
+            v = data["format_version"]
+            if v.shape != () or v.dtype.kind not in "iu" or int(v) < 1:
+                problem = f"has a 'format_version' that is not a positive integer: {v.tolist()!r}"
+            elif int(v) > NPZ_FORMAT_VERSION:
+                problem = f"has file format version {int(v)}, newer than this package supports ({NPZ_FORMAT_VERSION})"
+        if problem:
             data.close()
-            raise ValueError(f"path: file format version {version} is newer than this package "
-                             f"supports ({NPZ_FORMAT_VERSION})")
+            raise ValueError(f"path: {str(path)!r} {problem}")
         return data
 
     @classmethod
     def load(cls, path) -> "ImplicitRNN":
         """Read a model written by :meth:`save` (its ``meta``, if any, is ignored: see :meth:`read_meta`)."""
         with cls._open_file(path) as data:
-            kwargs = {name: data[name] for name in WEIGHT_FIELDS}
-            activation = json.loads(str(data["activation"]))
-        return cls(**kwargs, activation=activation)
+            missing = [name for name in WEIGHT_FIELDS + ("activation",) if name not in data.files]
+            if missing:
+                raise ValueError(f"path: {str(path)!r} is missing the entries {missing} of an ImplicitRNN file")
+            try:
+                kwargs = {name: data[name] for name in WEIGHT_FIELDS}
+            except ValueError as exc:  # object arrays need pickle
+                raise ValueError(f"path: {str(path)!r} holds arrays that need pickle to read ({exc})") from None
+            text = str(data["activation"])
+        try:
+            activation = json.loads(text)
+        except json.JSONDecodeError:
+            activation = None
+        if not isinstance(activation, dict):
+            raise ValueError(f"path: {str(path)!r}: the 'activation' entry is not a JSON object such as "
+                             f'{{"name": "relu", ...}}, got {text[:80]!r}')
+        try:
+            return cls(**kwargs, activation=activation)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"path: {str(path)!r}: {exc}") from None
 
     @classmethod
     def read_meta(cls, path) -> dict:

@@ -18,7 +18,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, check_input_file
 from .._validation import as_float_array, check_scalar
 
 __all__ = ["SequenceData", "read_csv", "read_npz"]
@@ -217,9 +217,7 @@ def read_csv(path, inputs: Column | Sequence[Column], outputs: Column | Sequence
     unknown column (listing the available ones), a malformed file, or a row whose selected
     value is missing, non-numeric, NaN or infinite (naming the line and the column).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no such file {str(path)!r}")
+    path = check_input_file(path, "path")
     in_spec = _column_list(inputs, "inputs")
     out_spec = _column_list(outputs, "outputs")
     rows: list[tuple[int, list[str]]] = []
@@ -310,9 +308,7 @@ def read_npz(path, inputs: str | Sequence[str] = "u", outputs: str | Sequence[st
     ``x0_true`` and ``meta`` (explicit arguments win). Errors name the missing key (listing the
     available ones), the file and the shapes.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no such file {str(path)!r}")
+    path = check_input_file(path, "path")
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as exc:
