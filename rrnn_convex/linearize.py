@@ -24,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
 
+from ._blas import blas_threads
 from ._validation import as_float_array
 from .model import ImplicitRNN, WEIGHT_FIELDS, _BIAS_SHAPES, _MATRIX_SHAPES
 
@@ -143,13 +145,20 @@ class Linearization:
 
 
 def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = None, *,
-              chunk: int = 64) -> Linearization:
+              chunk: int = 64, threads: int | None = 1) -> Linearization:
     """Simulate the training sequences and return r, J'J, J'r (and the x0 blocks).
 
     ``u`` (B, T, m), ``y`` (B, T, p), ``x0`` (B, n) (zeros by default). ``layout``: the
     trainable weights (default: all). ``chunk``: time steps whose output sensitivities are
     stacked before they are folded into J'J (memory ~ chunk * B * p * P doubles).
+    ``threads``: BLAS threads while it runs (default 1, see :mod:`rrnn_convex._blas`; None:
+    numpy's default). J'J is accumulated by symmetric rank-k updates (BLAS ``dsyrk``).
     """
+    with blas_threads(threads):
+        return _linearize(model, u, y, x0, layout, chunk)
+
+
+def _linearize(model, u, y, x0, layout, chunk) -> Linearization:
     if layout is None:
         layout = ParamLayout.for_model(model)
     ub, _ = model.check_input(u)
@@ -181,7 +190,7 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
 
     S = np.zeros((Bn, n, Pd))  # dx_t / d theta_dyn, per sequence
     X = np.broadcast_to(np.eye(n)[None], (Bn, n, n)).copy()  # dx_t / dx0_b (own sequence)
-    H = np.zeros((P, P))
+    H = np.zeros((P, P), order="F")  # upper triangle accumulated in place by dsyrk
     g = np.zeros(P)
     Hx = np.zeros((Bn, n, n))
     Hxt = np.zeros((Bn, n, P))
@@ -195,7 +204,10 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
         if k == 0:
             return
         Jt = rows_t[:k].reshape(-1, P)
-        H[:] += Jt.T @ Jt
+        # upper triangle of H += Jt' Jt (Jt.T is Fortran-ordered: no copy)
+        out = dsyrk(1.0, Jt.T, beta=1.0, c=H, trans=0, lower=0, overwrite_c=1)
+        if out is not H:  # (in place for a Fortran-ordered float64 H, as here)
+            H[:] = out
         g[:] += Jt.T @ res_c[:k].reshape(-1)
         Jtb = rows_t[:k].transpose(1, 0, 2, 3).reshape(Bn, k * p, P)
         Jxb = rows_x[:k].transpose(1, 0, 2, 3).reshape(Bn, k * p, n)
@@ -274,4 +286,6 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
         X = Mx @ X
         x = x_next
     flush(k)
-    return Linearization(y_hat, y_hat - yb, 0.5 * (H + H.T), g, Hx, Hxt, gx)
+    H = np.triu(H)
+    H = H + np.triu(H, 1).T
+    return Linearization(y_hat, y_hat - yb, np.ascontiguousarray(H), g, Hx, Hxt, gx)

@@ -60,6 +60,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from . import _blas
 from . import solvers as _solvers
 from ._validation import check_scalar
 from .certify import Certificate, certificate_from, certify, infeasible_contraction_reason
@@ -544,17 +545,6 @@ def _new_frequencies(angles, omegas, data, kernel, lam, g, eps, limit: int = 24)
 
 
 # ---------------------------------------------------------------------- public entry
-def _blas_limit(threads: int | None):
-    """Limit BLAS threads for a block (threadpoolctl when installed, else nothing)."""
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads), user_api="blas")
-
-
 def certify_scalable(model: ImplicitRNN, gamma: float | None = None, *, solver: str | None = None,
                      contraction_only: bool = False, margin: float = 1e-7, frequencies: int = 12,
                      max_rounds: int = 12, rtol: float = 1e-3, bisections: int = 4, fallback: bool = True,
@@ -584,7 +574,7 @@ def certify_scalable(model: ImplicitRNN, gamma: float | None = None, *, solver: 
     ``time_limit``: overall budget in seconds (None: none), checked before every round and passed
     on to the exact fallback; when it is spent the answer is "not certified: time limit ...".
     """
-    with _blas_limit(blas_threads):
+    with _blas.blas_threads(blas_threads):
         return _certify_scalable(model, gamma, solver=solver, contraction_only=contraction_only,
                                  margin=margin, frequencies=frequencies, max_rounds=max_rounds, rtol=rtol,
                                  bisections=bisections, fallback=fallback, tol=tol, time_limit=time_limit)

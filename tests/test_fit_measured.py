@@ -45,7 +45,7 @@ def to_raw(u, y):
 @pytest.fixture(scope="module")
 def odd_and_normal_fits():
     _, u, y, (uv, yv) = teacher_and_data()
-    kw = dict(max_iter=6, progress=False, seed=1)
+    kw = dict(max_iter=12, progress=False, seed=1)
     raw = RobustRNNRegressor(3, 4, **kw).fit(*to_raw(u, y), validation=to_raw(uv, yv))
     normal = RobustRNNRegressor(3, 4, **kw).fit(u, y, validation=(uv, yv))
     return raw, normal, (uv, yv)
@@ -176,6 +176,7 @@ def test_the_step_problem_contains_the_current_iterate():
         run.set_margin(model)
         step = run.step
         theta_k = step.layout.flatten(model)
+        step.theta_k.value = theta_k  # the step d = theta - theta_k is a variable of the problem
         pinned = cp.Problem(cp.Minimize(0), step.problem.constraints + [step.theta == theta_k])
         att = _solvers.run(pinned, "CLARABEL")
         assert att.status == "optimal", (it, att)
@@ -201,10 +202,60 @@ def test_an_interior_step_is_the_step_problems_solution():
     cand, point = run.interior_step(free)
     assert cand is not None and point["lam"].min() > 0
     Rm = np.linalg.cholesky(Hr).T
-    step.R.value, step.c.value = Rm, np.linalg.solve(Rm.T, gr) - Rm @ theta_k
+    step.set_objective(Rm, np.linalg.solve(Rm.T, gr), theta_k)
     step.set_point(model, run.state.point["lam"], prox=0.0)
-    assert _solvers.run(step.problem, "CLARABEL").status == "optimal"
+    assert step.solve("CLARABEL").status == "optimal"
     np.testing.assert_allclose(step.layout.flatten(step.model_at_solution(model)), free, rtol=1e-5, atol=1e-6)
+
+
+def test_quadratic_and_residual_forms_of_the_step_agree():
+    """The step handed to the solver as d'Hd + 2g'd (H added to cvxpy's data) solves the same
+    problem as sum_squares(R theta + c): same optimal value of ||R d + c||^2, both in the set."""
+    _, u, y, val = teacher_and_data()
+    est = RobustRNNRegressor(3, 4, progress=False)
+    sc = est._scaling(u, y)
+    run = _Run(est, est._set(sc), sc, est._windows(u.shape[0], u.shape[1]), u, y, None, 0, 1, time.perf_counter())
+    run.prepare(None, None)
+    model, step = run.state.model, run.step
+    run.set_margin(model)
+    lin = linearize(model, run.UW, run.YW, run.state.x0, step.layout)
+    theta_k = step.layout.flatten(model)
+    Hr, gr = lin.reduced(1e-6, 1e-6, marquardt=True)  # light damping: the constraint is active
+    Rm = np.linalg.cholesky(Hr).T
+    c = np.linalg.solve(Rm.T, gr)
+    step.set_objective(Rm, c, theta_k)
+    step.set_point(model, run.state.point["lam"], prox=0.0)
+
+    def value(theta):
+        r = Rm @ (theta - theta_k) + c
+        return float(r @ r)
+
+    assert step.solve("CLARABEL").status == "optimal"
+    quad = step.layout.flatten(step.model_at_solution(model))
+    problem, R, cc = step.residual_problem()
+    R.value, cc.value = Rm, c - Rm @ theta_k
+    assert _solvers.run(problem, "CLARABEL").status == "optimal"
+    resid = step.layout.flatten(step.model_at_solution(model))
+    unconstrained = value(theta_k - np.linalg.solve(Hr, gr))
+    assert value(quad) > unconstrained + 1e-6 * abs(unconstrained)  # the LMI is active: a real test
+    assert value(quad) == pytest.approx(value(resid), rel=1e-4, abs=1e-6)
+    for theta in (quad, resid):
+        assert certify(sc.to_physical(step.layout.unflatten(theta, model)), contraction_only=True).certified
+
+
+def test_a_solver_without_quadratic_objectives_gets_the_residual_form(monkeypatch):
+    _, u, y, val = teacher_and_data()
+    calls = []
+
+    def refuse(problem, solver, x, H, **opts):
+        calls.append(solver)
+        raise cp.error.SolverError(f"{solver} takes no quadratic objective through cvxpy")
+
+    monkeypatch.setattr(_solvers, "solve_with_quadratic", refuse)
+    monkeypatch.setattr(_Run, "interior_step", lambda self, theta: (None, None))
+    est = RobustRNNRegressor(3, 4, max_iter=3, progress=False).fit(u, y)
+    assert calls and sum(h["accepted"] for h in est.history_) >= 1
+    assert est.certificate_.verify(est.model_).ok
 
 
 def _failing_runs(monkeypatch, fail):
@@ -215,7 +266,7 @@ def _failing_runs(monkeypatch, fail):
     real = _solvers.run
 
     def run(problem, solver, **kw):
-        if any(v.name() == "R" for v in problem.parameters()):
+        if any(v.name() == "theta_k" for v in problem.parameters()):
             calls["n"] += 1
             if fail(calls["n"]):
                 return _solvers.Attempt(solver, "solver_error", 0.0, "injected")
@@ -276,7 +327,7 @@ def test_time_budget_is_checked_inside_an_iteration(monkeypatch):
     real = _solvers.run
 
     def slow(problem, solver, **kw):
-        if any(v.name() == "R" for v in problem.parameters()):
+        if any(v.name() == "theta_k" for v in problem.parameters()):
             time.sleep(0.6)
             return _solvers.Attempt(solver, "solver_error", 0.6, "injected slow failure")
         return real(problem, solver, **kw)

@@ -1,0 +1,170 @@
+"""Where an SCP iteration's time goes: the package now against a baseline commit, in one run.
+
+The paper's Theta fit (n = q = 10 ReLU, train_u3 with validation on val: 100 x 1000 samples)
+is run for a few iterations by each version in a fresh subprocess, once on an otherwise idle
+machine and once with a second process keeping another core busy (a one-thread matrix-product
+loop), as on any shared machine. Each worker times the same entry points of ``rrnn_convex.fit``
+in both versions:
+
+* ``linearize``: the Gauss-Newton blocks (r, J'J, J'r);
+* ``certificate``: the iterate's certificate (``certify`` / ``certificate_from`` as called by
+  the fit);
+* ``step``: every other solver call (the step SDP, the interior check's small SDP);
+* ``other``: the rest (losses, validation, bookkeeping).
+
+The baseline is checked out from git (``--baseline``, default: the commit before issue 16's
+work) into a temporary folder and imported from there; the current version is the installed
+package. Both use the same data, start and settings.
+
+    python benchmarks/fit_speed.py [--iterations 6] [--baseline 060a28c] [--no-busy]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DEFAULT_BASELINE = "060a28c"
+BUSY = ("import numpy as np\na = np.random.default_rng(0).random((400, 400))\n"
+        "while True:\n    a = a @ a; a /= np.abs(a).max()\n")
+
+
+# ---------------------------------------------------------------------- worker
+def worker(iterations: int) -> None:
+    import numpy as np
+
+    import rrnn_convex.fit as fit
+    from rrnn_convex import solvers
+    from rrnn_convex.experiments.msd import Settings, load_data
+
+    spent = {"linearize": 0.0, "certificate": 0.0, "step": 0.0}
+    depth = {"certificate": 0}
+
+    def timed(fn, phase):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            if phase == "certificate":
+                depth["certificate"] += 1
+            try:
+                return fn(*a, **k)
+            finally:
+                if phase == "certificate":
+                    depth["certificate"] -= 1
+                if phase != "step" or depth["certificate"] == 0:
+                    spent[phase] += time.perf_counter() - t0
+        return wrapper
+
+    fit.linearize = timed(fit.linearize, "linearize")
+    fit.certify = timed(fit.certify, "certificate")
+    if hasattr(fit, "certificate_from"):
+        fit.certificate_from = timed(fit.certificate_from, "certificate")
+    solvers.run = timed(solvers.run, "step")
+
+    data, _ = load_data(Settings())
+    tr, val = data["train_u3"], data["val"]
+    est = fit.RobustRNNRegressor(10, 10, model_set="theta", max_iter=iterations, progress=False, seed=0)
+    marks = []
+
+    def snapshot():
+        marks.append((time.perf_counter(), dict(spent)))
+
+    # time each iteration: wrap the run's iterate method
+    run_cls = fit._Run
+    orig = run_cls.iterate
+
+    def iterate(self):
+        snapshot()
+        out = orig(self)
+        snapshot()
+        return out
+
+    run_cls.iterate = iterate
+    t0 = time.perf_counter()
+    est.fit(tr.u, tr.y, validation=(val.u, val.y))
+    total = time.perf_counter() - t0
+    rows = []
+    for (ta, sa), (tb, sb) in zip(marks[::2], marks[1::2]):
+        row = {k: sb[k] - sa[k] for k in spent}
+        row["wall"] = tb - ta
+        row["other"] = row["wall"] - sum(row[k] for k in spent)
+        rows.append(row)
+    h = est.history_
+    print(json.dumps({"package": os.path.dirname(fit.__file__), "iterations": rows, "fit_seconds": total, "val_nse": [x["val_nse"] for x in h],
+                      "accepted": sum(x["accepted"] for x in h),
+                      "step_sdps": sum(x.get("step_sdps", 0) for x in h)}))
+
+
+# ---------------------------------------------------------------------- parent
+def checkout(rev: str) -> str:
+    """The package at ``rev`` in a temporary folder (git archive of rrnn_convex/)."""
+    folder = tempfile.mkdtemp(prefix="rrnn_baseline_")
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "rrnn_convex"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+    return folder
+
+
+def run_worker(path: str | None, iterations: int, timeout: float) -> dict:
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--iterations", str(iterations)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    out = json.loads(lines[-1])
+    if path is not None and not out["package"].startswith(path):
+        return {"error": f"imported {out['package']}, not the baseline in {path}"}
+    return out
+
+
+def summary(res: dict) -> dict:
+    rows = res["iterations"][1:] or res["iterations"]  # the first iteration also pays the set-up
+    med = {k: statistics.median(r[k] for r in rows) for k in ("wall", "linearize", "step", "certificate", "other")}
+    return med | {"val": res["val_nse"][-1] if res["val_nse"] else float("nan"), "sdps": res["step_sdps"]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--iterations", type=int, default=6)
+    ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision to compare with")
+    ap.add_argument("--no-busy", dest="busy", action="store_false", help="skip the busy-machine runs")
+    ap.add_argument("--timeout", type=float, default=1800.0)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return worker(args.iterations)
+    base = checkout(args.baseline)
+    print(f"# fit_speed: Theta, n = q = 10, paper data, {args.iterations} iterations; medians over iterations "
+          f"2..{args.iterations}; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print("| version | machine | iteration [s] | linearize | step | certificate | other | step SDPs | val NSE |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    loads = ["idle"] + (["other core busy"] if args.busy else [])
+    for load in loads:
+        busy = subprocess.Popen([sys.executable, "-c", BUSY], env=dict(os.environ, OPENBLAS_NUM_THREADS="1")) \
+            if load != "idle" else None
+        try:
+            for label, path in ((f"baseline {args.baseline}", base), ("current", None)):
+                res = run_worker(path, args.iterations, args.timeout)
+                if "error" in res:
+                    print(f"| {label} | {load} | error: {res['error']} | | | | | | |")
+                    continue
+                s = summary(res)
+                print(f"| {label} | {load} | {s['wall']:.2f} | {s['linearize']:.2f} | {s['step']:.2f} | "
+                      f"{s['certificate']:.2f} | {s['other']:.2f} | {s['sdps']} | {s['val']:.4f} |", flush=True)
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+
+
+if __name__ == "__main__":
+    main()
