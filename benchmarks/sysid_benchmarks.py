@@ -7,7 +7,7 @@ units, both init lengths where the data notes and the nonlinear_benchmarks loade
 to published figures. Every fit has a 13-minute budget (a whole benchmark stays under 15
 minutes); the table is printed as each benchmark finishes and written to ``OUT/results.md``.
 
-    python benchmarks/sysid_benchmarks.py --out sysid_results            # about an hour on 2 cores
+    python benchmarks/sysid_benchmarks.py --out sysid_results            # about 20 minutes on 2 cores
     python benchmarks/sysid_benchmarks.py --only cascaded_tanks --quick  # smoke test
 
 Data: ``--data DIR`` (default: $RRNN_DATA, else ../shared/data/sysid beside the checkout).

@@ -73,3 +73,20 @@ def sampled_incremental_gain(model, rng, pairs=64, T=120, x0=None):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# ---------------------------------------------------------------------- slow tests
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (or set RRNN_RUN_SLOW=1)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import os
+
+    if config.getoption("--run-slow") or os.environ.get("RRNN_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow (minutes): run with --run-slow or RRNN_RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "fit_msd.py"
 
@@ -21,6 +22,7 @@ def _load():
     return mod
 
 
+@pytest.mark.slow  # ~2 minutes; the same claims are tested on smaller fits in test_fit*.py
 def test_quick_mode_on_generated_data(capsys):
     rows = _load().main(["--quick", "--data", "generated", "--n-train", "4", "--max-iter", "1",
                          "--lipschitz-horizon", "50", "--time-budget", "120"])
