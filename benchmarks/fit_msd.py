@@ -59,7 +59,7 @@ def main(argv=None):
                     ModelSpec(name, "scp", "theta" if g is None else "theta_gamma", g))
         if not args.path:
             spec = replace(spec, gamma_path=())
-        # the runner's fit: N4SID start from train_u1 (embedded in the first set of the path)
+        # the runner's fit: the estimator's start on the training data (embedded in the first set of the path)
         _, est = fit_spec(spec, data, Settings(max_iter=max_iter, path_iter=args.path_iter,
                                                time_budget=args.time_budget), progress=False)
         secs = time.perf_counter() - t0
