@@ -896,7 +896,6 @@ class _Run:
         self.checkpointing = bool(est.checkpoint)
         self.stop_reason, self.stop_detail = None, ""
         self.steps_by_kind = {"interior": 0, "sdp": 0}
-        self.certificates_by_source = {"step point": 0, "certify": 0}
         self.cert_source = ""  # where the last candidate's certificate came from
         self.phase_seconds = dict.fromkeys(PHASES, 0.0)  # cumulative wall time per phase
         self.start_report: dict = {}
@@ -1213,10 +1212,8 @@ class _Run:
                 cert = certificate_from(phys, Q, point["lam"], getattr(ms, "gamma", None),
                                         how="the step problem's certificate point")
                 if cert.certified:
-                    self.certificates_by_source["step point"] += 1
                     self.cert_source = "step point"
                     return cert
-        self.certificates_by_source["certify"] += 1
         self.cert_source = "certify"
         return self.est._certify(phys, ms)
 

@@ -185,18 +185,23 @@ def test_the_step_problem_contains_the_current_iterate():
     assert checked == 4 and sum(h["accepted"] for h in run.state.history) >= 2
 
 
-def test_an_interior_step_is_the_step_problems_solution():
-    """When the unconstrained damped step stays in the set, the shortcut (one small SDP for the
-    certificate variables) returns what the step SDP returns."""
+def _step_at_start(**kw):
+    """(run, model, step, lin, theta_k): a fit's set-up at its start, linearised there."""
     _, u, y, val = teacher_and_data()
-    est = RobustRNNRegressor(3, 4, progress=False, mu0=10.0)  # heavy damping: a short, interior step
+    est = RobustRNNRegressor(3, 4, progress=False, **kw)
     sc = est._scaling(u, y)
     run = _Run(est, est._set(sc), sc, est._windows(u.shape[0], u.shape[1]), u, y, None, 0, 1, time.perf_counter())
     run.prepare(None, None)
     model, step = run.state.model, run.step
     run.set_margin(model)
     lin = linearize(model, run.UW, run.YW, run.state.x0, step.layout)
-    theta_k = step.layout.flatten(model)
+    return run, model, step, lin, step.layout.flatten(model)
+
+
+def test_an_interior_step_is_the_step_problems_solution():
+    """When the unconstrained damped step stays in the set, the shortcut (one small SDP for the
+    certificate variables) returns what the step SDP returns."""
+    run, model, step, lin, theta_k = _step_at_start(mu0=10.0)  # heavy damping: a short, interior step
     Hr, gr = lin.reduced(10.0, 10.0, marquardt=True)
     free = theta_k - np.linalg.solve(Hr, gr)
     cand, point = run.interior_step(free)
@@ -211,15 +216,8 @@ def test_an_interior_step_is_the_step_problems_solution():
 def test_quadratic_and_residual_forms_of_the_step_agree():
     """The step handed to the solver as d'Hd + 2g'd (H added to cvxpy's data) solves the same
     problem as sum_squares(R theta + c): same optimal value of ||R d + c||^2, both in the set."""
-    _, u, y, val = teacher_and_data()
-    est = RobustRNNRegressor(3, 4, progress=False)
-    sc = est._scaling(u, y)
-    run = _Run(est, est._set(sc), sc, est._windows(u.shape[0], u.shape[1]), u, y, None, 0, 1, time.perf_counter())
-    run.prepare(None, None)
-    model, step = run.state.model, run.step
-    run.set_margin(model)
-    lin = linearize(model, run.UW, run.YW, run.state.x0, step.layout)
-    theta_k = step.layout.flatten(model)
+    run, model, step, lin, theta_k = _step_at_start()
+    sc = run.scaling
     Hr, gr = lin.reduced(1e-6, 1e-6, marquardt=True)  # light damping: the constraint is active
     Rm = np.linalg.cholesky(Hr).T
     c = np.linalg.solve(Rm.T, gr)
@@ -241,6 +239,18 @@ def test_quadratic_and_residual_forms_of_the_step_agree():
     assert value(quad) == pytest.approx(value(resid), rel=1e-4, abs=1e-6)
     for theta in (quad, resid):
         assert certify(sc.to_physical(step.layout.unflatten(theta, model)), contraction_only=True).certified
+
+
+def test_iterates_are_certified_by_the_step_point_and_the_certificate_is_true():
+    """Each accepted iterate records what certified it; the step's own point does it in the
+    normal case, and the certificate returned verifies against the returned weights."""
+    _, u, y, val = teacher_and_data()
+    est = RobustRNNRegressor(3, 4, max_iter=4, progress=False).fit(u, y)
+    sources = [h["certificate_from"] for h in est.history_ if h["accepted"]]
+    assert sources and set(sources) <= {"step point", "certify"} and "step point" in sources
+    assert all(h["certificate_from"] == "" for h in est.history_ if not h["accepted"])
+    assert est.certificate_.verify(est.model_).ok
+    assert all(k in est.history_[0] for k in ("seconds_linearize", "seconds_step", "seconds_certificate"))
 
 
 def test_a_solver_without_quadratic_objectives_gets_the_residual_form(monkeypatch):
