@@ -148,14 +148,163 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
               chunk: int = 64, threads: int | None = 1) -> Linearization:
     """Simulate the training sequences and return r, J'J, J'r (and the x0 blocks).
 
-    ``u`` (B, T, m), ``y`` (B, T, p), ``x0`` (B, n) (zeros by default). ``layout``: the
-    trainable weights (default: all). ``chunk``: time steps whose output sensitivities are
-    stacked before they are folded into J'J (memory ~ chunk * B * p * P doubles).
-    ``threads``: BLAS threads while it runs (default 1, see :mod:`rrnn_convex._blas`; None:
-    numpy's default). J'J is accumulated by symmetric rank-k updates (BLAS ``dsyrk``).
+    Parameters
+    ----------
+    model : ImplicitRNN
+        The model at which the simulation error is linearised.
+    u, y : array_like
+        Inputs (B, T, m) and measured outputs (B, T, p); (T, m) and (T, p) for one sequence.
+    x0 : array_like, optional
+        Initial states (B, n), or one state (n,) for every sequence; zeros by default.
+    layout : ParamLayout, optional
+        The trainable weights (default: all).
+    chunk : int
+        Time steps whose rows of J are stacked before they are folded into J'J (memory about
+        ``chunk * B * p * P`` doubles).
+    threads : int or None
+        BLAS threads while it runs (default 1, see :mod:`rrnn_convex._blas`; None: numpy's
+        default).
+
+    Returns
+    -------
+    Linearization
+        Residual and normal-equation blocks, in the layout's order of weights.
     """
     with blas_threads(threads):
         return _linearize(model, u, y, x0, layout, chunk)
+
+
+class NormalEquations:
+    """Accumulates J'J, J'r and the per-sequence initial-state blocks from the rows of J.
+
+    The rows of one time step are written into :meth:`rows` (for all B sequences at once),
+    then :meth:`commit` files them; every ``chunk`` time steps they are folded into the sums,
+    J'J by a symmetric rank-k update (BLAS ``dsyrk``). Shared by :func:`linearize` and
+    :func:`rrnn_convex.baselines.casadi_linearize`.
+    """
+
+    def __init__(self, batch: int, n_params: int, n_states: int, n_outputs: int, chunk: int = 64):
+        chunk = int(chunk)
+        if chunk < 1:
+            raise ValueError(f"chunk: expected a positive number of time steps, got {chunk}")
+        B, P, n, p = batch, n_params, n_states, n_outputs
+        self.shape = (B, P, n, p)
+        self.chunk, self.k = chunk, 0
+        self.H = np.zeros((P, P), order="F")  # upper triangle accumulated in place by dsyrk
+        self.g = np.zeros(P)
+        self.Hx, self.Hxt, self.gx = np.zeros((B, n, n)), np.zeros((B, n, P)), np.zeros((B, n))
+        self._theta = np.zeros((chunk, B, p, P))  # rows of J (weights), by time step and sequence
+        self._state = np.zeros((chunk, B, p, n))  # rows of J (the sequence's own initial state)
+        self._res = np.zeros((chunk, B, p))
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Buffers (B, p, P), (B, p, n) and (B, p) for this time step's rows of J and residuals."""
+        k = self.k
+        return self._theta[k], self._state[k], self._res[k]
+
+    def commit(self) -> None:
+        """File the rows written into :meth:`rows`."""
+        self.k += 1
+        if self.k == self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        k, (B, P, n, p) = self.k, self.shape
+        self.k = 0
+        if k == 0:
+            return
+        Jt = self._theta[:k].reshape(-1, P)
+        # upper triangle of H += Jt' Jt (Jt.T is Fortran-ordered: no copy)
+        out = dsyrk(1.0, Jt.T, beta=1.0, c=self.H, trans=0, lower=0, overwrite_c=1)
+        if out is not self.H:  # (in place for a Fortran-ordered float64 H, as here)
+            self.H[:] = out
+        self.g += Jt.T @ self._res[:k].reshape(-1)
+        Jtb = self._theta[:k].transpose(1, 0, 2, 3).reshape(B, k * p, P)
+        Jxb_T = self._state[:k].transpose(1, 3, 0, 2).reshape(B, n, k * p)
+        rb = self._res[:k].transpose(1, 0, 2).reshape(B, k * p, 1)
+        self.Hx += Jxb_T @ Jxb_T.transpose(0, 2, 1)
+        self.Hxt += Jxb_T @ Jtb
+        self.gx += (Jxb_T @ rb)[:, :, 0]
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(H, g, Hx, Hxt, gx) once every row is filed; H symmetric and C-ordered."""
+        self._flush()
+        H = np.triu(self.H)
+        H = H + np.triu(H, 1).T
+        return np.ascontiguousarray(H), self.g, self.Hx, self.Hxt, self.gx
+
+
+#: how each dynamic weight enters the equations, by group (see :class:`_Injection`):
+#: weights acting on E x+ (their unit injection into zeta = E dx) with the feature they multiply,
+_STATE_INJECTED = (("E", "-x+"), ("F", "x"), ("B1", "w"), ("B2", "u"), ("bx", "1"))
+#: and weights acting on the neurons' input v (injected through B1 diag(sigma'(v)) into zeta)
+_NEURON_INJECTED = (("C1", "x"), ("D12", "u"), ("bv", "1"))
+#: output weights (row i of the output, times the feature)
+_OUTPUT_DIRECT = (("C2", "x"), ("D21", "w"), ("D22", "u"), ("by", "1"))
+
+
+@dataclass(frozen=True)
+class _Injection:
+    """A group of weights whose partial derivatives share one direction per row.
+
+    For a weight matrix M (rows x cols) multiplying the feature f (M f, or M = bias with
+    f = 1), the partial derivative with respect to M[i, j] is (direction of row i) * f_j. The
+    weights of a group are stored interleaved by row, ``columns = start + i * width + j`` with
+    the features of its trainable fields concatenated (width in all), so that one broadcast
+    product (or one strided addition, for unit directions) adds the whole group.
+    """
+
+    fields: tuple[str, ...]
+    features: tuple[str, ...]
+    widths: tuple[int, ...]
+    rows: int
+    start: int
+
+    @classmethod
+    def of(cls, table, layout: "ParamLayout", dims: dict, rows: int, start: int) -> "_Injection":
+        width_of = {"x": dims["n"], "-x+": dims["n"], "w": dims["q"], "u": dims["m"], "1": 1}
+        picked = [(name, feat) for name, feat in table if name in layout.names]
+        return cls(tuple(n for n, _ in picked), tuple(f for _, f in picked),
+                   tuple(width_of[f] for _, f in picked), rows, start)
+
+    @property
+    def width(self) -> int:
+        return int(sum(self.widths))
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.rows * self.width
+
+    def layout_columns(self, offsets: dict) -> np.ndarray:
+        """Column in the layout's theta of each of the group's internal columns."""
+        cols = np.empty((self.rows, self.width), dtype=np.intp)
+        j0 = 0
+        for name, w in zip(self.fields, self.widths):
+            cols[:, j0:j0 + w] = offsets[name].start + np.arange(self.rows * w).reshape(self.rows, w)
+            j0 += w
+        return cols.ravel()
+
+    def fill_features(self, out: np.ndarray, values: dict) -> np.ndarray:
+        """Write the group's features, concatenated, into ``out`` (B, width) and return it."""
+        j0 = 0
+        for f, w in zip(self.features, self.widths):
+            out[:, j0:j0 + w] = values[f]
+            j0 += w
+        return out
+
+    def unit_view(self, S: np.ndarray) -> np.ndarray:
+        """View (B, rows, width) of ``S`` (B, rows, ...) at ``[:, i, start + i*width + j]``: adding
+        ``features[:, None, :]`` to it adds the partials of a group with unit directions."""
+        s0, s1, s2 = S.strides
+        return np.lib.stride_tricks.as_strided(S[:, :, self.start:], shape=(S.shape[0], self.rows, self.width),
+                                               strides=(s0, s1 + self.width * s2, s2), writeable=True)
+
+    def block_view(self, S: np.ndarray) -> np.ndarray:
+        """View (B, r, rows, width) of the group's columns of ``S`` (B, r, ...): adding
+        ``directions[:, :, i, None] * features[:, None, None, :]`` to it adds the partials of a
+        group whose row i has the direction ``directions[:, :, i]``."""
+        Bn, r = S.shape[0], S.shape[1]
+        return S[:, :, self.start:self.stop].reshape(Bn, r, self.rows, self.width)
 
 
 def _linearize(model, u, y, x0, layout, chunk) -> Linearization:
@@ -176,56 +325,37 @@ def _linearize(model, u, y, x0, layout, chunk) -> Linearization:
         x = np.broadcast_to(x, (Bn, n)).copy() if x.shape in {(n,), (1, n)} else x
         if x.shape != (Bn, n):
             raise ValueError(f"x0: expected shape ({Bn}, {n}), got {np.shape(x0)}")
-    Einv = np.linalg.inv(model.E)
+    E = model.E
+    Einv = np.linalg.inv(E)
     A = Einv @ model.F
     B1h, B2h, bxh = Einv @ model.B1, Einv @ model.B2, Einv @ model.bx
-    C1, D12, bv = model.C1, model.D12, model.bv
+    C1, D12, bv, B1 = model.C1, model.D12, model.bv, model.B1
     C2, D21, D22, by = model.C2, model.D21, model.D22, model.by
+    # zeta = E dx is propagated (the E, F, B1, B2, bx partials are then unit vectors): with
+    # dx = E^-1 zeta, zeta+ = (F + B1 D C1) E^-1 zeta + injections, dy = (C2 + D21 D C1) E^-1 zeta + ...
+    Fz, C1z, C2z = model.F @ Einv, C1 @ Einv, C2 @ Einv
     sigma = model.activation
 
-    offs = layout.offsets()
-    dyn = [k for k in layout.names if k in DYNAMIC_FIELDS]
-    Pd = sum(offs[k].stop - offs[k].start for k in dyn)
+    offs, dims = layout.offsets(), model.dims
+    state = _Injection.of(_STATE_INJECTED, layout, dims, n, 0)
+    neuron = _Injection.of(_NEURON_INJECTED, layout, dims, q, state.stop)
+    Pd = neuron.stop
+    output = _Injection.of(_OUTPUT_DIRECT, layout, dims, p, Pd)
     P = layout.size
+    # internal column c holds the layout's weight perm[c]; the x0 sensitivities follow the weights
+    perm = np.concatenate([g.layout_columns(offs) for g in (state, neuron, output)])
 
-    S = np.zeros((Bn, n, Pd))  # dx_t / d theta_dyn, per sequence
-    X = np.broadcast_to(np.eye(n)[None], (Bn, n, n)).copy()  # dx_t / dx0_b (own sequence)
-    H = np.zeros((P, P), order="F")  # upper triangle accumulated in place by dsyrk
-    g = np.zeros(P)
-    Hx = np.zeros((Bn, n, n))
-    Hxt = np.zeros((Bn, n, P))
-    gx = np.zeros((Bn, n))
+    # [zeta for the dynamic weights | E dx_t/dx0 (own sequence)], in two buffers used in turn
+    Zs = [np.zeros((Bn, n, Pd + n)) for _ in range(2)]
+    Zs[0][:, :, Pd:] = E
+    Z_state, Z_neuron = [state.unit_view(Z) for Z in Zs], [neuron.block_view(Z) for Z in Zs]
+    Mz = np.empty((Bn, n, n))
+    f_state, f_neuron, f_output = (np.ones((Bn, g.width)) for g in (state, neuron, output))
+    n_outer = np.empty((Bn, n, q, neuron.width))  # the neuron group's partials (state)
+    acc = NormalEquations(Bn, P, n, p, chunk)
     y_hat = np.empty((Bn, T, p))
-    rows_t = np.zeros((chunk, Bn, p, P))  # J rows, grouped by time step and sequence
-    rows_x = np.empty((chunk, Bn, p, n))
-    res_c = np.empty((chunk, Bn, p))
-
-    def flush(k):
-        if k == 0:
-            return
-        Jt = rows_t[:k].reshape(-1, P)
-        # upper triangle of H += Jt' Jt (Jt.T is Fortran-ordered: no copy)
-        out = dsyrk(1.0, Jt.T, beta=1.0, c=H, trans=0, lower=0, overwrite_c=1)
-        if out is not H:  # (in place for a Fortran-ordered float64 H, as here)
-            H[:] = out
-        g[:] += Jt.T @ res_c[:k].reshape(-1)
-        Jtb = rows_t[:k].transpose(1, 0, 2, 3).reshape(Bn, k * p, P)
-        Jxb = rows_x[:k].transpose(1, 0, 2, 3).reshape(Bn, k * p, n)
-        rb = res_c[:k].transpose(1, 0, 2).reshape(Bn, k * p)
-        Jxb_T = Jxb.transpose(0, 2, 1)
-        Hx[:] += Jxb_T @ Jxb
-        Hxt[:] += Jxb_T @ Jtb
-        gx[:] += (Jxb_T @ rb[:, :, None])[:, :, 0]
-
-    cols = {}
-    col = 0
-    for name in dyn:
-        size = offs[name].stop - offs[name].start
-        cols[name] = slice(col, col + size)
-        col += size
-    eye_p = np.eye(p)
-    k = 0
     for t in range(T):
+        cur, Z = t % 2, Zs[t % 2]
         ut = ub[:, t]
         v = x @ C1.T + ut @ D12.T + bv
         w = sigma(v)
@@ -233,59 +363,36 @@ def _linearize(model, u, y, x0, layout, chunk) -> Linearization:
         yt = x @ C2.T + w @ D21.T + ut @ D22.T + by
         y_hat[:, t] = yt
         x_next = x @ A.T + w @ B1h.T + ut @ B2h.T + bxh
-        # per-sequence linearisation: dx+ = Mx dx + Bd dv_direct, dy = My dx + Dd dv_direct
-        Bd = B1h[None] * d[:, None, :]  # (B, n, q) = B1h diag(d)
-        Dd = D21[None] * d[:, None, :]  # (B, p, q)
-        Mx = A[None] + Bd @ C1  # (B, n, n)
-        My = C2[None] + Dd @ C1  # (B, p, n)
+        feats = {"x": x, "-x+": -x_next, "w": w, "u": ut, "1": 1.0}
+        neuron.fill_features(f_neuron, feats)
+        Dd = D21[None] * d[:, None, :]  # (B, p, q) = D21 diag(d)
 
-        # ---- output rows of J at time t
-        r_t = yt - yb[:, t]
-        res_c[k] = r_t
-        out = rows_t[k]  # (B, p, P)
-        if Pd:
-            out[:, :, :Pd] = My @ S
-            if "C1" in cols:  # dv_i / dC1[i, j] = x_j
-                out[:, :, cols["C1"]] += (Dd[:, :, :, None] * x[:, None, None, :]).reshape(Bn, p, q * n)
-            if "D12" in cols:
-                out[:, :, cols["D12"]] += (Dd[:, :, :, None] * ut[:, None, None, :]).reshape(Bn, p, q * m)
-            if "bv" in cols:
-                out[:, :, cols["bv"]] += Dd
-        for name, feat in (("C2", x), ("D21", w), ("D22", ut)):
-            if name in offs:
-                out[:, :, offs[name]] = (eye_p[None, :, :, None] * feat[:, None, None, :]).reshape(Bn, p, -1)
-        if "by" in offs:
-            out[:, :, offs["by"]] = eye_p[None]
-        rows_x[k] = My @ X
-        k += 1
-        if k == chunk:
-            flush(k)
-            k = 0
+        # ---- rows of J at time t
+        rows_t, rows_x, res = acc.rows()
+        rows = (C2z[None] + Dd @ C1z) @ Z  # (B, p, Pd + n)
+        rows_t[:, :, :Pd] = rows[:, :, :Pd]
+        rows_x[:] = rows[:, :, Pd:]
+        neuron.block_view(rows_t)[:] += Dd[:, :, :, None] * f_neuron[:, None, None, :]
+        rows_t[:, :, Pd:] = 0.0
+        output.unit_view(rows_t)[:] += output.fill_features(f_output, feats)[:, None, :]
+        res[:] = yt - yb[:, t]
+        acc.commit()
 
         # ---- propagate to t + 1
-        if Pd:
-            S = Mx @ S
-            for name, sl in cols.items():
-                blk = S[:, :, sl]
-                if name == "E":
-                    blk -= (Einv[None, :, :, None] * x_next[:, None, None, :]).reshape(Bn, n, n * n)
-                elif name == "F":
-                    blk += (Einv[None, :, :, None] * x[:, None, None, :]).reshape(Bn, n, n * n)
-                elif name == "B1":
-                    blk += (Einv[None, :, :, None] * w[:, None, None, :]).reshape(Bn, n, n * q)
-                elif name == "B2":
-                    blk += (Einv[None, :, :, None] * ut[:, None, None, :]).reshape(Bn, n, n * m)
-                elif name == "bx":
-                    blk += Einv[None]
-                elif name == "C1":
-                    blk += (Bd[:, :, :, None] * x[:, None, None, :]).reshape(Bn, n, q * n)
-                elif name == "D12":
-                    blk += (Bd[:, :, :, None] * ut[:, None, None, :]).reshape(Bn, n, q * m)
-                elif name == "bv":
-                    blk += Bd
-        X = Mx @ X
+        Bd = B1[None] * d[:, None, :]  # (B, n, q) = B1 diag(d)
+        np.matmul(Bd, C1z, out=Mz)
+        Mz += Fz
+        np.matmul(Mz, Z, out=Zs[1 - cur])
+        Z_state[1 - cur] += state.fill_features(f_state, feats)[:, None, :]
+        np.multiply(Bd[:, :, :, None], f_neuron[:, None, None, :], out=n_outer)
+        Z_neuron[1 - cur] += n_outer
         x = x_next
-    flush(k)
-    H = np.triu(H)
-    H = H + np.triu(H, 1).T
-    return Linearization(y_hat, y_hat - yb, np.ascontiguousarray(H), g, Hx, Hxt, gx)
+    H, g, Hx, Hxt, gx = acc.finish()
+    # back to the layout's order of weights
+    H_out = np.empty_like(H)
+    H_out[np.ix_(perm, perm)] = H
+    g_out = np.empty_like(g)
+    g_out[perm] = g
+    Hxt_out = np.empty_like(Hxt)
+    Hxt_out[:, :, perm] = Hxt
+    return Linearization(y_hat, y_hat - yb, H_out, g_out, Hx, Hxt_out, gx)
