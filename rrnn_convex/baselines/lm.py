@@ -10,8 +10,10 @@ J'r and the per-sequence initial-state blocks) without storing J: casadi gives t
 Jacobians of one step, evaluated for all sequences at once (a mapped Function), and the forward
 sensitivities ``S[t+1] = f_x S[t] + f_theta`` (``J[t] = g_x S[t] + g_theta``) are propagated
 in numpy over the batch; the rows of J are folded into J'J every ``chunk`` time steps.
-:func:`train_lm` is the Gauss-Newton / ratio-test / mu-update loop of
-:class:`rrnn_convex.fit.RobustRNNRegressor` without the convex set.
+:func:`train_lm` runs the Levenberg-Marquardt loop of :mod:`rrnn_convex.levenberg` (minibatch,
+predicted decrease, ratio test, mu rule, patience), which
+:class:`rrnn_convex.fit.RobustRNNRegressor` runs too, with the unconstrained Gauss-Newton step in
+place of the convex one.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 import casadi as ca
 import numpy as np
 
+from .. import levenberg
 from .._validation import paired_sequences
 from ..linearize import Linearization
 from ..metrics import nse
@@ -125,8 +128,19 @@ def casadi_linearize(step: ca.Function, theta, u, y, x0=None, *, chunk: int = 64
 
 @dataclass
 class LMResult:
-    """What :func:`train_lm` returns: the best model (by validation NSE, else the last),
-    its learned initial states, the history (one dict per iteration) and the last damping."""
+    """What :func:`train_lm` returns.
+
+    Parameters
+    ----------
+    model : object
+        The best model (by validation NSE, else the last).
+    x0 : numpy.ndarray
+        Its learned initial states (batch, n_states).
+    history : list
+        One dict per iteration (see :func:`train_lm`).
+    mu : float or None
+        The last damping.
+    """
 
     model: object
     x0: np.ndarray
@@ -140,15 +154,51 @@ def train_lm(model, u, y, validation=None, *, x0=None, learn_x0: bool = True, ma
     """Levenberg-Marquardt on the simulation error ``||y_hat(theta, x0) - y||^2``.
 
     Each iteration linearises (:func:`casadi_linearize`, all sequences or a random minibatch of
-    ``batch_size``), eliminates the initial states (Schur complement), takes the Marquardt-damped
-    Gauss-Newton step ``(J'J + mu diag(J'J)) d = -J'r`` and accepts it when the true loss drops by
-    at least 1e-3 of the predicted drop (mu x1/3, x1 or x2 by the ratio), else mu x4 and retry
-    (up to 8 times). Stops after ``max_iter`` iterations, ``time_budget`` seconds (checked before
-    each linearisation and each trial step) or ``patience`` accepted steps without a better
-    validation NSE (``validation`` = (u, y), simulated from the zero state).
+    ``batch_size``), eliminates the initial states (Schur complement) and takes the
+    Marquardt-damped Gauss-Newton step ``(J'J + mu diag(J'J)) d = -J'r``; the trial steps, the
+    ratio test and the mu rule are :func:`rrnn_convex.levenberg.iterate`'s (accepted when the true
+    loss drops by more than 1e-3 of the predicted drop, then mu x1/3, x1 or x2 by the ratio; else
+    mu x4, x10 for a singular system, and retry, up to 8 times).
 
-    ``history``: per iteration ``iteration, loss`` (training loss after the iteration), ``val_nse,
-    mu, accepted, seconds`` (of the iteration) ``, seconds_since_start``.
+    Parameters
+    ----------
+    model : object
+        The start: ``theta()``, ``with_theta``, ``casadi_step()``, ``n_states``, ``simulate``
+        (see the module docstring).
+    u, y : array_like
+        Training inputs (batch, T, m) and outputs (batch, T, p).
+    validation : (array_like, array_like), optional
+        (u, y) for early stopping, simulated from the zero state; the best model by its NSE is
+        returned.
+    x0 : array_like, optional
+        Initial states (batch, n_states); zeros by default.
+    learn_x0 : bool
+        Learn one initial state per training sequence.
+    max_iter : int
+        Iteration cap.
+    time_budget : float, optional
+        Seconds, checked before each linearisation and each trial step.
+    patience : int
+        Stop after this many accepted steps without a better validation NSE.
+    mu0 : float
+        The initial damping.
+    batch_size : int, optional
+        Sequences per iteration (None: all).
+    seed : int
+        Seeds the minibatch draws.
+    chunk : int
+        Time steps per fold of J into J'J (:func:`casadi_linearize`).
+    progress : bool
+        Print one line per iteration.
+
+    Returns
+    -------
+    LMResult
+        The best model, its initial states, the history and the last mu. ``history`` has per
+        iteration ``iteration, loss`` (training loss after the iteration), ``val_nse, mu,
+        accepted, seconds`` (of the iteration) ``, seconds_since_start, info`` (why the last
+        rejected trial was rejected, or "time budget"). The loop stops on ``max_iter``, the time budget, the patience or
+        mu above ``levenberg.MU_MAX``.
     """
     t_start = time.perf_counter()
     U, Y = paired_sequences(u, y)
@@ -174,50 +224,38 @@ def train_lm(model, u, y, validation=None, *, x0=None, learn_x0: bool = True, ma
         if out_of_time():
             break
         t_it = time.perf_counter()
-        idx = np.arange(Bn) if not batch_size or batch_size >= Bn else \
-            np.sort(rng.choice(Bn, size=int(batch_size), replace=False))
+        idx = levenberg.minibatch(rng, Bn, batch_size)
         xi = x0[idx] if learn_x0 else np.zeros((len(idx), nx))
         theta = model.theta()
         lin = casadi_linearize(step, theta, U[idx], Y[idx], xi, chunk=chunk)
-        L0 = L1 = lin.loss
-        accepted, info = False, ""
-        for _ in range(8):
-            if out_of_time():
-                info = "time budget"
-                break
-            mu_x = mu if learn_x0 else 1e300
-            Hr, gr = lin.reduced(mu, mu_x, marquardt=True)
+
+        def gauss_newton(mu, lin=lin, theta=theta, idx=idx, x0=x0, model=model):
+            """The damped Gauss-Newton step at ``mu``, judged by the ratio test."""
+            Hr, gr = levenberg.reduced_system(lin, mu, learn_x0, marquardt=True)
             try:
                 d = -np.linalg.solve(Hr, gr)
             except np.linalg.LinAlgError:
-                mu, info = mu * 10.0, "singular step system"
-                continue
-            dx = lin.x0_step(d, mu, mu_x, marquardt=True) if learn_x0 else np.zeros_like(xi)
-            quad = d @ lin.H @ d + 2 * np.einsum("bn,bnp,p->", dx, lin.Hxt, d) + \
-                np.einsum("bn,bnm,bm->", dx, lin.Hx, dx)
-            pred = -(2 * (lin.g @ d + np.sum(lin.gx * dx)) + quad)
-            cand = model.with_theta(theta + d)
-            x0_new = x0.copy()
-            if learn_x0:
-                x0_new[idx] = x0[idx] + dx
-            L1 = loss_of(cand, x0_new, idx)
-            ratio = (L0 - L1) / pred if pred > 0 else -np.inf
-            if np.isfinite(L1) and ratio > 1e-3 and L1 < L0:
-                accepted, model, x0 = True, cand, x0_new
-                mu *= 1 / 3 if ratio > 0.75 else (1.0 if ratio > 0.25 else 2.0)
-                break
-            mu, info = mu * 4.0, f"ratio {ratio:.3g}"
+                return levenberg.Trial("solver", "singular step system")
+            dx = levenberg.x0_step(lin, d, mu, learn_x0, marquardt=True)
+            cand, x0_new = model.with_theta(theta + d), levenberg.moved_x0(x0, idx, dx, learn_x0)
+            return levenberg.ratio_test(lin.loss, loss_of(cand, x0_new, idx), levenberg.predicted_decrease(lin, d, dx),
+                                        (cand, x0_new))
+
+        res = levenberg.iterate(gauss_newton, mu, lin.loss, time_left=lambda: not out_of_time())
+        mu, accepted = res.mu, res.accepted
+        info = "time budget" if res.out_of_time else res.info
+        if accepted:
+            model, x0 = res.trial.candidate
         v = val_nse(model)
-        if val is None or v < best[0] - 1e-12:
-            best, stall = (v, model, x0.copy()), 0
-        elif accepted:
-            stall += 1
-        loss = (L1 if accepted else L0) if len(idx) == Bn else loss_of(model, x0, np.arange(Bn))
+        is_best, stall = levenberg.track_best(best[0], stall, v, accepted, val is not None)
+        if is_best:
+            best = (v, model, x0.copy())
+        loss = res.batch_loss if len(idx) == Bn else loss_of(model, x0, np.arange(Bn))
         now = time.perf_counter()
         history.append({"iteration": it, "loss": loss, "val_nse": v, "mu": float(mu), "accepted": accepted,
                         "seconds": now - t_it, "seconds_since_start": now - t_start, "info": info})
         if progress:
             print(f"lm {it:4d}  loss {loss:.5g}  val_nse {v:.4f}  mu {mu:.2g}  {'ok' if accepted else info}")
-        if stall >= patience or mu > 1e12 or info == "time budget":
+        if stall >= patience or mu > levenberg.MU_MAX or info == "time budget":
             break
     return LMResult(best[1], best[2], history, mu)
