@@ -70,6 +70,22 @@ class Activation:
             return np.ones_like(v, dtype=np.float64)
         raise ValueError(f"activation: unknown name {self.name!r}")
 
+    def casadi(self, v):
+        """The activation of a casadi expression ``v`` (elementwise; relu's derivative at 0 is
+        casadi's, the numpy :meth:`derivative` takes the right one)."""
+        import casadi as ca
+        if self.name == "relu":
+            return ca.fmax(v, 0.0)
+        if self.name == "leaky_relu":
+            return ca.if_else(v >= 0.0, v, self.slope * v)
+        if self.name == "tanh":
+            return ca.tanh(v)
+        if self.name == "sigmoid":
+            return 0.5 * (1.0 + ca.tanh(0.5 * v))
+        if self.name == "identity":
+            return v
+        raise ValueError(f"activation: unknown name {self.name!r}")
+
     def to_dict(self) -> dict:
         return {"name": self.name, "alpha": self.alpha, "beta": self.beta, "slope": self.slope}
 

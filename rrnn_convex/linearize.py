@@ -21,6 +21,7 @@ matrix product (states stored as (n, B, P)). Weights are vectorised row-major.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ from .model import ImplicitRNN, WEIGHT_FIELDS, _BIAS_SHAPES, _MATRIX_SHAPES
 DYNAMIC_FIELDS = ("E", "F", "B1", "B2", "bx", "C1", "D12", "bv")
 #: fields that act only on the output at the same time step
 OUTPUT_FIELDS = ("C2", "D21", "D22", "by")
+_BIAS_NAMES = tuple(name for name, _ in _BIAS_SHAPES)
 _SHAPE_SYMBOLS = {name: (r, c) for name, r, c in _MATRIX_SHAPES} | {name: (r,) for name, r in _BIAS_SHAPES}
 
 
@@ -145,7 +147,7 @@ class Linearization:
 
 
 def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = None, *,
-              chunk: int = 64, threads: int | None = 1) -> Linearization:
+              chunk: int = 64, threads: int | None = 1, workers: int = 1) -> Linearization:
     """Simulate the training sequences and return r, J'J, J'r (and the x0 blocks).
 
     Parameters
@@ -164,14 +166,71 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
     threads : int or None
         BLAS threads while it runs (default 1, see :mod:`rrnn_convex._blas`; None: numpy's
         default).
+    workers : int
+        Threads that share the sequences (each propagates its own part of the batch; the
+        sums are added at the end). ``benchmarks/linearize_speed.py`` measures when it pays.
 
     Returns
     -------
     Linearization
         Residual and normal-equation blocks, in the layout's order of weights.
     """
+    workers = int(workers)
+    if workers < 1:
+        raise ValueError(f"workers: expected a positive number of threads, got {workers}")
+    layout = ParamLayout.for_model(model) if layout is None else layout
+    ub, yb, xb = _checked(model, u, y, x0)
+    parts = np.array_split(np.arange(ub.shape[0]), min(workers, ub.shape[0]))
     with blas_threads(threads):
-        return _linearize(model, u, y, x0, layout, chunk)
+        if len(parts) == 1:
+            return _linearize(model, ub, yb, xb, layout, chunk)
+        with ThreadPoolExecutor(len(parts)) as pool:  # numpy releases the GIL in its kernels
+            lins = list(pool.map(lambda i: _linearize(model, ub[i], yb[i], xb[i], layout, chunk), parts))
+    return Linearization(*(np.concatenate([getattr(lin, k) for lin in lins]) for k in ("y_hat", "residual")),
+                         sum(lin.H for lin in lins), sum(lin.g for lin in lins),
+                         *(np.concatenate([getattr(lin, k) for lin in lins]) for k in ("Hx", "Hxt", "gx")))
+
+
+def _checked(model: ImplicitRNN, u, y, x0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, y, x0) as float64 arrays (B, T, m), (B, T, p), (B, n), each checked against the model."""
+    ub, _ = model.check_input(u)
+    yb = as_float_array(y, "y", ndim=(2, 3))
+    if yb.ndim == 2:
+        yb = yb[None]
+    Bn, T, _ = ub.shape
+    n, p = model.n, model.p
+    if yb.shape != (Bn, T, p):
+        raise ValueError(f"y: expected shape ({Bn}, {T}, {p}) to match u and the model's p={p}, got {yb.shape}")
+    if x0 is None:
+        return ub, yb, np.zeros((Bn, n))
+    x = as_float_array(x0, "x0", ndim=(1, 2))
+    x = np.broadcast_to(x, (Bn, n)).copy() if x.shape in {(n,), (1, n)} else x
+    if x.shape != (Bn, n):
+        raise ValueError(f"x0: expected shape ({Bn}, {n}), got {np.shape(x0)}")
+    return ub, yb, x
+
+
+def casadi_step(model: ImplicitRNN, layout: ParamLayout | None = None):
+    """The model's recursion as a casadi Function ``(x, u, theta) -> (x+, y)``.
+
+    ``theta`` is the layout's vector of trainable weights (default: all); the other weights are
+    the model's, as constants. With it the implicit RNN runs through the casadi engine
+    :func:`rrnn_convex.baselines.casadi_linearize` as the LSTM baseline does; the package's
+    own :func:`linearize` derives the same blocks in closed form (the tests compare the two, and
+    ``benchmarks/linearize_speed.py`` times them).
+    """
+    import casadi as ca
+    layout = ParamLayout.for_model(model) if layout is None else layout
+    x, u, th = ca.SX.sym("x", model.n), ca.SX.sym("u", model.m), ca.SX.sym("theta", layout.size)
+    W = {k: ca.DM(np.atleast_2d(np.asarray(getattr(model, k))).reshape(-1, 1) if k in _BIAS_NAMES
+                  else getattr(model, k)) for k in WEIGHT_FIELDS}
+    for name, shape, sl in zip(layout.names, layout.shapes, layout.offsets().values()):
+        r, c = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)
+        W[name] = ca.reshape(th[sl.start:sl.stop], c, r).T  # row-major, like numpy's ravel
+    w = model.activation.casadi(W["C1"] @ x + W["D12"] @ u + W["bv"])
+    x_next = ca.solve(W["E"], W["F"] @ x + W["B1"] @ w + W["B2"] @ u + W["bx"])
+    y = W["C2"] @ x + W["D21"] @ w + W["D22"] @ u + W["by"]
+    return ca.Function("implicit_rnn_step", [x, u, th], [x_next, y], ["x", "u", "theta"], ["x_next", "y"])
 
 
 class NormalEquations:
@@ -307,24 +366,11 @@ class _Injection:
         return S[:, :, self.start:self.stop].reshape(Bn, r, self.rows, self.width)
 
 
-def _linearize(model, u, y, x0, layout, chunk) -> Linearization:
-    if layout is None:
-        layout = ParamLayout.for_model(model)
-    ub, _ = model.check_input(u)
-    yb = as_float_array(y, "y", ndim=(2, 3))
-    if yb.ndim == 2:
-        yb = yb[None]
+def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray, layout: ParamLayout,
+               chunk: int) -> Linearization:
+    """:func:`linearize` of checked arrays (see :func:`_checked`) in the calling thread."""
     Bn, T, m = ub.shape
     n, q, p = model.n, model.q, model.p
-    if yb.shape != (Bn, T, p):
-        raise ValueError(f"y: expected shape ({Bn}, {T}, {p}) to match u and the model's p={p}, got {yb.shape}")
-    if x0 is None:
-        x = np.zeros((Bn, n))
-    else:
-        x = as_float_array(x0, "x0", ndim=(1, 2))
-        x = np.broadcast_to(x, (Bn, n)).copy() if x.shape in {(n,), (1, n)} else x
-        if x.shape != (Bn, n):
-            raise ValueError(f"x0: expected shape ({Bn}, {n}), got {np.shape(x0)}")
     E = model.E
     Einv = np.linalg.inv(E)
     A = Einv @ model.F

@@ -84,3 +84,37 @@ def test_layout_round_trip_and_errors():
         ParamLayout.for_model(model, ("W",))
     with pytest.raises(ValueError, match="y: expected shape"):
         linearize(model, np.zeros((2, 5, 1)), np.zeros((2, 4, 1)))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "leaky_relu"])
+@pytest.mark.parametrize("names", [None, ("F", "B1", "C1", "C2", "by"), ("E", "D12", "bv", "D21")])
+def test_closed_form_sensitivities_equal_casadi_automatic_differentiation(activation, names):
+    """Two independent derivations of the same blocks: the closed-form propagation of
+    zeta = E dx (linearize) and casadi's automatic differentiation of the step function,
+    propagated by the casadi engine of the LSTM baseline."""
+    from rrnn_convex.baselines import casadi_linearize
+    from rrnn_convex.linearize import casadi_step
+    rng = np.random.default_rng(7)
+    model = random_rnn(rng, 3, 4, 2, 2, activation=activation, E_far=True)
+    layout = ParamLayout.for_model(model, names)
+    u, y = rng.standard_normal((3, 15, 2)), rng.standard_normal((3, 15, 2))
+    x0 = rng.standard_normal((3, 3))
+    a = linearize(model, u, y, x0, layout, chunk=4)
+    b = casadi_linearize(casadi_step(model, layout), layout.flatten(model), u, y, x0, chunk=5)
+    for k in ("y_hat", "H", "g", "Hx", "Hxt", "gx"):
+        ref = getattr(b, k)
+        np.testing.assert_allclose(getattr(a, k), ref, rtol=0, atol=1e-12 * np.abs(ref).max(), err_msg=k)
+
+
+def test_sequences_shared_between_threads_give_the_same_blocks():
+    rng = np.random.default_rng(8)
+    model = random_rnn(rng, 3, 4, 2, 1, activation="tanh", E_far=True)
+    u, y = rng.standard_normal((5, 30, 2)), rng.standard_normal((5, 30, 1))
+    x0 = rng.standard_normal((5, 3))
+    one = linearize(model, u, y, x0, chunk=7)
+    for workers in (2, 3, 8):  # 8 > 5 sequences: one thread per sequence
+        many = linearize(model, u, y, x0, chunk=7, workers=workers)
+        for k in ("y_hat", "residual", "H", "g", "Hx", "Hxt", "gx"):
+            np.testing.assert_allclose(getattr(many, k), getattr(one, k), rtol=1e-13, atol=1e-13, err_msg=k)
+    with pytest.raises(ValueError, match="workers"):
+        linearize(model, u, y, x0, workers=0)
