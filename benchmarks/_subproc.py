@@ -72,3 +72,23 @@ def repeated_runs(script: str, worker_args: list, repeats: int, timeout: float, 
     return dict(ok[-1], wall=statistics.median(r["wall"] for r in ok),
                 cpu=statistics.median(r.get("cpu", r["wall"]) for r in ok),
                 peak_mb=max(r["peak_mb"] for r in ok), runs=len(ok))
+
+
+#: a one-thread matrix-product loop: keeps one core busy, as another user's job would
+BUSY = ("import numpy as np\na = np.random.default_rng(0).random((400, 400))\n"
+        "while True:\n    a = a @ a; a /= np.abs(a).max()\n")
+
+
+def busy_core():
+    """Start the :data:`BUSY` loop in a subprocess (one BLAS thread); kill it when done."""
+    return subprocess.Popen([sys.executable, "-c", BUSY], env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+
+
+def checkout(rev: str, root: str) -> str:
+    """The package ``rrnn_convex/`` at git revision ``rev`` of the repository ``root``, extracted
+    into a temporary folder (put it first on PYTHONPATH to import that version)."""
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="rrnn_baseline_")
+    archive = subprocess.run(["git", "-C", root, "archive", rev, "rrnn_convex"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+    return folder

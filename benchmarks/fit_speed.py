@@ -27,14 +27,13 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+from _subproc import busy_core, checkout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_BASELINE = "060a28c"
-BUSY = ("import numpy as np\na = np.random.default_rng(0).random((400, 400))\n"
-        "while True:\n    a = a @ a; a /= np.abs(a).max()\n")
 
 
 # ---------------------------------------------------------------------- worker
@@ -103,14 +102,6 @@ def worker(iterations: int) -> None:
 
 
 # ---------------------------------------------------------------------- parent
-def checkout(rev: str) -> str:
-    """The package at ``rev`` in a temporary folder (git archive of rrnn_convex/)."""
-    folder = tempfile.mkdtemp(prefix="rrnn_baseline_")
-    archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "rrnn_convex"], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
-    return folder
-
-
 def run_worker(path: str | None, iterations: int, timeout: float) -> dict:
     env = dict(os.environ)
     if path is not None:
@@ -142,15 +133,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args.iterations)
-    base = checkout(args.baseline)
+    base = checkout(args.baseline, ROOT)
     print(f"# fit_speed: Theta, n = q = 10, paper data, {args.iterations} iterations; medians over iterations "
           f"2..{args.iterations}; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print("| version | machine | iteration [s] | linearize | step | certificate | other | step SDPs | val NSE |")
     print("|---|---|---|---|---|---|---|---|---|")
     loads = ["idle"] + (["other core busy"] if args.busy else [])
     for load in loads:
-        busy = subprocess.Popen([sys.executable, "-c", BUSY], env=dict(os.environ, OPENBLAS_NUM_THREADS="1")) \
-            if load != "idle" else None
+        busy = busy_core() if load != "idle" else None
         try:
             for label, path in ((f"baseline {args.baseline}", base), ("current", None)):
                 res = run_worker(path, args.iterations, args.timeout)

@@ -1,5 +1,7 @@
 """Baselines: the LSTM (casadi derivatives, Levenberg-Marquardt). The Elman RNN is fit.py's
 model_set "elman" (tests/test_fit.py)."""
+import os
+import shutil
 import time
 
 import casadi as ca
@@ -50,6 +52,26 @@ def test_lstm_casadi_jacobian_equals_finite_differences(rng):
         np.testing.assert_allclose(lin.Hx[b], Jx[b, :, b].T @ Jx[b, :, b], atol=1e-7)
         np.testing.assert_allclose(lin.Hxt[b], Jx[b, :, b].T @ Jt[b], atol=1e-6)
         np.testing.assert_allclose(lin.gx[b], Jx[b, :, b].T @ r0.reshape(B, T)[b], atol=1e-6)
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler (cc) on the PATH")
+def test_compiled_local_jacobians_give_the_same_blocks(rng):
+    """casadi's generated C code, compiled, against casadi's virtual machine."""
+    lstm = LSTM.random(2, 1, 1, seed=3)
+    U, Y = rng.standard_normal((2, 15, 1)), rng.standard_normal((2, 15, 1))
+    X0 = 0.3 * rng.standard_normal((2, 4))
+    vm = casadi_linearize(lstm.casadi_step(), lstm.theta(), U, Y, X0)
+    cc = casadi_linearize(lstm.casadi_step(), lstm.theta(), U, Y, X0, compiled=True)
+    for k in ("y_hat", "H", "g", "Hx", "Hxt", "gx"):
+        np.testing.assert_allclose(getattr(cc, k), getattr(vm, k), rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def test_compiling_without_a_c_compiler_is_a_clear_error(rng, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler-rrnn")
+    lstm = LSTM.random(2, 1, 1, seed=4)
+    U, Y = rng.standard_normal((3, 5, 1)), rng.standard_normal((3, 5, 1))
+    with pytest.raises(RuntimeError, match="no C compiler 'no-such-compiler-rrnn'"):
+        casadi_linearize(lstm.casadi_step(), lstm.theta(), U, Y, compiled=True)
 
 
 def test_lstm_input_vjp_equals_finite_differences_and_drives_the_lipschitz_bound(rng):
