@@ -14,7 +14,11 @@ for that physical model. Iteration k, from a certified model theta_k with initia
 3. the step is accepted when the true loss decreases by a fraction of the predicted decrease
    (ratio test) and the new model passes :func:`~rrnn_convex.certify.certify` (the rigorous
    check); mu follows the Levenberg-Marquardt rule. A failed or inaccurate solve is a rejected
-   step with more damping, never the end of the fit.
+   step with more damping, never the end of the fit. The trial steps, ratio test, mu rule and
+   patience are :mod:`~rrnn_convex.levenberg`'s, shared with the LSTM baseline.
+
+Everything an iteration changes is one frozen :class:`~rrnn_convex.fit_state.FitState`, which is
+also what the checkpoint holds.
 
 The fit stops on the iteration cap, the time budget (checked inside iterations as well), the
 validation patience or convergence, and records which in ``stop_reason_``. Every accepted
@@ -23,22 +27,22 @@ iterate, and so the returned model, carries a verified certificate.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cvxpy as cp
 import numpy as np
 
+from . import levenberg
 from . import solvers as _solvers
-from ._io import atomic_path
 from ._validation import check_scalar, paired_sequences
 from .activations import get_activation
 from .certify import Certificate, certificate_from, certify
+from .fit_state import CHECKPOINT_VERSION, FitState  # noqa: F401 (CHECKPOINT_VERSION: re-exported)
 from .init import elman_from_lti, from_lti, linear_start, n4sid
+from .levenberg import MU_MAX  # noqa: F401 (re-exported)
 from .linearize import ParamLayout, linearize
 from .metrics import nse
 from .model import ImplicitRNN
@@ -57,13 +61,10 @@ AUTO_WINDOW_MAX = 5000
 AUTO_WINDOW = 2048
 #: without a time budget, ``max_iter=None`` means this many iterations
 DEFAULT_MAX_ITER = 50
-#: mu (relative to the damping scale) above which no step can change the model: the fit stops
-MU_MAX = 1e12
 #: iterations over which the relative loss decrease is compared with ``tol``
 CONVERGENCE_WINDOW = 10
 #: after an unconstrained step that left the set, this many attempts go straight to the step SDP
 INTERIOR_PAUSE = 5
-CHECKPOINT_VERSION = 2
 #: the phases of an iteration whose wall time the history records (``seconds_<phase>``)
 PHASES = ("linearize", "step", "certificate", "loss")
 
@@ -348,138 +349,6 @@ class Windows:
     def to_dict(self) -> dict:
         return {"length": self.length, "count": self.count, "sequence": self.sequence.tolist(),
                 "starts": self.starts.tolist()}
-
-
-# ---------------------------------------------------------------------- fit state
-@dataclass
-class _FitState:
-    """Everything an iteration changes, and what a checkpoint holds (normalised coordinates)."""
-
-    model: ImplicitRNN
-    x0: np.ndarray
-    point: dict  # the certificate variables of the step problem at the current iterate
-    mu: float | None = None
-    history: list = field(default_factory=list)
-    best_model: ImplicitRNN | None = None
-    best_val: float = np.inf
-    best_x0: np.ndarray | None = None
-    stall: int = 0
-    rng_state: dict | None = None
-    settings: dict = field(default_factory=dict)  # the fit's settings and data (:meth:`settings_of`)
-    interior_pause: int = 0  # step attempts left that skip the interior check (``INTERIOR_PAUSE``)
-
-    def copy(self) -> "_FitState":
-        return _FitState(self.model, self.x0.copy(), dict(self.point), self.mu, list(self.history),
-                         self.best_model, self.best_val, None if self.best_x0 is None else self.best_x0.copy(),
-                         self.stall, copy.deepcopy(self.rng_state), copy.deepcopy(self.settings),
-                         self.interior_pause)
-
-    @staticmethod
-    def settings_of(run: "_Run") -> dict:
-        """What a checkpoint must share with the fit that resumes it: sizes, set, activation,
-        parametrisation, normalisation, windows and the data (shape and a SHA-256 of the values).
-        Budgets, iteration caps and the seed may change between runs."""
-        est = run.est
-
-        def digest(*arrays):
-            return hashlib.sha256(b"".join(np.ascontiguousarray(a, dtype="<f8").tobytes() for a in arrays)).hexdigest()
-
-        return {"n_states": int(est.n_states), "n_neurons": int(est.n_neurons),
-                "model_set": "theta_gamma" if getattr(run.model_set, "gamma", None) is not None else est.model_set,
-                "gamma": None if est.gamma is None else float(est.gamma),
-                "activation": get_activation(est.activation).to_dict(), "parametrization": est.parametrization,
-                "normalize": bool(est.normalize), "window": int(run.windows.length),
-                "window_starts": run.windows.starts.tolist(), "data_shape": [*run.U.shape, run.Y.shape[2]],
-                "data": digest(run.U, run.Y), "validation": None if run.val is None else digest(*run.val)}
-
-    def check_resume(self, path, settings: dict) -> None:
-        """ValueError naming every field in which this (loaded) state's fit differs from ``settings``."""
-        if not self.settings:
-            raise ValueError(f"resume: {str(path)!r} records no fit settings (written by an older version of "
-                             f"rrnn_convex), so it cannot be checked against this fit; start a new fit")
-
-        def show(v):
-            if isinstance(v, dict) and "name" in v:
-                return f"{v['name']} [{v.get('alpha')}, {v.get('beta')}]"
-            return repr(v)
-
-        diffs = []
-        for k, v in settings.items():
-            old = self.settings.get(k)
-            if old == v:
-                continue
-            if k in ("data", "validation") and old is not None and v is not None:
-                diffs.append(f"{k} (same shape, other values)")
-            elif k == "window_starts":
-                diffs.append(f"{k} (other window starts: another --window-stride)")
-            else:
-                diffs.append(f"{k} (checkpoint {show(old)}, this fit {show(v)})")
-        if diffs:
-            raise ValueError(f"resume: the checkpoint {str(path)!r} was written by a fit with other settings or "
-                             f"data: {'; '.join(diffs)}; start a new fit, or resume with the checkpoint's "
-                             f"settings and data")
-
-    def save(self, path, scaling: ChannelScaling, windows: Windows) -> None:
-        """Write the state to ``path`` (``.npz``) atomically."""
-        payload = {f"model_{k}": v for k, v in self.model.weights().items()}
-        payload |= {f"best_{k}": v for k, v in self.best_model.weights().items()}
-        payload["x0"], payload["best_x0"] = self.x0, self.best_x0
-        payload |= {f"point_{k}": v for k, v in self.point.items()}
-        meta = {"mu": self.mu, "history": self.history, "rng": self.rng_state, "best_val": self.best_val,
-                "stall": self.stall, "activation": self.model.activation.to_dict(), "version": CHECKPOINT_VERSION,
-                "scaling": scaling.to_dict(), "windows": {"length": windows.length, "count": windows.count},
-                "settings": self.settings, "interior_pause": self.interior_pause}
-        payload["meta"] = np.array(json.dumps(meta, default=float))
-        with atomic_path(Path(path)) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **payload)
-
-    @classmethod
-    def load(cls, path) -> tuple["_FitState", dict]:
-        """(state, meta) from a checkpoint written by :meth:`save`."""
-        path = Path(path)
-        if path.is_dir():
-            raise ValueError(f"resume: {str(path)!r} is a directory, not a checkpoint file")
-        if not path.exists():
-            raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
-        not_one = f"resume: {str(path)!r} is not a fit checkpoint (the --checkpoint file of rrnn fit)"
-        try:
-            data = np.load(path, allow_pickle=False)
-        except Exception:  # not .npy / .npz: numpy's own message (e.g. about allow_pickle) would mislead
-            raise ValueError(f"{not_one}: it is not an .npz file") from None
-        if not hasattr(data, "files"):
-            raise ValueError(f"{not_one}: it holds a single array")
-        with data:
-            if "kind" in data.files:
-                raise ValueError(f"{not_one}: it is a model file, not a fit checkpoint")
-            try:
-                meta = json.loads(str(data["meta"])) if "meta" in data.files else None
-            except json.JSONDecodeError:
-                meta = None
-            if not isinstance(meta, dict):
-                raise ValueError(f"{not_one}: it has no 'meta' entry holding a JSON object (keys "
-                                 f"{sorted(data.files)[:12]})")
-            if meta.get("version") != CHECKPOINT_VERSION:
-                raise ValueError(f"resume: checkpoint format version {meta.get('version')!r} is not the one this "
-                                 f"package writes ({CHECKPOINT_VERSION}); start a new fit")
-            missing = [k for k in ("x0", "best_x0") if k not in data.files]
-            missing += [f"meta.{k}" for k in ("activation", "mu", "history", "best_val", "stall", "rng", "scaling",
-                                              "windows") if k not in meta]
-            if missing:
-                raise ValueError(f"resume: {str(path)!r} is an incomplete checkpoint (missing {missing})")
-            act = meta["activation"]
-            try:
-                model = ImplicitRNN(**{k[6:]: data[k] for k in data.files if k.startswith("model_")},
-                                    activation=act)
-                best = ImplicitRNN(**{k[5:]: data[k] for k in data.files if k.startswith("best_") and k != "best_x0"},
-                                   activation=act)
-                point = {k[6:]: data[k].copy() for k in data.files if k.startswith("point_")}
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"resume: {str(path)!r} holds a malformed model ({exc})") from None
-            state = cls(model, data["x0"].copy(), point, meta["mu"], meta["history"], best, meta["best_val"],
-                        data["best_x0"].copy(), meta["stall"], meta["rng"], meta.get("settings") or {},
-                        int(meta.get("interior_pause", 0)))
-        return state, meta
 
 
 # ---------------------------------------------------------------------- the estimator
@@ -904,8 +773,8 @@ class _Run:
     def prepare(self, init_model, resume) -> None:
         est, ms = self.est, self.model_set
         if resume is not None:
-            state, meta = _FitState.load(resume)
-            state.check_resume(resume, _FitState.settings_of(self))
+            state, meta = FitState.load(resume)
+            state.check_resume(resume, FitState.settings_of(self))
             if meta["scaling"] != self.scaling.to_dict() or meta["windows"]["count"] != self.windows.count:
                 raise ValueError("resume: the checkpoint was written for other data or settings "
                                  "(its scaling or training windows differ from this fit's)")
@@ -922,7 +791,7 @@ class _Run:
             else:
                 model, x0_seq, self.start_report = est._start(self.Un, self.Yn, ms, self.scaling, seed=self.seed)
                 self.start_report["seed"] = self.seed
-            state = _FitState(model, np.zeros((self.windows.count, model.n)), {}, settings=_FitState.settings_of(self))
+            state = FitState(model, np.zeros((self.windows.count, model.n)), {}, settings=FitState.settings_of(self))
         self.check_dims(model)
         cert = est._certify(self.scaling.to_physical(model), ms)
         if cert is not None and not cert.certified:
@@ -930,13 +799,13 @@ class _Run:
                              f"({cert.reason}); project it first")
         if resume is None:
             if ms.uses_multiplier:
-                model, state.point = est._in_lifted_form(model, ms, self.scaling)
-                state.model = model
+                model, point = est._in_lifted_form(model, ms, self.scaling)
+                state = replace(state, model=model, point=point)
             if est.learn_x0:
                 if x0_seq is None:
                     x0_seq = np.zeros((self.U.shape[0], model.n))
-                state.x0 = self.windows.states(model, self.Un, x0_seq)
-            state.best_model, state.best_x0 = model, state.x0.copy()
+                state = replace(state, x0=self.windows.states(model, self.Un, x0_seq))
+            state = replace(state, best_model=model, best_x0=state.x0.copy())
         if state.x0.shape != (self.windows.count, model.n):
             raise ValueError(f"resume: the checkpoint has {state.x0.shape[0]} initial states, the data "
                              f"{self.windows.count} training windows")
@@ -948,7 +817,7 @@ class _Run:
         self.fallbacks = _solvers.solver_sequence(est.solver, fallback=True)
         self.sequence = self.solvers
         if not state.history:
-            state.best_val = self.val_nse(model)
+            self.state = replace(state, best_val=self.val_nse(model))
 
     def check_dims(self, model: ImplicitRNN) -> None:
         if model.dims["m"] != self.U.shape[2] or model.dims["p"] != self.Y.shape[2]:
@@ -990,11 +859,12 @@ class _Run:
         """Iterate until a stop reason; with ``phase_iterations`` / ``phase_deadline`` (a
         restart's exploration phase) also return, without a stop reason, at that many
         iterations in all or at that time."""
-        est, st = self.est, self.state
-        bar = _progress(est.progress, self.cap, len(st.history))
+        est = self.est
+        bar = _progress(est.progress, self.cap, len(self.state.history))
         snapshot = None
         try:
             while True:
+                st = self.state
                 if self.cap is not None and len(st.history) >= self.cap:
                     self.stop("max_iter", f"{self.cap} iterations")
                     break
@@ -1004,10 +874,11 @@ class _Run:
                 if (phase_iterations is not None and len(st.history) >= phase_iterations) or \
                         (phase_deadline is not None and time.perf_counter() >= phase_deadline):
                     break
-                snapshot = st.copy()
-                snapshot.rng_state = copy.deepcopy(self.rng.bit_generator.state)
+                # the state this iteration starts from (states are never changed in place)
+                snapshot = replace(st, rng_state=copy.deepcopy(self.rng.bit_generator.state))
                 entry = self.iterate()
                 bar.update(entry)
+                st = self.state
                 if self.checkpointing and len(st.history) % int(est.checkpoint_every) == 0:
                     self.save_state(st)
                 if self.stop_reason is not None:
@@ -1040,83 +911,86 @@ class _Run:
             return True
         return False
 
-    def save_state(self, state: _FitState) -> None:
+    def save_state(self, state: FitState) -> None:
+        """Write ``state`` to the checkpoint; the current state with the generator's current state."""
         if state.rng_state is None or state is self.state:
-            state.rng_state = copy.deepcopy(self.rng.bit_generator.state)
+            state = replace(state, rng_state=copy.deepcopy(self.rng.bit_generator.state))
         state.save(self.est.checkpoint, self.scaling, self.windows)
+
+    def update(self, **changes) -> FitState:
+        """Replace the state by a copy with ``changes``; returns the new state."""
+        self.state = replace(self.state, **changes)
+        return self.state
 
     def stop(self, reason: str, detail: str = "") -> None:
         self.stop_reason, self.stop_detail = reason, detail
 
     def iterate(self) -> dict:
-        """One SCP iteration: linearise, then damped steps until one is accepted (at most 8)."""
-        est, st, step = self.est, self.state, self.step
+        """One SCP iteration: linearise, then damped convex steps until one is accepted (at most
+        ``levenberg.MAX_TRIALS``; :func:`~rrnn_convex.levenberg.iterate`)."""
+        est, step = self.est, self.step
         t_it = time.perf_counter()
         phases0 = dict(self.phase_seconds)
-        it = len(st.history)
+        it = len(self.state.history)
         Bn = self.windows.count
-        idx = np.arange(Bn) if not est.batch_size or est.batch_size >= Bn else \
-            np.sort(self.rng.choice(Bn, size=int(est.batch_size), replace=False))
-        slack = self.set_margin(st.model)  # first: it may re-represent the model
-        model = st.model
-        x0_batch = st.x0[idx] if est.learn_x0 else np.zeros((len(idx), model.n))
+        idx = levenberg.minibatch(self.rng, Bn, est.batch_size)
+        slack = self.set_margin(self.state.model)  # first: it may re-represent the model
+        model = self.state.model
+        x0_batch = self.state.x0[idx] if est.learn_x0 else np.zeros((len(idx), model.n))
         with _PhaseTimer(self.phase_seconds, "linearize"):
             lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, step.layout)
         L0 = lin.loss
         marq = est.damping == "marquardt"
         scale = 1.0 if marq else (float(np.mean(np.diag(lin.H))) or 1.0)
-        if st.mu is None:
-            st.mu = est.mu0 * scale
+        if self.state.mu is None:
+            self.update(mu=est.mu0 * scale)
         theta_k = step.layout.flatten(model)
-        accepted, info, failures, L1 = False, "", [], L0
         before = dict(self.steps_by_kind)
         self.sequence = self.solvers
-        for _ in range(8):  # inner LM loop: raise mu until a step is accepted
-            if not self.time_left():
-                self.stop("time_budget", f"{est.time_budget:g} s (inside iteration {it})")
-                break
-            outcome = self.try_step(lin, st.mu, theta_k, idx, marq, L0)
-            kind, info = outcome[0], outcome[1]
-            if kind == "accepted":
-                _, _, cand, x0_new, cert, ratio, L1, point = outcome
-                accepted = True
-                st.model, st.x0, st.point = cand, x0_new, point
-                self.cert = cert
-                st.mu = st.mu * (1 / 3 if ratio > 0.75 else (1.0 if ratio > 0.25 else 2.0))
-                break
-            failures.append(kind)
-            st.mu *= 10.0 if kind == "solver" else 4.0
+
+        def after_failure(failures):
             if failures[-2:] == ["solver", "solver"] and self.sequence is self.solvers:
                 # twice in a row: re-centre the certificate point (the margin and the linearisation
                 # of C1 move with it) and let the fallback solvers try too, for this iteration
-                self.set_margin(st.model, recentre=True)
+                self.set_margin(self.state.model, recentre=True)
                 self.sequence = self.fallbacks
-                if st.model is not model:  # re-represented: linearise again in the next iteration
-                    break
+                if self.state.model is not model:  # re-represented: linearise again in the next iteration
+                    return levenberg.STOP
+            return None
+
+        res = levenberg.iterate(lambda mu: self.try_step(lin, mu, theta_k, idx, marq, L0), self.state.mu, L0,
+                                time_left=self.time_left, after_failure=after_failure)
+        if res.out_of_time:
+            self.stop("time_budget", f"{est.time_budget:g} s (inside iteration {it})")
+        accepted = res.accepted
+        if accepted:
+            cand, x0_new, self.cert, point = res.trial.candidate
+            self.update(model=cand, x0=x0_new, point=point)
+        st = self.update(mu=res.mu)
         v = self.val_nse(st.model)
-        if v < st.best_val - 1e-12:
-            st.best_val, st.best_model, st.best_x0, st.stall = v, st.model, st.x0.copy(), 0
-        elif accepted and self.val is not None:  # early stopping needs validation data
-            st.stall += 1
-        if self.val is None:
-            st.best_model, st.best_x0 = st.model, st.x0
-        loss = (self.loss(st.model, st.x0, np.arange(Bn)) if idx.size != Bn else (L1 if accepted else L0))
+        is_best, stall = levenberg.track_best(st.best_val, st.stall, v, accepted, self.val is not None)
+        if is_best:
+            st = self.update(best_val=v, best_model=st.model, best_x0=st.x0.copy(), stall=stall)
+        else:
+            st = self.update(stall=stall)
+        loss = self.loss(st.model, st.x0, np.arange(Bn)) if idx.size != Bn else res.batch_loss
         entry = {"iteration": it, "loss": loss, "val_nse": v, "mu": float(st.mu), "accepted": accepted,
                  "margin": float(self.cert.margin) if self.cert is not None else float("nan"),
-                 "slack": float(slack), "seconds": time.perf_counter() - t_it, "info": "" if accepted else info,
+                 "slack": float(slack), "seconds": time.perf_counter() - t_it, "info": "" if accepted else res.info,
                  "step_sdps": self.steps_by_kind["sdp"] - before["sdp"],
                  "interior_steps": self.steps_by_kind["interior"] - before["interior"]}
         entry |= {f"seconds_{k}": self.phase_seconds[k] - phases0[k] for k in PHASES}
         entry["certificate_from"] = self.cert_source if accepted else ""
-        st.history.append(entry)
+        st = self.update(history=[*st.history, entry])
         if self.stop_reason is None and not accepted and st.mu > MU_MAX * max(scale, 1e-300):
-            if failures and all(f == "solver" for f in failures):
+            if res.failures and all(f == "solver" for f in res.failures):
                 self.stop("step_failures", f"the step problem failed at every damping up to mu = {st.mu:.3g} "
-                                           f"(last: {info})")
-                warnings.warn(f"fit: stopped because the step problem kept failing ({info})", RuntimeWarning,
+                                           f"(last: {res.info})")
+                warnings.warn(f"fit: stopped because the step problem kept failing ({res.info})", RuntimeWarning,
                               stacklevel=4)
             else:
-                self.stop("converged", f"no step decreases the loss at any damping (mu = {st.mu:.3g}; last: {info})")
+                self.stop("converged", f"no step decreases the loss at any damping (mu = {st.mu:.3g}; "
+                                       f"last: {res.info})")
         return entry
 
     def set_margin(self, model: ImplicitRNN, recentre: bool = False) -> float:
@@ -1132,10 +1006,8 @@ class _Run:
         if ms.uses_multiplier and (recentre or slack < 0.5 * ms.margin):
             # the step solutions sit on the margin's boundary, up to the solver's tolerance: re-centre
             # the certificate point for the current weights rather than let the margin shrink
-            model_l, point = self.est._in_lifted_form(model, ms, self.scaling)
-            if model_l is not model:
-                self.state.model = model = model_l
-            self.state.point = point
+            model, point = self.est._in_lifted_form(model, ms, self.scaling)
+            self.update(model=model, point=point)  # the same object unless re-represented
             step.load(model, point)
             slack = step.slack()
         step.margin.value = float(max(min(ms.margin, 0.99 * slack), 0.0)) if np.isfinite(slack) else float(ms.margin)
@@ -1143,16 +1015,16 @@ class _Run:
             step.set_point(model, self.state.point["lam"])  # C1 = Ct / lambda linearised here
         return slack
 
-    def try_step(self, lin, mu, theta_k, idx, marq, L0):
-        """Solve the damped step problem once and decide: ("accepted", info, model, x0, cert,
-        ratio, loss) or (failure kind, info) with kind "solver", "ratio" or "certificate"."""
+    def try_step(self, lin, mu, theta_k, idx, marq, L0) -> levenberg.Trial:
+        """Solve the damped step problem once and judge the candidate: a
+        :class:`~rrnn_convex.levenberg.Trial`, accepted with candidate ``(model, x0, cert,
+        point)``, or rejected with kind "solver", "ratio" or "certificate"."""
         est, st, step, layout = self.est, self.state, self.step, self.step.layout
-        mu_x = mu if est.learn_x0 else 1e300
-        Hr, gr = lin.reduced(mu, mu_x, marquardt=marq)
+        Hr, gr = levenberg.reduced_system(lin, mu, est.learn_x0, marq)
         try:
             Rm = np.linalg.cholesky(Hr).T  # Hr = R'R
         except np.linalg.LinAlgError:
-            return ("solver", "the damped normal matrix is not positive definite")
+            return levenberg.Trial("solver", "the damped normal matrix is not positive definite")
         c = np.linalg.solve(Rm.T, gr)  # ||R d + c||^2 = d'Hr d + 2 g'd + const
         with _PhaseTimer(self.phase_seconds, "step"):
             cand, point = self.interior_step(theta_k - np.linalg.solve(Rm, c))
@@ -1170,29 +1042,24 @@ class _Run:
                 if att.status in ("optimal", "optimal_inaccurate"):
                     break
             if att is None or att.status not in ("optimal", "optimal_inaccurate"):
-                return ("solver", f"step problem: {att.status if att else 'no solver'} {att.detail if att else ''}".strip())
+                return levenberg.Trial("solver", f"step problem: {att.status if att else 'no solver'} "
+                                                 f"{att.detail if att else ''}".strip())
             try:
                 cand = step.model_at_solution(st.model)
             except ValueError as exc:
-                return ("solver", str(exc))
+                return levenberg.Trial("solver", str(exc))
             point = step.point()
         d = layout.flatten(cand) - theta_k
-        dx = lin.x0_step(d, mu, mu_x, marquardt=marq) if est.learn_x0 else np.zeros((len(idx), cand.n))
-        # predicted decrease of the Gauss-Newton model (without the damping terms)
-        quad = d @ lin.H @ d + 2 * np.einsum("bn,bnp,p->", dx, lin.Hxt, d) + np.einsum("bn,bnm,bm->", dx, lin.Hx, dx)
-        pred = -(2 * (lin.g @ d + np.sum(lin.gx * dx)) + quad)
-        x0_new = st.x0.copy()
-        if est.learn_x0:
-            x0_new[idx] = st.x0[idx] + dx
-        L1 = self.loss(cand, x0_new, idx)
-        ratio = (L0 - L1) / pred if pred > 0 else -np.inf
-        if not (ratio > 1e-3 and L1 < L0):
-            return ("ratio", f"ratio {ratio:.3g}")
+        dx = levenberg.x0_step(lin, d, mu, est.learn_x0, marq)
+        x0_new = levenberg.moved_x0(st.x0, idx, dx, est.learn_x0)
+        trial = levenberg.ratio_test(L0, self.loss(cand, x0_new, idx), levenberg.predicted_decrease(lin, d, dx))
+        if not trial.accepted:
+            return trial
         with _PhaseTimer(self.phase_seconds, "certificate"):
             cert = self.iterate_certificate(cand, point)
         if cert is not None and not cert.certified:
-            return ("certificate", f"candidate not certified ({cert.reason})")
-        return ("accepted", "", cand, x0_new, cert, ratio, L1, point)
+            return levenberg.Trial("certificate", f"candidate not certified ({cert.reason})", trial.ratio, trial.loss)
+        return replace(trial, candidate=(cand, x0_new, cert, point))
 
     def iterate_certificate(self, cand: ImplicitRNN, point: dict | None) -> Certificate | None:
         """The certificate of a candidate iterate (physical units): first the step problem's own
@@ -1228,13 +1095,13 @@ class _Run:
         if not ms.uses_multiplier:
             return None, None
         if self.state.interior_pause > 0:
-            self.state.interior_pause -= 1
+            self.update(interior_pause=self.state.interior_pause - 1)
             return None, None
         point = est._lifted_point(cand, ms, min_margin=float(self.step.margin.value))
         if point is None:
             # the constraint is active: where it is, it tends to stay (the paper's data: every
             # step), so skip the check for a few attempts rather than pay for it each time
-            self.state.interior_pause = INTERIOR_PAUSE
+            self.update(interior_pause=INTERIOR_PAUSE)
             return None, None
         return cand, point
 

@@ -1,10 +1,18 @@
-"""The shared Levenberg-Marquardt pieces (rrnn_convex.levenberg)."""
+"""The shared Levenberg-Marquardt pieces (rrnn_convex.levenberg) and the fit's state (FitState)."""
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
 from rrnn_convex import levenberg
+from rrnn_convex.fit import Windows
+from rrnn_convex.fit_state import CHECKPOINT_VERSION, FitState
 from rrnn_convex.levenberg import Trial
 from rrnn_convex.linearize import Linearization
+from rrnn_convex.scaling import ChannelScaling
+
+from conftest import random_rnn
 
 
 # ---------------------------------------------------------------------- the mu rule
@@ -187,3 +195,103 @@ def test_iteration_stops_when_time_runs_out_or_the_caller_says_so():
 ])
 def test_track_best(best, stall, score, accepted, scored, expected):
     assert levenberg.track_best(best, stall, score, accepted, scored) == expected
+
+
+# ---------------------------------------------------------------------- FitState
+def _sample_state(rng):
+    """A state whose every field differs from its default."""
+    model = random_rnn(rng, 2, 3, 1, 1)
+    values = {"model": model, "x0": rng.standard_normal((4, 2)),
+              "point": {"P": rng.standard_normal((2, 2)), "lam": rng.uniform(1, 2, 3)},
+              "mu": 0.25, "history": [{"iteration": 0, "loss": 1.5, "accepted": True, "info": ""}],
+              "rng_state": np.random.default_rng(3).bit_generator.state,
+              "best_model": random_rnn(rng, 2, 3, 1, 1), "best_val": 0.125, "best_x0": rng.standard_normal((4, 2)),
+              "stall": 2, "settings": {"n_states": 2, "window": 50}, "interior_pause": 3}
+    names = [f.name for f in dataclasses.fields(FitState)]
+    assert sorted(values) == sorted(names), "a new FitState field needs a value here"
+    state = FitState(**values)
+    for f in dataclasses.fields(FitState):
+        if f.default is not dataclasses.MISSING:
+            assert not _same(getattr(state, f.name), f.default), f.name
+        elif f.default_factory is not dataclasses.MISSING:
+            assert not _same(getattr(state, f.name), f.default_factory()), f.name
+    return state
+
+
+def _same(a, b) -> bool:
+    if hasattr(a, "weights") or hasattr(b, "weights"):
+        return (hasattr(a, "weights") and hasattr(b, "weights") and a.activation.to_dict() == b.activation.to_dict()
+                and a.weights().keys() == b.weights().keys()
+                and all(np.array_equal(v, b.weights()[k]) for k, v in a.weights().items()))
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, list) or isinstance(b, list):
+        return isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    return type(a) is type(b) and a == b
+
+
+def _save(state, path):
+    state.save(path, ChannelScaling.identity(1, 1), Windows.cut(4, 100, 50, None))
+
+
+def test_fit_state_round_trips_every_field(tmp_path):
+    state = _sample_state(np.random.default_rng(0))
+    _save(state, tmp_path / "c.npz")
+    loaded, meta = FitState.load(tmp_path / "c.npz")
+    for f in dataclasses.fields(FitState):
+        assert _same(getattr(loaded, f.name), getattr(state, f.name)), f.name
+    assert meta["version"] == CHECKPOINT_VERSION and meta["windows"] == {"length": 50, "count": 2 * 4}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loaded.mu = 1.0
+    changed = dataclasses.replace(loaded, stall=0)
+    assert changed.stall == 0 and loaded.stall == 2 and changed.model is loaded.model
+
+
+def test_fit_state_file_layout_is_the_version_2_format(tmp_path):
+    """The keys checkpoints have had since format version 2: files written before still load."""
+    state = _sample_state(np.random.default_rng(1))
+    _save(state, tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as z:
+        files = set(z.files)
+        meta = json.loads(str(z["meta"]))
+    weights = set(state.model.weights())
+    assert files == ({f"model_{k}" for k in weights} | {f"best_{k}" for k in weights} | {"x0", "best_x0", "meta"}
+                     | {"point_P", "point_lam"})
+    assert set(meta) == {"mu", "history", "rng", "best_val", "stall", "activation", "version", "scaling", "windows",
+                         "settings", "interior_pause"}
+    assert CHECKPOINT_VERSION == 2
+
+
+def _rewrite(path, out, drop_files=(), arrays=None, **meta_changes):
+    with np.load(path) as z:
+        payload = {k: z[k] for k in z.files if k not in drop_files} | dict(arrays or {})
+    meta = json.loads(str(payload["meta"]))
+    for k, v in meta_changes.items():
+        if v is None:
+            meta.pop(k)
+        else:
+            meta[k] = v
+    payload["meta"] = np.array(json.dumps(meta))
+    np.savez(out, **payload)
+    return out
+
+
+def test_checkpoints_without_the_later_fields_load_with_their_defaults(tmp_path):
+    _save(_sample_state(np.random.default_rng(2)), tmp_path / "c.npz")
+    old = _rewrite(tmp_path / "c.npz", tmp_path / "old.npz", settings=None, interior_pause=None)
+    state, _ = FitState.load(old)
+    assert state.settings == {} and state.interior_pause == 0
+    with pytest.raises(ValueError, match="records no fit settings"):
+        state.check_resume(old, {"n_states": 2})
+
+
+def test_other_versions_and_incomplete_checkpoints_are_refused(tmp_path):
+    _save(_sample_state(np.random.default_rng(3)), tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="checkpoint format version 1 is not the one this package writes"):
+        FitState.load(_rewrite(tmp_path / "c.npz", tmp_path / "v1.npz", version=1))
+    with pytest.raises(ValueError, match=r"incomplete checkpoint \(missing \['best_x0', 'meta.stall'\]\)"):
+        FitState.load(_rewrite(tmp_path / "c.npz", tmp_path / "bad.npz", drop_files=("best_x0",), stall=None))
+    with pytest.raises(ValueError, match="malformed model"):
+        FitState.load(_rewrite(tmp_path / "c.npz", tmp_path / "m.npz", arrays={"model_F": np.eye(5)}))
