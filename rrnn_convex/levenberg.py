@@ -86,15 +86,45 @@ def reduced_system(lin: Linearization, mu: float, learn_x0: bool, marquardt: boo
 
 
 def x0_step(lin: Linearization, d: np.ndarray, mu: float, learn_x0: bool, marquardt: bool) -> np.ndarray:
-    """The initial-state step (windows, n) that goes with the weight step ``d`` (zeros when the
-    initial states are not learned); arguments as in :func:`reduced_system`."""
+    """The initial-state step that goes with the weight step ``d``.
+
+    Parameters
+    ----------
+    lin, mu, learn_x0, marquardt
+        As in :func:`reduced_system`.
+    d : numpy.ndarray
+        The weight step (P,).
+
+    Returns
+    -------
+    numpy.ndarray
+        The optimal initial-state steps (windows, n) of the damped model for ``d``; zeros when
+        the initial states are not learned.
+    """
     if not learn_x0:
         return np.zeros(lin.gx.shape)
     return lin.x0_step(d, mu, mu, marquardt=marquardt)
 
 
 def moved_x0(x0: np.ndarray, idx: np.ndarray, dx: np.ndarray, learn_x0: bool) -> np.ndarray:
-    """A copy of all initial states ``x0`` with the minibatch ``idx`` moved by ``dx``."""
+    """The initial states after a step.
+
+    Parameters
+    ----------
+    x0 : numpy.ndarray
+        All windows' initial states (windows, n); not changed.
+    idx : numpy.ndarray
+        The minibatch (:func:`minibatch`).
+    dx : numpy.ndarray
+        Its initial-state step (len(idx), n).
+    learn_x0 : bool
+        False: the states stay.
+
+    Returns
+    -------
+    numpy.ndarray
+        A copy of ``x0`` with the rows ``idx`` moved by ``dx``.
+    """
     out = x0.copy()
     if learn_x0:
         out[idx] = x0[idx] + dx
@@ -127,9 +157,16 @@ def predicted_decrease(lin: Linearization, d: np.ndarray, dx: np.ndarray) -> flo
 class Trial:
     """The outcome of one trial step.
 
-    ``kind`` is "accepted" or the kind of rejection (a key of ``MU_AFTER_FAILURE``); ``info``
-    says why it was rejected; ``ratio`` and ``loss`` are the candidate's ratio and loss (nan when
-    no candidate was computed); ``candidate`` is whatever the step hands back to its caller.
+    Parameters
+    ----------
+    kind : str
+        "accepted" or the kind of rejection (a key of ``MU_AFTER_FAILURE``).
+    info : str
+        Why it was rejected.
+    ratio, loss : float
+        The candidate's ratio and loss (nan when no candidate was computed).
+    candidate : object
+        Whatever the step hands back to its caller (the new model, ...).
     """
 
     kind: str
@@ -193,10 +230,20 @@ def next_mu(mu: float, trial: Trial) -> float:
 class Iteration:
     """What :func:`iterate` returns.
 
-    ``L0``: the loss the iteration started from; ``mu``: the damping for the next iteration;
-    ``trial``: the accepted trial, else None; ``failures``: the kinds of the rejected trials in
-    order; ``info``: why the last rejected trial was rejected ("" when none was);
-    ``out_of_time``: the time ran out before a trial.
+    Parameters
+    ----------
+    L0 : float
+        The loss the iteration started from.
+    mu : float
+        The damping for the next iteration.
+    trial : Trial or None
+        The accepted trial, else None.
+    failures : tuple of str
+        The kinds of the rejected trials, in order.
+    info : str
+        Why the last rejected trial was rejected ("" when none was).
+    out_of_time : bool
+        The time ran out before a trial.
     """
 
     L0: float
