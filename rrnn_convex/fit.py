@@ -27,6 +27,7 @@ iterate, and so the returned model, carries a verified certificate.
 from __future__ import annotations
 
 import copy
+import os
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -392,6 +393,12 @@ class RobustRNNRegressor:
         on the paper's data it reached validation NSE .0526 for Theta_10 in 30 steps where
         "identity" reached .1183 in 40) or "identity" (mu ||d||^2).
     batch_size : windows per step (None = all); a new random minibatch at each step.
+    n_jobs : threads that share the training windows in the linearisation (default 2; -1: one
+        per core). Measured on a 2-core machine (``benchmarks/linearize_speed.py``): two threads
+        are faster than one both on an idle machine and with the other core busy. A fit is
+        reproducible for a given n_jobs; another n_jobs changes only the order of floating-point
+        sums in J'J, which the step's solver can amplify (about 1e-5 relative in the first
+        step's loss, measured).
     learn_x0 : learn one initial state per training window (else zero initial states).
     seed : for the random neurons (C1, D12), minibatches; fits are reproducible.
     checkpoint, checkpoint_every : path (``.npz``) written atomically every k iterations, at the
@@ -433,7 +440,7 @@ class RobustRNNRegressor:
                  normalize: bool = True, window="auto", window_stride: int | None = None, init_samples: int = 0,
                  margin: float = 1e-6, max_iter: int | None = None, time_budget: float | None = None,
                  patience: int = 10, tol: float = 1e-6, mu0: float = 1e-3, damping: str = "marquardt",
-                 batch_size: int | None = None,
+                 batch_size: int | None = None, n_jobs: int = 2,
                  learn_x0: bool = True, train_biases: bool = True, seed: int = 0, solver: str | None = None,
                  checkpoint=None, checkpoint_every: int = 5, progress: bool = True,
                  gamma_path=(), path_iter: int = 15, restarts: int = 1, restart_iter: int = 20):
@@ -455,6 +462,7 @@ class RobustRNNRegressor:
         self.mu0 = mu0
         self.damping = damping
         self.batch_size = batch_size
+        self.n_jobs = n_jobs
         self.learn_x0 = learn_x0
         self.train_biases = train_biases
         self.seed = seed
@@ -672,6 +680,7 @@ class RobustRNNRegressor:
         if self.damping not in ("identity", "marquardt"):
             raise ValueError(f"damping: expected 'identity' or 'marquardt', got {self.damping!r}")
         cap = self._iteration_cap()
+        self._jobs()
         check_scalar(self.tol, "tol", low=0.0, low_inclusive=True)
         k_init = self._init_samples(None if val is None else val[0].shape[1])
         scaling = self._scaling(U, Y)
@@ -690,6 +699,13 @@ class RobustRNNRegressor:
         run.loop()
         run.finish()
         return self
+
+    def _jobs(self) -> int:
+        """``n_jobs`` as a number of threads (-1: one per core)."""
+        k = self.n_jobs
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (k >= 1 or k == -1):
+            raise ValueError(f"n_jobs: expected a positive integer or -1 (one thread per core), got {k!r}")
+        return int(os.cpu_count() or 1) if k == -1 else int(k)
 
     def _restarts(self) -> int:
         k, it = self.restarts, self.restart_iter
@@ -938,7 +954,7 @@ class _Run:
         model = self.state.model
         x0_batch = self.state.x0[idx] if est.learn_x0 else np.zeros((len(idx), model.n))
         with _PhaseTimer(self.phase_seconds, "linearize"):
-            lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, step.layout)
+            lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, step.layout, workers=est._jobs())
         L0 = lin.loss
         marq = est.damping == "marquardt"
         scale = 1.0 if marq else (float(np.mean(np.diag(lin.H))) or 1.0)

@@ -134,7 +134,8 @@ def sweep(u, y, validation=None, *, gammas=(), seeds=(0,), model_sets=("theta_ga
 
     ``fit_options`` go to :class:`~rrnn_convex.fit.RobustRNNRegressor` (``max_iter``,
     ``time_budget``, ``activation``, ``solver``...). ``n_jobs``: joblib worker processes
-    (ignored with ``scheduler``). Returns a :class:`SweepResult` (rows in grid order).
+    (ignored with ``scheduler``); when fits run in parallel (several processes or a scheduler),
+    each fit's linearisation uses one thread (the estimator's own ``n_jobs`` is 1). Returns a :class:`SweepResult` (rows in grid order).
     """
     U, Y = paired_sequences(u, y)
     val = None if validation is None else paired_sequences(*validation, names=("validation u", "validation y"))
@@ -143,6 +144,8 @@ def sweep(u, y, validation=None, *, gammas=(), seeds=(0,), model_sets=("theta_ga
     if bad:
         raise ValueError(f"fit_options: {sorted(bad)} are set by the grid")
     options = {"n_states": int(n_states), "n_neurons": int(n_neurons)} | fit_options
+    if scheduler is not None or int(n_jobs) != 1:
+        options["n_jobs"] = 1  # fits run side by side: one linearisation thread each
     t0 = time.perf_counter()
     if scheduler is not None:
         try:
