@@ -23,6 +23,17 @@ from rrnn_convex.analysis import lipschitz_lower_bound
 from rrnn_convex.experiments.msd import PAPER_NSE, TESTS, ModelSpec, Settings, default_specs, fit_spec, load_data
 from rrnn_convex.metrics import nse
 
+def write_history(path: str, name: str, history: list) -> None:
+    """Append one JSON line per iteration: when (seconds of fitting so far) and how good."""
+    import json
+    elapsed = 0.0
+    with open(path, "a") as fh:
+        for h in history:
+            elapsed += float(h["seconds"])
+            fh.write(json.dumps({"set": name, "iteration": h["iteration"], "seconds": round(elapsed, 2),
+                                 "val_nse": h["val_nse"], "loss": h["loss"]}) + "\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -37,6 +48,9 @@ def main(argv=None):
     ap.add_argument("--path-iter", type=int, default=15, help="iterations of each gamma_path stage")
     ap.add_argument("--data", choices=("auto", "paper", "generated"), default="auto")
     ap.add_argument("--n-train", type=int, default=100, help="training sequences of generated data")
+    ap.add_argument("--history", default=None,
+                    help="write each fit's per-iteration history (JSON lines: set, iteration, seconds since the "
+                         "fit started, validation NSE, loss) to this file")
     args = ap.parse_args(argv)
     gammas = args.gammas or (["theta", "10"] if args.quick else ["theta", "3", "5", "8", "10", "15"])
     max_iter = args.max_iter or (5 if args.quick else 100)
@@ -72,6 +86,8 @@ def main(argv=None):
         ptxt = "/".join(f"{x:.4f}" for x in paper) if paper else "-"
         print(f"{name:>9} | " + " ".join(f"{x:7.4f}" for x in res) + f" | {v:7.4f} | {cert.gamma:8.3f} {lb:8.3f} "
               f"| {est.n_iter_:>5} {secs:8.1f} {str(ok):>8} | {ptxt}", flush=True)
+        if args.history:
+            write_history(args.history, name, est.history_)
         rows.append({"set": name, "gamma_set": g, "test_nse": res, "val_nse": v, "certified_gamma": cert.gamma,
                      "lipschitz_lb": lb, "iterations": est.n_iter_, "seconds": secs, "verified": bool(ok)})
     return rows

@@ -16,6 +16,10 @@ import pytest
 
 from rrnn_convex.experiments import msd
 
+# the quick run trains all ten models end to end (about a minute on 2 cores): outside the default
+# suite, which must stay under 10 minutes; run with --run-slow or RRNN_RUN_SLOW=1
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
