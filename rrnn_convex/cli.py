@@ -17,8 +17,10 @@ readout (needs the torch extra); see :mod:`rrnn_convex.io_models`.
 Exit codes: 0 success / certified, 1 not certified (or a certificate that does not verify),
 2 bad input (missing or malformed file, unknown column, bad option, an output path that is one
 of the inputs), 3 internal error (a bug: please report it); errors are one line on stderr,
-``rrnn <command>: error: <message>``, never a traceback (set the environment variable
-RRNN_TRACEBACK=1 to see one when reporting a bug). No output overwrites an input file; files
+``rrnn <command>: error: <message>``, never a traceback (``rrnn --debug <command> ...``, or the
+environment variable RRNN_TRACEBACK=1, shows one when reporting a bug). Exit code 2 is for what
+the user can fix: bad input, a missing optional dependency, an unavailable solver; a fit or
+projection that cannot produce a certified model is 1; any other exception is 3. No output overwrites an input file; files
 are written atomically, keeping an existing file's permissions and writing through symlinks.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 
 from ._io import check_input_file, check_outputs, check_writable, same_file, strict_json
+from .errors import MissingDependency, NotCertifiable, SolverUnavailable
 
 EXIT_OK, EXIT_NOT_CERTIFIED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -441,7 +444,7 @@ def _cmd_project(args) -> int:
     try:
         res = project(loaded.model, gamma=args.gamma, solver=args.solver, norm=args.norm,
                       time_limit=args.time_limit or DEFAULT_TIME_LIMIT)
-    except RuntimeError as exc:
+    except NotCertifiable as exc:
         print(f"rrnn project: not certified: {exc}", file=sys.stderr)
         return EXIT_NOT_CERTIFIED
     print(f"projection      : onto {target}; "
@@ -675,6 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     text = head.splitlines()[0] + "\n\nModel files:" + rest
     text = text.replace("``", "").replace(":mod:`rrnn_convex.io_models`", "rrnn_convex.io_models").rstrip()
     parser = _Parser(prog="rrnn", description=text, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an unexpected error (exit code 3) instead of one line")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def model_arg(p):
@@ -912,14 +917,20 @@ def main(argv=None) -> int:
     """Run the ``rrnn`` command; returns the exit code (0 ok, 1 not certified, 2 bad input, 3 internal error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(args.debug or os.environ.get("RRNN_TRACEBACK"))
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly (Python docs' recipe)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a process killed by a closed pipe
-    except (ValueError, OSError, RuntimeError, ImportError) as exc:
-        if os.environ.get("RRNN_TRACEBACK"):
+    except NotCertifiable as exc:  # a projection or a fit's start the rigorous check refuses
+        if debug:
+            raise
+        print(f"rrnn {args.command}: not certified: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_NOT_CERTIFIED
+    except (ValueError, OSError, MissingDependency, SolverUnavailable) as exc:  # the user can fix these
+        if debug:
             raise
         print(f"rrnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -927,11 +938,12 @@ def main(argv=None) -> int:
         hint = " (resume with --resume CHECKPOINT)" if getattr(args, "checkpoint", None) else ""
         print(f"rrnn {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
-    except Exception as exc:  # TypeError, KeyError...: the readers turn bad input into ValueError, so a bug
-        if os.environ.get("RRNN_TRACEBACK"):
+    except Exception as exc:  # RuntimeError, TypeError, KeyError...: input errors are ValueError, so a bug
+        if debug:
             raise
         print(f"rrnn {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug in rrnn_convex, "
-              f"not a problem with the input; please report it with the output of RRNN_TRACEBACK=1 rrnn ...)",
+              f"not a problem with the input; please report it with the output of rrnn --debug ... or "
+              f"RRNN_TRACEBACK=1 rrnn ...)",
               file=sys.stderr)
         return EXIT_INTERNAL
 

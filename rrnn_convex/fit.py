@@ -41,6 +41,7 @@ from . import solvers as _solvers
 from ._validation import check_scalar, paired_sequences
 from .activations import get_activation
 from .certify import Certificate, certificate_from, certify
+from .errors import NotCertifiable
 from .fit_state import CHECKPOINT_VERSION, FitState  # noqa: F401 (CHECKPOINT_VERSION: re-exported)
 from .init import elman_from_lti, from_lti, linear_start, n4sid
 from .levenberg import MU_MAX  # noqa: F401 (re-exported)
@@ -620,7 +621,7 @@ class RobustRNNRegressor:
             return model
         proj = project(model, gamma=gamma, solver=self.solver, norm="implicit")
         if proj.certificate is None or not proj.certificate.certified:
-            raise RuntimeError(f"gamma_path: projecting the stage model onto Theta_{gamma:g} gave no certified model")
+            raise NotCertifiable(f"gamma_path: projecting the stage model onto Theta_{gamma:g} gave no certified model")
         return proj.model
 
     # ------------------------------------------------------------------ the lifted point
@@ -658,7 +659,7 @@ class RobustRNNRegressor:
         model = model.transform(model.E.T @ cert.Q)
         point = self._lifted_point(model, model_set)
         if point is None:
-            raise RuntimeError("fit: no multipliers put the starting weights in the lifted LMI, even in the "
+            raise NotCertifiable("fit: no multipliers put the starting weights in the lifted LMI, even in the "
                                "certificate's own representation")
         return model, point
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import check_input_file, reject_booleans, strict_json
+from .errors import MissingDependency
 from .model import ImplicitRNN
 
 __all__ = ["LoadedModel", "load_any_model", "load_model_file", "MODEL_SUFFIXES"]
@@ -169,7 +170,7 @@ def _load_torch(path: Path, nonlinearity: str | None) -> LoadedModel:
     try:
         import torch
     except ImportError:
-        raise ImportError(_TORCH_HINT) from None
+        raise MissingDependency(_TORCH_HINT) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors, refused globals, corrupt archives

@@ -269,7 +269,8 @@ class ImplicitRNN:
         try:
             import torch  # noqa: F401
         except ImportError:
-            raise ImportError(
+            from .errors import MissingDependency
+            raise MissingDependency(
                 "from_torch_rnn needs PyTorch: install it with `pip install rrnn_convex[torch]` "
                 "(on this project's machines: `pip install torch==2.13.0`)") from None
         if hasattr(rnn, "state_dict"):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_path
+from .errors import MissingDependency
 
 __all__ = ["plot_fit", "plot_tradeoff", "plot_history", "save_figure", "require_matplotlib", "PLOT_HINT"]
 
@@ -31,7 +32,7 @@ def require_matplotlib():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError(PLOT_HINT) from None
+        raise MissingDependency(PLOT_HINT) from None
     return Figure, FigureCanvasAgg
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from . import solvers as _solvers
 from ._validation import check_scalar
 from .certify import DEFAULT_TIME_LIMIT, Certificate, certify
+from .errors import NotCertifiable
 from .model import ImplicitRNN
 from .scalable import AUTO_MIN_SIZE
 from .sets import MATRIX_NAMES, CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSet, Unconstrained
@@ -152,7 +153,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     def time_left() -> float | None:
         left = None if time_limit is None else t0 + time_limit - time.perf_counter()
         if left is not None and left <= 0:
-            raise RuntimeError(f"project: time limit of {time_limit:g} s reached; "
+            raise NotCertifiable(f"project: time limit of {time_limit:g} s reached; "
                                f"raise time_limit to try longer")
         return left
 
@@ -212,5 +213,5 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
                                   name, margin)
             last_reason = f"margin {margin:g}, {name}: projected model not certified ({cert.reason})"
             break  # a larger margin, not another solver, is what helps
-    raise RuntimeError(f"project: no margin in {tuple(margins)} gave a model that passes the rigorous check "
+    raise NotCertifiable(f"project: no margin in {tuple(margins)} gave a model that passes the rigorous check "
                        f"({last_reason})")

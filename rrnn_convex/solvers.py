@@ -20,6 +20,8 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import SolverUnavailable
+
 #: solvers this package knows how to drive, in default preference order
 KNOWN_SOLVERS = ("CLARABEL", "MOSEK", "SCS")
 
@@ -130,15 +132,15 @@ def solver_sequence(solver: str | None = None, fallback: bool = True) -> list[st
     if solver is None:
         first = "CLARABEL" if "CLARABEL" in avail else (avail[0] if avail else None)
         if first is None:
-            raise RuntimeError("solver: no SDP solver is available; reinstall cvxpy (it ships Clarabel and SCS)")
+            raise SolverUnavailable("solver: no SDP solver is available; reinstall cvxpy (it ships Clarabel and SCS)")
     else:
         if not isinstance(solver, str) or solver.upper() not in KNOWN_SOLVERS:
             raise ValueError(f"solver: expected one of {list(KNOWN_SOLVERS)} or None, got {solver!r}")
         first = solver.upper()
         if first not in avail:
             if first == "MOSEK":
-                raise RuntimeError(f"solver: MOSEK was requested but cannot be used: {mosek_status()[1]}")
-            raise RuntimeError(f"solver: {first} is not installed (installed: {cp.installed_solvers()})")
+                raise SolverUnavailable(f"solver: MOSEK was requested but cannot be used: {mosek_status()[1]}")
+            raise SolverUnavailable(f"solver: {first} is not installed (installed: {cp.installed_solvers()})")
     rest = [s for s in avail if s != first] if fallback else []
     return [first] + rest
 

@@ -20,6 +20,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from ._validation import check_scalar, paired_sequences
+from .errors import MissingDependency
 from .fit import SET_NAMES
 
 COLUMNS = ("model_set", "gamma", "seed", "status", "val_nse", "train_loss", "certified_gamma", "verified",
@@ -151,7 +152,7 @@ def sweep(u, y, validation=None, *, gammas=(), seeds=(0,), model_sets=("theta_ga
         try:
             from dask.distributed import Client
         except ImportError:
-            raise ImportError('scheduler: a Dask cluster needs dask.distributed: pip install "rrnn_convex[dask]"') \
+            raise MissingDependency('scheduler: a Dask cluster needs dask.distributed: pip install "rrnn_convex[dask]"') \
                 from None
         with Client(scheduler) as client:
             data = client.scatter([U, Y, val], broadcast=True)

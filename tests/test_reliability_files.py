@@ -20,6 +20,8 @@ from rrnn_convex import ImplicitRNN, certify
 from rrnn_convex._io import atomic_path, write_text_atomic
 from rrnn_convex.activations import Activation
 from rrnn_convex.certify import Certificate
+from rrnn_convex.cli import main as cli_main
+from rrnn_convex.errors import MissingDependency, NotCertifiable, SolverUnavailable
 from rrnn_convex.fit import RobustRNNRegressor
 
 import test_cli
@@ -552,3 +554,36 @@ def test_a_fault_inside_the_package_is_not_reported_as_bad_input(files, tmp_path
     assert_error(res, code, needle)
     if code == 3:
         assert "RRNN_TRACEBACK=1" in res.stderr and "bad input" not in res.stderr
+
+
+@pytest.mark.parametrize("exc, code, needle", [
+    (RuntimeError("solver crashed"), 3, "internal error: RuntimeError"),
+    (ImportError("cannot import name 'x' from 'rrnn_convex.y'"), 3, "internal error: ImportError"),
+    (SolverUnavailable("solver: MOSEK was requested but cannot be used: no licence"), 2, "error: solver: MOSEK"),
+    (MissingDependency("needs PyTorch: pip install torch"), 2, "error: needs PyTorch"),
+    (NotCertifiable("project: no margin gave a model that passes the rigorous check"), 1, "not certified: project"),
+], ids=["RuntimeError", "ImportError", "SolverUnavailable", "MissingDependency", "NotCertifiable"])
+def test_exit_codes_say_whose_problem_an_error_is(files, tmp_path, monkeypatch, exc, code, needle):
+    """2 only for what the user can fix; a package fault (RuntimeError, ImportError of the
+    package itself) is 3; a model that cannot be certified is 1."""
+    certify_module = importlib.import_module("rrnn_convex.certify")
+
+    def broken(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(certify_module, "certify", broken)
+    monkeypatch.delenv("RRNN_TRACEBACK", raising=False)
+    res = cli("certify", files / "model.npz", "--out", tmp_path / "c.json")
+    assert_error(res, code, needle)
+
+
+def test_debug_shows_the_traceback_of_an_internal_error(files, tmp_path, monkeypatch):
+    certify_module = importlib.import_module("rrnn_convex.certify")
+
+    def broken(*a, **k):
+        raise KeyError("F")
+
+    monkeypatch.setattr(certify_module, "certify", broken)
+    monkeypatch.delenv("RRNN_TRACEBACK", raising=False)
+    with pytest.raises(KeyError):
+        cli_main(["--debug", "certify", str(files / "model.npz"), "--out", str(tmp_path / "c.json")])
