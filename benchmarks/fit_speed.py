@@ -38,8 +38,6 @@ DEFAULT_BASELINE = "060a28c"
 
 # ---------------------------------------------------------------------- worker
 def worker(iterations: int) -> None:
-    import numpy as np
-
     import rrnn_convex.fit as fit
     from rrnn_convex import solvers
     from rrnn_convex.experiments.msd import Settings, load_data

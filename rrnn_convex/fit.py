@@ -43,7 +43,7 @@ from .activations import get_activation
 from .certify import Certificate, certificate_from, certify
 from .errors import NotCertifiable
 from .fit_state import CHECKPOINT_VERSION, FitState  # noqa: F401 (CHECKPOINT_VERSION: re-exported)
-from .init import elman_from_lti, from_lti, linear_start, n4sid
+from .init import elman_from_lti, linear_start, n4sid
 from .levenberg import MU_MAX  # noqa: F401 (re-exported)
 from .linearize import ParamLayout, linearize
 from .metrics import nse
