@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from ._io import check_input_file, check_outputs, check_writable, same_file, strict_json
-from .errors import MissingDependency, NotCertifiable, SolverUnavailable
+from .errors import MissingDependency, NotCertifiable, SolverUnavailable, UnsupportedDependency
 
 EXIT_OK, EXIT_NOT_CERTIFIED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -929,7 +929,7 @@ def main(argv=None) -> int:
             raise
         print(f"rrnn {args.command}: not certified: {_one_line(exc)}", file=sys.stderr)
         return EXIT_NOT_CERTIFIED
-    except (ValueError, OSError, MissingDependency, SolverUnavailable) as exc:  # the user can fix these
+    except (ValueError, OSError, MissingDependency, UnsupportedDependency, SolverUnavailable) as exc:  # user-fixable
         if debug:
             raise
         print(f"rrnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)

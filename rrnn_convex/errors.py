@@ -9,12 +9,17 @@ working.
 """
 from __future__ import annotations
 
-__all__ = ["MissingDependency", "SolverUnavailable", "NotCertifiable"]
+__all__ = ["MissingDependency", "UnsupportedDependency", "SolverUnavailable", "NotCertifiable"]
 
 
 class MissingDependency(ImportError):
     """An optional dependency (an extra: torch, matplotlib, dask, ...) is not installed; the
     message says how to install it."""
+
+
+class UnsupportedDependency(RuntimeError):
+    """An optional dependency is installed in a version the package cannot use; the message
+    says what to do instead."""
 
 
 class SolverUnavailable(RuntimeError):

@@ -21,7 +21,7 @@ from rrnn_convex._io import atomic_path, write_text_atomic
 from rrnn_convex.activations import Activation
 from rrnn_convex.certify import Certificate
 from rrnn_convex.cli import main as cli_main
-from rrnn_convex.errors import MissingDependency, NotCertifiable, SolverUnavailable
+from rrnn_convex.errors import MissingDependency, NotCertifiable, SolverUnavailable, UnsupportedDependency
 from rrnn_convex.fit import RobustRNNRegressor
 
 import test_cli
@@ -561,8 +561,10 @@ def test_a_fault_inside_the_package_is_not_reported_as_bad_input(files, tmp_path
     (ImportError("cannot import name 'x' from 'rrnn_convex.y'"), 3, "internal error: ImportError"),
     (SolverUnavailable("solver: MOSEK was requested but cannot be used: no licence"), 2, "error: solver: MOSEK"),
     (MissingDependency("needs PyTorch: pip install torch"), 2, "error: needs PyTorch"),
+    (UnsupportedDependency("this version of nonlinear_benchmarks has no EMPS()"), 2, "error: this version"),
     (NotCertifiable("project: no margin gave a model that passes the rigorous check"), 1, "not certified: project"),
-], ids=["RuntimeError", "ImportError", "SolverUnavailable", "MissingDependency", "NotCertifiable"])
+], ids=["RuntimeError", "ImportError", "SolverUnavailable", "MissingDependency", "UnsupportedDependency",
+        "NotCertifiable"])
 def test_exit_codes_say_whose_problem_an_error_is(files, tmp_path, monkeypatch, exc, code, needle):
     """2 only for what the user can fix; a package fault (RuntimeError, ImportError of the
     package itself) is 3; a model that cannot be certified is 1."""

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingDependency
+from ..errors import UnsupportedDependency
 from .core import SequenceData, read_csv
 
 __all__ = ["Benchmark", "cascaded_tanks", "coupled_electric_drives", "emps", "silverbox", "load_benchmark",
@@ -105,12 +105,13 @@ def _delegate(name: str):
     func = {"cascaded_tanks": "Cascaded_Tanks", "coupled_electric_drives": "CED", "emps": "EMPS",
             "silverbox": "Silverbox"}[name]
     if not hasattr(nb, func):
-        raise MissingDependency(f"{name}: this version of nonlinear_benchmarks has no {func}(); pass folder=...")
+        raise UnsupportedDependency(f"{name}: this version of nonlinear_benchmarks has no {func}(); pass folder=...")
     try:
         locations = getattr(nb, func)(data_file_locations=True)
     except TypeError:
-        raise MissingDependency(f"{name}: this version of nonlinear_benchmarks does not report file locations "
-                           f"(data_file_locations=True); pass folder=... with the downloaded files") from None
+        raise UnsupportedDependency(f"{name}: this version of nonlinear_benchmarks does not report file "
+                                    f"locations (data_file_locations=True); pass folder=... with the downloaded "
+                                    f"files") from None
     if isinstance(locations, (str, Path)):
         locations = [locations]
     folders = [Path(p).parent for p in locations]
