@@ -84,6 +84,25 @@ def busy_core():
     return subprocess.Popen([sys.executable, "-c", BUSY], env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
 
 
+def run_version(script: str, worker_args: list, path: str | None, timeout: float, env: dict | None = None) -> dict:
+    """``python script --worker *worker_args`` with the package at ``path`` first on PYTHONPATH
+    (None: the installed one); the last JSON line it printed, or {"error": ...}. The worker's
+    JSON must carry "package" (where rrnn_convex was imported from), checked against ``path``."""
+    env = dict(os.environ if env is None else env)
+    if path is not None:
+        env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, os.path.abspath(script), "--worker", *map(str, worker_args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=os.path.dirname(os.path.abspath(script)))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    out = json.loads(lines[-1])
+    if path is not None and not out["package"].startswith(path):
+        return {"error": f"imported {out['package']}, not the baseline in {path}"}
+    return out
+
+
 def checkout(rev: str, root: str) -> str:
     """The package ``rrnn_convex/`` at git revision ``rev`` of the repository ``root``, extracted
     into a temporary folder (put it first on PYTHONPATH to import that version)."""

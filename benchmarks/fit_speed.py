@@ -25,11 +25,9 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 
-from _subproc import busy_core, checkout
+from _subproc import busy_core, checkout, run_version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -100,21 +98,6 @@ def worker(iterations: int) -> None:
 
 
 # ---------------------------------------------------------------------- parent
-def run_worker(path: str | None, iterations: int, timeout: float) -> dict:
-    env = dict(os.environ)
-    if path is not None:
-        env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--iterations", str(iterations)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    out = json.loads(lines[-1])
-    if path is not None and not out["package"].startswith(path):
-        return {"error": f"imported {out['package']}, not the baseline in {path}"}
-    return out
-
-
 def summary(res: dict) -> dict:
     rows = res["iterations"][1:] or res["iterations"]  # the first iteration also pays the set-up
     med = {k: statistics.median(r[k] for r in rows) for k in ("wall", "linearize", "step", "certificate", "other")}
@@ -141,7 +124,7 @@ def main(argv=None):
         busy = busy_core() if load != "idle" else None
         try:
             for label, path in ((f"baseline {args.baseline}", base), ("current", None)):
-                res = run_worker(path, args.iterations, args.timeout)
+                res = run_version(__file__, ["--iterations", args.iterations], path, args.timeout)
                 if "error" in res:
                     print(f"| {label} | {load} | error: {res['error']} | | | | | | |")
                     continue

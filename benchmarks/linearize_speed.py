@@ -30,11 +30,9 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 
-from _subproc import busy_core, checkout
+from _subproc import busy_core, checkout, run_version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -105,18 +103,9 @@ def worker(engine: str, sequences: int, steps: int, repeats: int, reference: str
 def run_worker(engine, sequences, steps, repeats, reference, path, tmp, timeout=3600.0) -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                RRNN_BENCH_TMP=tmp)
-    if path is not None:
-        env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", engine, "--sequences", str(sequences),
-           "--steps", str(steps), "--repeats", str(repeats)] + (["--reference", reference] if reference else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    out = json.loads(lines[-1])
-    if path is not None and not out["package"].startswith(path):
-        return {"error": f"imported {out['package']}, not the baseline in {path}"}
-    return out
+    args = [engine, "--sequences", sequences, "--steps", steps, "--repeats", repeats] + \
+        (["--reference", reference] if reference else [])
+    return run_version(__file__, args, path, timeout, env)
 
 
 def main(argv=None):

@@ -535,6 +535,17 @@ def test_a_column_cannot_be_both_input_and_output(files, tmp_path, monkeypatch, 
 
 
 # ---------------------------------------------------------------------- bugs are not bad input
+def _certify_raises(monkeypatch, exc: BaseException) -> None:
+    """Make rrnn_convex.certify.certify raise ``exc`` (and the CLI run without RRNN_TRACEBACK)."""
+    certify_module = importlib.import_module("rrnn_convex.certify")  # the package's name is the function
+
+    def broken(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(certify_module, "certify", broken)
+    monkeypatch.delenv("RRNN_TRACEBACK", raising=False)
+
+
 @pytest.mark.parametrize("exc, code, needle", [
     (ValueError("gamma: bad"), 2, "error: gamma: bad"),
     (OSError(28, "No space left on device"), 2, "No space left"),
@@ -543,13 +554,7 @@ def test_a_column_cannot_be_both_input_and_output(files, tmp_path, monkeypatch, 
     (ZeroDivisionError("float division by zero"), 3, "internal error: ZeroDivisionError"),
 ], ids=["ValueError", "OSError", "TypeError", "KeyError", "ZeroDivisionError"])
 def test_a_fault_inside_the_package_is_not_reported_as_bad_input(files, tmp_path, monkeypatch, exc, code, needle):
-    certify_module = importlib.import_module("rrnn_convex.certify")  # the package's name is the function
-
-    def broken(*a, **k):
-        raise exc
-
-    monkeypatch.setattr(certify_module, "certify", broken)
-    monkeypatch.delenv("RRNN_TRACEBACK", raising=False)
+    _certify_raises(monkeypatch, exc)
     res = cli("certify", files / "model.npz", "--out", tmp_path / "c.json")
     assert_error(res, code, needle)
     if code == 3:
@@ -568,24 +573,12 @@ def test_a_fault_inside_the_package_is_not_reported_as_bad_input(files, tmp_path
 def test_exit_codes_say_whose_problem_an_error_is(files, tmp_path, monkeypatch, exc, code, needle):
     """2 only for what the user can fix; a package fault (RuntimeError, ImportError of the
     package itself) is 3; a model that cannot be certified is 1."""
-    certify_module = importlib.import_module("rrnn_convex.certify")
-
-    def broken(*a, **k):
-        raise exc
-
-    monkeypatch.setattr(certify_module, "certify", broken)
-    monkeypatch.delenv("RRNN_TRACEBACK", raising=False)
+    _certify_raises(monkeypatch, exc)
     res = cli("certify", files / "model.npz", "--out", tmp_path / "c.json")
     assert_error(res, code, needle)
 
 
 def test_debug_shows_the_traceback_of_an_internal_error(files, tmp_path, monkeypatch):
-    certify_module = importlib.import_module("rrnn_convex.certify")
-
-    def broken(*a, **k):
-        raise KeyError("F")
-
-    monkeypatch.setattr(certify_module, "certify", broken)
-    monkeypatch.delenv("RRNN_TRACEBACK", raising=False)
+    _certify_raises(monkeypatch, KeyError("F"))
     with pytest.raises(KeyError):
         cli_main(["--debug", "certify", str(files / "model.npz"), "--out", str(tmp_path / "c.json")])
