@@ -22,21 +22,24 @@ matrix product (states stored as (n, B, P)). Weights are vectorised row-major.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.linalg.blas import dsyrk
 
 from ._blas import blas_threads
 from ._validation import as_float_array
-from .model import ImplicitRNN, WEIGHT_FIELDS, _BIAS_SHAPES, _MATRIX_SHAPES
+from .shapes import BIAS_NAMES, BIAS_SHAPES, MATRIX_SHAPES, WEIGHT_FIELDS
+
+if TYPE_CHECKING:  # the model is only an annotation here: model imports this module (through initial_state)
+    from .model import ImplicitRNN
 
 #: fields that act on the state update (their sensitivities propagate through time)
 DYNAMIC_FIELDS = ("E", "F", "B1", "B2", "bx", "C1", "D12", "bv")
 #: fields that act only on the output at the same time step
 OUTPUT_FIELDS = ("C2", "D21", "D22", "by")
-_BIAS_NAMES = tuple(name for name, _ in _BIAS_SHAPES)
-_SHAPE_SYMBOLS = {name: (r, c) for name, r, c in _MATRIX_SHAPES} | {name: (r,) for name, r in _BIAS_SHAPES}
+_SHAPE_SYMBOLS = {name: (r, c) for name, r, c in MATRIX_SHAPES} | {name: (r,) for name, r in BIAS_SHAPES}
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class ParamLayout:
         kw = {k: getattr(template, k) for k in WEIGHT_FIELDS}
         for (name, shape), sl in zip(zip(self.names, self.shapes), self.offsets().values()):
             kw[name] = theta[sl].reshape(shape)
-        return ImplicitRNN(**kw, activation=template.activation)
+        return replace(template, **kw)
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ def casadi_step(model: ImplicitRNN, layout: ParamLayout | None = None):
     import casadi as ca
     layout = ParamLayout.for_model(model) if layout is None else layout
     x, u, th = ca.SX.sym("x", model.n), ca.SX.sym("u", model.m), ca.SX.sym("theta", layout.size)
-    W = {k: ca.DM(np.atleast_2d(np.asarray(getattr(model, k))).reshape(-1, 1) if k in _BIAS_NAMES
+    W = {k: ca.DM(np.atleast_2d(np.asarray(getattr(model, k))).reshape(-1, 1) if k in BIAS_NAMES
                   else getattr(model, k)) for k in WEIGHT_FIELDS}
     for name, shape, sl in zip(layout.names, layout.shapes, layout.offsets().values()):
         r, c = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)

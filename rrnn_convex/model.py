@@ -18,15 +18,8 @@ import numpy as np
 from ._io import atomic_path, check_input_file
 from ._validation import as_float_array, check_state_space, initial_states
 from .activations import Activation, get_activation
+from .shapes import BIAS_SHAPES, MATRIX_SHAPES, WEIGHT_FIELDS
 
-#: matrix fields in storage order; each entry is (name, rows, cols) in terms of the dimensions
-_MATRIX_SHAPES = (
-    ("E", "n", "n"), ("F", "n", "n"), ("B1", "n", "q"), ("B2", "n", "m"),
-    ("C1", "q", "n"), ("D12", "q", "m"),
-    ("C2", "p", "n"), ("D21", "p", "q"), ("D22", "p", "m"),
-)
-_BIAS_SHAPES = (("bx", "n"), ("bv", "q"), ("by", "p"))
-WEIGHT_FIELDS = tuple(name for name, _, _ in _MATRIX_SHAPES) + tuple(name for name, _ in _BIAS_SHAPES)
 NPZ_FORMAT_VERSION = 1
 
 #: E is rejected as singular above this condition number (float64 solves lose all digits there)
@@ -76,7 +69,7 @@ class ImplicitRNN:
         C2 = as_float_array(self.C2, "C2", ndim=2)
         dims = {"n": n, "q": B1.shape[1], "m": B2.shape[1], "p": C2.shape[0]}
         defaults = {"E": lambda: np.eye(n)}
-        for name, r, c in _MATRIX_SHAPES:
+        for name, r, c in MATRIX_SHAPES:
             value = getattr(self, name)
             expected = (dims[r], dims[c])
             if value is None:
@@ -88,7 +81,7 @@ class ImplicitRNN:
                         f"{name}: expected shape {expected} ({r}={dims[r]}, {c}={dims[c]}), got {arr.shape}")
             arr.setflags(write=False)
             set_(name, arr)
-        for name, r in _BIAS_SHAPES:
+        for name, r in BIAS_SHAPES:
             value = getattr(self, name)
             if value is None:
                 arr = np.zeros(dims[r])
