@@ -1,17 +1,20 @@
-"""Empirical robustness analysis: a Lipschitz lower bound by gradient ascent and the generalisation study.
+"""Empirical robustness analysis: a Lipschitz lower bound by gradient ascent.
 
-* :func:`lipschitz_lower_bound` — the paper's empirical incremental gain (DESIGN.md section 5):
-  ``gamma_hat = max ||S(u) - S(v)|| / ||u - v||`` over input pairs of a fixed horizon (the
-  authors used 500), both trajectories from the zero initial state, by gradient ascent from
-  several random starts. For a certified model ``gamma_hat <= gamma`` must hold.
-* :func:`generalisation_study` — the paper's generalisation experiment: NSE against the input
-  width (0.5 to 10.5, 21 levels) on many realisations of the true mass-spring-damper system started
-  from random states, with a washout.
+:func:`lipschitz_lower_bound` — the paper's empirical incremental gain (DESIGN.md section 5):
+``gamma_hat = max ||S(u) - S(v)|| / ||u - v||`` over input pairs of a fixed horizon (the
+authors used 500), both trajectories from the zero initial state, by gradient ascent from
+several random starts. For a certified model ``gamma_hat <= gamma`` must hold.
 
 Gradients are exact: for an :class:`~rrnn_convex.ImplicitRNN` the adjoint (back-propagation
 through time) of :meth:`~rrnn_convex.ImplicitRNN.simulate` is written out in numpy
-(:func:`implicit_rnn_vjp`); any other simulator needs a vector-Jacobian product or must accept
+(:mod:`rrnn_convex.adjoint`); any other simulator needs a vector-Jacobian product or must accept
 casadi symbols. Finite differences are never used.
+
+Moved (issue 17), still importable from here for now: the adjoint (:func:`implicit_rnn_vjp`,
+:func:`rnn_adjoint`) to :mod:`rrnn_convex.adjoint`; the mass-spring-damper generalisation study
+(:func:`generalisation_study`, :func:`generalisation_data`, :class:`GeneralisationStudy`,
+``DEFAULT_WIDTHS``) to :mod:`rrnn_convex.experiments.generalisation`, loaded on first access
+only: this module does not import the experiments layer.
 """
 from __future__ import annotations
 
@@ -21,71 +24,22 @@ from typing import Callable
 import numpy as np
 
 from ._validation import as_float_array, check_scalar
+from .adjoint import implicit_rnn_vjp, rnn_adjoint, rnn_input_vjp
 from .model import ImplicitRNN
 
-__all__ = ["implicit_rnn_vjp", "LipschitzBound", "lipschitz_lower_bound", "GeneralisationStudy",
-           "generalisation_data", "generalisation_study", "DEFAULT_WIDTHS"]
+#: public names that moved to rrnn_convex.experiments.generalisation; served by __getattr__
+_MOVED_TO_EXPERIMENTS = ("GeneralisationStudy", "generalisation_data", "generalisation_study", "DEFAULT_WIDTHS")
+
+__all__ = ["implicit_rnn_vjp", "rnn_adjoint", "LipschitzBound", "lipschitz_lower_bound",
+           *_MOVED_TO_EXPERIMENTS]
 
 
-# --------------------------------------------------------------------- adjoint of simulate
-def implicit_rnn_vjp(model: ImplicitRNN, u, cotangent, x0=None):
-    """Simulate and back-propagate: returns ``(y, J' g)`` with J = dy/du and g = ``cotangent``.
-
-    ``u`` and ``cotangent`` shaped (T, m)/(T, p) or (batch, T, m)/(batch, T, p). Adjoint of the
-    explicit recursion (A = E^-1 F, B1h = E^-1 B1, B2h = E^-1 B2)::
-
-        lam_T = 0
-        gw_t  = D21' g_t + B1h' lam_{t+1},    gv_t = sigma'(v_t) * gw_t
-        gu_t  = D22' g_t + B2h' lam_{t+1} + D12' gv_t
-        lam_t = C2' g_t + A' lam_{t+1} + C1' gv_t
-
-    with v_t = C1 x_t + D12 u_t + bv. At the kinks of relu the right derivative is used (a
-    valid element of the Clarke subdifferential; the set of inputs hitting a kink has measure zero).
-    """
-    if not isinstance(model, ImplicitRNN):
-        raise TypeError(f"model: expected an ImplicitRNN, got {type(model).__name__}")
-    ub, batched = model.check_input(u)
-    g = as_float_array(cotangent, "cotangent", ndim=(2, 3))
-    g = g if g.ndim == 3 else g[None]
-    if g.shape != ub.shape[:2] + (model.p,):
-        want = ub.shape[:2] + (model.p,) if batched else (ub.shape[1], model.p)
-        raise ValueError(f"cotangent: expected shape {want} (like y), got {np.shape(cotangent)}")
-    y, xs = model.simulate(ub, x0, return_states=True)
-    gu = _rnn_backward(model, ub, xs, g)
-    if not batched:
-        return y[0], gu[0]
-    return y, gu
-
-
-def rnn_adjoint(model: ImplicitRNN, ub, xs, g):
-    """The adjoint recursion of :func:`implicit_rnn_vjp` for the output cotangent ``g`` (batch, T, p)
-    given the simulated states ``xs``: returns ``(LN, GV, lam_0)`` with ``LN[:, t] = lam_{t+1}``
-    (batch, T, n), ``GV[:, t] = gv_t`` (batch, T, q) and ``lam_0`` = dL/dx_0 (batch, n). Input and
-    weight gradients are contractions of these (:func:`implicit_rnn_vjp`,
-    :func:`rrnn_convex.baselines.barrier.simulation_gradient`)."""
-    A, B1h, _, _ = model._explicit_matrices()
-    B, T = ub.shape[:2]
-    v = xs[:, :T] @ model.C1.T + ub @ model.D12.T + model.bv
-    dsig = model.activation.derivative(v)
-    gw_y = g @ model.D21  # D21' g_t
-    lam_y = g @ model.C2  # C2' g_t
-    lam = np.zeros((B, model.n))
-    LN = np.empty((B, T, model.n))
-    GV = np.empty((B, T, model.q))
-    C1 = model.C1
-    for t in range(T - 1, -1, -1):
-        LN[:, t] = lam
-        gv = dsig[:, t] * (gw_y[:, t] + lam @ B1h)  # row form: (B1h' lam)'
-        GV[:, t] = gv
-        lam = lam_y[:, t] + lam @ A + gv @ C1
-    return LN, GV, lam
-
-
-def _rnn_backward(model: ImplicitRNN, ub, xs, g):
-    """J' g of :func:`implicit_rnn_vjp` given the simulated states ``xs``."""
-    LN, GV, _ = rnn_adjoint(model, ub, xs, g)
-    _, _, B2h, _ = model._explicit_matrices()
-    return g @ model.D22 + LN @ B2h + GV @ model.D12
+def __getattr__(name: str):
+    """The generalisation study's names, from their new home, on first access (PEP 562)."""
+    if name in _MOVED_TO_EXPERIMENTS:
+        from .experiments import generalisation
+        return getattr(generalisation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------- simulator adapters
@@ -103,7 +57,7 @@ class _Adapter:
             self.m, self.kind = obj.m, "implicit_rnn"
             self._sim = lambda U: obj.simulate(U)
             self._forward = lambda U: obj.simulate(U, return_states=True)
-            self._backward = lambda U, xs, G: _rnn_backward(obj, U, xs, G)
+            self._backward = lambda U, xs, G: rnn_input_vjp(obj, U, xs, G)
             return
         if not callable(obj):
             raise TypeError("model_or_simulator: expected an ImplicitRNN or a callable u (T, m) -> y (T, p), "
@@ -240,19 +194,54 @@ def _count(value, name, low=1):
     return int(value)
 
 
-class _Adam:
+class Adam:
+    """The Adam update (bias-corrected first and second moments), for an ascent or a descent.
+
+    Shared by :func:`lipschitz_lower_bound` and the barrier baseline
+    (:mod:`rrnn_convex.baselines.barrier`).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the variable (and of every gradient passed to :meth:`step`).
+    lr : float
+        Learning rate.
+    b1, b2 : float
+        Decay rates of the first and second moments.
+    eps : float
+        Added to the root of the second moment.
+    """
+
     def __init__(self, shape, lr, b1=0.9, b2=0.999, eps=1e-12):
         self.m1 = np.zeros(shape)
         self.m2 = np.zeros(shape)
         self.lr, self.b1, self.b2, self.eps, self.k = lr, b1, b2, eps, 0
 
     def step(self, grad, scale=1.0):
+        """The step for ``grad`` (to be added for an ascent, subtracted for a descent).
+
+        Parameters
+        ----------
+        grad : numpy.ndarray
+            The gradient, of the variable's shape.
+        scale : float
+            Multiplies the learning rate for this step.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``scale * lr * m_hat / (sqrt(v_hat) + eps)``.
+        """
         self.k += 1
         self.m1 = self.b1 * self.m1 + (1 - self.b1) * grad
         self.m2 = self.b2 * self.m2 + (1 - self.b2) * grad ** 2
         mh = self.m1 / (1 - self.b1 ** self.k)
         vh = self.m2 / (1 - self.b2 ** self.k)
         return scale * self.lr * mh / (np.sqrt(vh) + self.eps)
+
+
+#: the former private name, still imported by the barrier baseline
+_Adam = Adam
 
 
 def lipschitz_lower_bound(model_or_simulator, horizon: int = 500, starts: int = 4, steps: int = 300,
@@ -272,6 +261,41 @@ def lipschitz_lower_bound(model_or_simulator, horizon: int = 500, starts: int = 
     log-size s, decayed to a tenth over the run), from ``starts`` random starts
     ``u ~ scale N(0, 1)``, ``||u - v||`` log-uniform between 1 % and 100 % of ``scale sqrt(T m)``.
     The best pair seen is re-simulated at the end and its ratio returned (:class:`LipschitzBound`).
+
+    Parameters
+    ----------
+    model_or_simulator : ImplicitRNN or callable
+        The model, or a simulator ``u (T, m) -> y (T, p)`` (see above).
+    horizon : int
+        Samples per input sequence, >= 1.
+    starts : int
+        Random starts, >= 1.
+    steps : int
+        Ascent steps per start, >= 0.
+    seed : int or None
+        Seed of the random starts.
+    m : int, optional
+        Number of inputs of a generic simulator.
+    vjp : callable, optional
+        ``vjp(u, g) -> J(u)' g`` of a generic simulator (not for an ImplicitRNN).
+    scale : float
+        Scale of the inputs, > 0.
+    lr : float
+        Learning rate, > 0.
+
+    Returns
+    -------
+    LipschitzBound
+        The measured ratio of the best pair, the pair and the ascent history.
+
+    Raises
+    ------
+    ValueError
+        If a count or ``scale`` / ``lr`` is out of range, ``m`` is missing or contradicts the
+        model, ``vjp`` is given for an ImplicitRNN, or a simulator's output has the wrong shape.
+    TypeError
+        If ``model_or_simulator`` is neither an ImplicitRNN nor a callable, or a generic
+        callable has neither ``vjp`` nor casadi-compatible code.
     """
     T = _count(horizon, "horizon")
     starts = _count(starts, "starts")
@@ -284,7 +308,7 @@ def lipschitz_lower_bound(model_or_simulator, horizon: int = 500, starts: int = 
     u = scale * rng.standard_normal((starts, T, m))
     w = rng.standard_normal((starts, T, m))
     s = np.log(scale * np.sqrt(T * m) * 10.0 ** rng.uniform(-2.0, 0.0, size=starts))
-    opt_u, opt_w, opt_s = _Adam(u.shape, lr), _Adam(w.shape, lr), _Adam(s.shape, lr)
+    opt_u, opt_w, opt_s = Adam(u.shape, lr), Adam(w.shape, lr), Adam(s.shape, lr)
     history = np.full((starts, steps + 1), np.nan)
     best_val = np.full(starts, -np.inf)
     best_u = u.copy()
@@ -330,118 +354,3 @@ def lipschitz_lower_bound(model_or_simulator, horizon: int = 500, starts: int = 
     return LipschitzBound(value=value, u=ub, v=vb, history=history, start_values=best_val, horizon=T,
                           method=sim.kind, seed=seed, info={"steps": steps, "starts": starts, "lr": lr,
                                                             "scale": scale})
-
-
-# --------------------------------------------------------------------- generalisation study
-#: the paper's 21 input widths, 0.5 to 10.5
-DEFAULT_WIDTHS = np.linspace(0.5, 10.5, 21)
-
-
-@dataclass(frozen=True, eq=False)
-class GeneralisationStudy:
-    """NSE of a model against the true system, per input width: ``nse[i, j]`` for width i, realisation j."""
-
-    widths: np.ndarray
-    nse: np.ndarray
-    washout: int
-    horizon: int
-    seed: int | None
-
-    def as_dict(self) -> dict:
-        """width -> array of NSE values (one per realisation), ready for a box plot."""
-        return {float(w): self.nse[i].copy() for i, w in enumerate(self.widths)}
-
-    def median(self) -> np.ndarray:
-        return np.median(self.nse, axis=1)
-
-
-def generalisation_data(widths=None, realisations: int = 20, horizon: int = 1000, seed: int | None = 0, *,
-                        system=None, x0_range: float = 5.0, period: int = 100) -> dict:
-    """Data of the generalisation study: width -> :class:`~rrnn_convex.datasets.SequenceData`.
-
-    For every width, ``realisations`` sequences of ``horizon`` samples of the true system
-    (:class:`~rrnn_convex.datasets.MassSpringDamper`, noise included) driven by the paper's
-    random piecewise-constant input of that width and started from states uniform on
-    ``[-x0_range, x0_range]`` (``x0_known`` False, the states kept in ``x0_true``). Every width
-    has its own stream ``SeedSequence([seed, i])``; all sequences are integrated as one batch.
-    Compute it once and pass it to :func:`generalisation_study` to compare several models.
-    """
-    from .datasets import MassSpringDamper, SequenceData, random_hold_input
-    system = MassSpringDamper() if system is None else system
-    widths = DEFAULT_WIDTHS if widths is None else as_float_array(widths, "widths", ndim=1)
-    if widths.size == 0 or np.any(widths < 0):
-        raise ValueError(f"widths: expected non-negative input widths, got {widths}")
-    R = _count(realisations, "realisations")
-    T = _count(horizon, "horizon")
-    x0_range = check_scalar(x0_range, "x0_range", low=0.0, low_inclusive=True)
-    if seed is None:  # fresh entropy
-        rngs = [np.random.default_rng(ss) for ss in np.random.SeedSequence().spawn(widths.size)]
-    else:
-        rngs = [np.random.default_rng(np.random.SeedSequence([int(seed), 1000 + i]))
-                for i in range(widths.size)]
-    U = np.concatenate([random_hold_input(T, float(w), r, batch=R, period=period)
-                        for w, r in zip(widths, rngs)])
-    X0 = np.concatenate([r.uniform(-x0_range, x0_range, size=(R, system.n)) for r in rngs])
-    X = system.states(U, X0)
-    out = {}
-    for i, (w, r) in enumerate(zip(widths, rngs)):
-        sl = slice(i * R, (i + 1) * R)
-        y = X[sl, :, -2:-1] + system.noise_std * r.standard_normal((R, T, 1))
-        out[float(w)] = SequenceData(u=U[sl], y=y, ts=system.Ts, name=f"generalisation width {w:g}",
-                                     x0_known=False, x0_true=X0[sl], meta={"width": float(w), "seed": seed})
-    return out
-
-
-def generalisation_study(model_or_simulator, widths=None, realisations: int = 20, horizon: int = 1000,
-                         washout: int = 200, seed: int | None = 0, *, data: dict | None = None,
-                         batched: bool = False, **data_options) -> GeneralisationStudy:
-    """The paper's generalisation experiment: NSE against the input width.
-
-    For each width (default :data:`DEFAULT_WIDTHS`, 0.5 to 10.5 in 21 levels) the model,
-    simulated from its zero initial state (it does not know the true system's random initial
-    state), is compared with ``realisations`` noisy records of the true system
-    (:func:`generalisation_data`); the first ``washout`` samples are dropped and
-    :func:`~rrnn_convex.metrics.nse` (``||y_hat - y|| / ||y - mean(y)||`` over the remaining
-    samples) is computed per realisation (averaged over the output channels when p > 1). (The
-    authors' script normalised by ``||y||`` without removing the mean; the package uses the
-    paper's NSE throughout.)
-
-    ``model_or_simulator``: an ImplicitRNN (simulated as one batch) or a callable
-    ``u (T, m) -> y (T, p)`` (with ``batched=True``: ``(batch, T, m) -> (batch, T, p)``, one call
-    per width). Pass ``data`` (from :func:`generalisation_data`) to reuse the
-    same records for several models; otherwise ``widths``, ``realisations``, ``horizon``,
-    ``seed`` and ``data_options`` (``system``, ``x0_range``, ``period``) generate them. Defaults
-    are modest (20 realisations of 1000 samples; the authors used 300).
-    """
-    from .metrics import nse
-    if data is None:
-        data = generalisation_data(widths, realisations, horizon, seed, **data_options)
-    elif widths is not None or data_options:
-        raise ValueError("data: pass either data=... or the options that generate it "
-                         "(widths, system, ...), not both")
-    if not isinstance(data, dict) or not data:
-        raise TypeError("data: expected a non-empty dict width -> SequenceData (from generalisation_data)")
-    washout = _count(washout, "washout", low=0)
-    ws = np.array(sorted(data))
-    rows = []
-    for w in ws:
-        d = data[w]
-        if washout >= d.T:
-            raise ValueError(f"washout: expected fewer than T = {d.T} samples, got {washout}")
-        if isinstance(model_or_simulator, ImplicitRNN):
-            y_hat = model_or_simulator.simulate(d.u)
-        elif callable(model_or_simulator) and batched:
-            y_hat = as_float_array(model_or_simulator(d.u), "simulator(u)")
-        elif callable(model_or_simulator):
-            y_hat = np.stack([np.reshape(as_float_array(model_or_simulator(u), "simulator(u)"), d.y.shape[1:])
-                              for u in d.u])
-        else:
-            raise TypeError(f"model_or_simulator: expected an ImplicitRNN or a callable, got "
-                            f"{type(model_or_simulator).__name__}")
-        if y_hat.shape != d.y.shape:
-            raise ValueError(f"model_or_simulator: output shape {y_hat.shape} does not match "
-                             f"the data {d.y.shape}")
-        rows.append(np.asarray(nse(y_hat, d.y, init=washout)).reshape(d.batch, -1).mean(axis=1))
-    first = data[ws[0]]
-    return GeneralisationStudy(widths=ws, nse=np.array(rows), washout=washout, horizon=first.T,
-                               seed=first.meta.get("seed"))

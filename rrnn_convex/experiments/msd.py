@@ -171,7 +171,8 @@ def _save_model(model, path: Path) -> None:
 
 def evaluate(spec: ModelSpec, model, est, data: dict, s: Settings, seconds: float, gen_data) -> dict:
     """The table row of one trained model (and its generalisation curve)."""
-    from ..analysis import generalisation_study, lipschitz_lower_bound
+    from ..analysis import lipschitz_lower_bound
+    from .generalisation import generalisation_study
     from ..certify import certify
     from ..metrics import nse
     from ..model import ImplicitRNN
@@ -254,7 +255,7 @@ def run(out="msd_results", *, quick: bool = False, models=None, settings: Settin
             log(f"{spec.name:>9}: done before ({res_file})")
             continue
         if gen_data is None and s.realisations > 0:
-            from ..analysis import generalisation_data
+            from .generalisation import generalisation_data
             gen_data = generalisation_data(list(s.widths), s.realisations, s.horizon, s.seed)
         t0 = time.perf_counter()
         model, est = fit_spec(spec, data, s, progress)
