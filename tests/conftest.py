@@ -90,3 +90,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# ---------------------------------------------------------------------- shared data
+from pathlib import Path as _Path  # noqa: E402
+
+#: ``../shared/data`` beside the repository: the folder that holds msd_dataset/ and sysid/, the
+#: layout RRNN_DATA names (the package itself never looks for it)
+SHARED_DATA = _Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data():
+    """The shared data folder; the test is skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA

@@ -2,8 +2,9 @@
 
 Trains every model of the paper's Table I / Fig. 2 — an Elman RNN, an LSTM (tanh), the stable
 RNN (SRNN), the contracting implicit RNN (ci-RNN) and the robust RNNs of Theta and Theta_gamma
-(gamma in 3, 5, 8, 10, 15) — with 10 states (ReLU; LSTM: tanh), on the paper's data
-(``../shared/data/msd_dataset`` when present, else the package's own generated splits), then
+(gamma in 3, 5, 8, 10, 15) — with 10 states (ReLU; LSTM: tanh), on the paper's data (the
+authors' ``msd_dataset`` folder: passed in as ``folder`` / ``--data``, else
+``$RRNN_DATA/msd_dataset`` when present; otherwise the package's own generated splits), then
 writes:
 
 * ``results.csv`` and ``results.md``: NSE on test_u1..u4 (zero initial state, no washout, the
@@ -18,7 +19,7 @@ written atomically as soon as it is done; a rerun with the same output folder sk
 interrupted run is completed by running it again. ``quick=True`` is a smoke-test version
 (generated data, fewer sequences and iterations) that runs in a couple of minutes.
 
-    python -m rrnn_convex.experiments.msd --out msd_results          # full (about 1-2 hours)
+    python -m rrnn_convex.experiments.msd --out msd_results --data ../shared/data/msd_dataset  # 1-2 hours
     rrnn experiment msd --quick --out msd_quick
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_text_atomic
+from ..datasets.folders import data_folder, require_data_folder
 
 TESTS = ("test_u1", "test_u2", "test_u3", "test_u4")
 TEST_WIDTHS = (1.0, 2.0, 3.0, 4.0)
@@ -99,22 +101,65 @@ QUICK = Settings(n=4, max_iter=2, path_iter=1, time_budget=60.0, n_train=6, lips
                  widths=(1.0, 3.0, 6.0), data="generated")
 
 
-def paper_data_folder() -> Path:
-    """Where the authors' files are expected: ``../shared/data/msd_dataset`` from the checkout."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "msd_dataset"
+def paper_data_folder(folder=None) -> Path | None:
+    """Where the authors' files are expected: ``folder``, else ``$RRNN_DATA/msd_dataset``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike, optional
+        The authors' ``msd_dataset`` folder.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder (not checked on disk), or None when ``folder`` is not given and
+        ``RRNN_DATA`` is unset.
+    """
+    return data_folder("msd_dataset", folder)
 
 
-def load_data(settings: Settings) -> tuple[dict, str]:
-    """(splits as a dict name -> SequenceData, a one-line description of their origin)."""
+def _paper_folder_to_use(settings: Settings, folder) -> Path | None:
+    """The authors' folder to read for ``settings.data``, or None for generated data."""
+    if settings.data == "generated":
+        return None
+    if settings.data == "paper":
+        return require_data_folder("msd_dataset", folder)
+    path = paper_data_folder(folder)  # "auto": a folder passed in is used; $RRNN_DATA's when present
+    return path if path is not None and (folder is not None or path.is_dir()) else None
+
+
+def load_data(settings: Settings, folder=None) -> tuple[dict, str]:
+    """The comparison's data: the authors' files or the package's generated splits.
+
+    Parameters
+    ----------
+    settings : Settings
+        ``settings.data``: "paper" (the authors' files, required), "generated", or "auto" (the
+        authors' files when ``folder`` is given or ``$RRNN_DATA/msd_dataset`` exists, else
+        generated); ``seed`` and ``n_train`` for generated data.
+    folder : str or os.PathLike, optional
+        The authors' ``msd_dataset`` folder (default: ``$RRNN_DATA/msd_dataset``).
+
+    Returns
+    -------
+    tuple of (dict, str)
+        The splits as a dict name -> SequenceData, and a one-line description of their origin.
+
+    Raises
+    ------
+    ValueError
+        If ``settings.data`` is not "auto", "paper" or "generated".
+    FileNotFoundError
+        If "paper" is asked for without ``folder`` or ``RRNN_DATA``, or a folder passed in (or
+        "paper"'s folder) does not hold the authors' files.
+    """
     from ..datasets import load_paper_msd, make_datasets
 
-    folder = paper_data_folder()
     if settings.data not in ("auto", "paper", "generated"):
         raise ValueError(f"data: expected 'auto', 'paper' or 'generated', got {settings.data!r}")
-    if settings.data == "paper" and not folder.exists():
-        raise FileNotFoundError(f"data: 'paper' needs the authors' files at {folder}")
-    if settings.data != "generated" and folder.exists():
-        return load_paper_msd(folder).as_dict(), f"authors' files ({folder})"
+    path = _paper_folder_to_use(settings, folder)
+    if path is not None:
+        return load_paper_msd(path).as_dict(), f"authors' files ({path})"
     return (make_datasets(seed=settings.seed, n_train=settings.n_train).as_dict(),
             f"generated: rrnn_convex.datasets.make_datasets(seed={settings.seed}, n_train={settings.n_train})")
 
@@ -221,11 +266,38 @@ class Run:
 
 
 def run(out="msd_results", *, quick: bool = False, models=None, settings: Settings | None = None,
-        progress: bool = False, log=print) -> Run:
+        progress: bool = False, log=print, folder=None) -> Run:
     """Train and evaluate every model (or the names in ``models``), resuming from ``out``.
 
-    ``settings`` overrides the defaults (``QUICK`` with ``quick=True``, else ``FULL``).
-    Returns a :class:`Run` whose ``rows`` are the table rows (dicts), finished ones included.
+    Parameters
+    ----------
+    out : str or os.PathLike
+        Output folder; a rerun with the same folder skips the finished models.
+    quick : bool
+        Use ``QUICK`` (generated data, tiny budgets) instead of ``FULL``.
+    models : list of str, optional
+        Only these model names (:func:`default_specs`).
+    settings : Settings, optional
+        Overrides the defaults (``QUICK`` with ``quick=True``, else ``FULL``).
+    progress : bool
+        Show the fits' progress bars.
+    log : callable
+        Called with every line of the report.
+    folder : str or os.PathLike, optional
+        The authors' ``msd_dataset`` folder (default: ``$RRNN_DATA/msd_dataset``; see
+        :func:`load_data`). Not part of the settings: a run may be resumed with the data elsewhere.
+
+    Returns
+    -------
+    Run
+        Its ``rows`` are the table rows (dicts), finished ones included.
+
+    Raises
+    ------
+    ValueError
+        If ``models`` names an unknown model, or ``out`` holds a run with other settings.
+    FileNotFoundError
+        As :func:`load_data`.
     """
     s = settings or (QUICK if quick else FULL)
     specs = default_specs()
@@ -243,7 +315,7 @@ def run(out="msd_results", *, quick: bool = False, models=None, settings: Settin
     if settings_file.exists() and settings_file.read_text() != mine:
         raise ValueError(f"out: {out} holds a run with other settings ({settings_file}); use another folder")
     write_text_atomic(settings_file, mine)
-    data, source = load_data(s)
+    data, source = load_data(s, folder)
     result = Run(out, data_source=source)
     log(f"# msd experiment: {platform.machine()}, {os.cpu_count()} cores; data: {source}")
     gen_data = None
@@ -396,15 +468,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="msd_results", help="output folder (reused to resume)")
     ap.add_argument("--quick", action="store_true", help="smoke test: generated data, tiny budgets")
     ap.add_argument("--models", nargs="+", default=None, help="subset of model names")
+    ap.add_argument("--data", default=None,
+                    help="the authors' msd_dataset folder (default: $RRNN_DATA/msd_dataset when present, "
+                         "else generated data)")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
-    res = run(args.out, quick=args.quick, models=args.models, progress=args.progress)
+    res = run(args.out, quick=args.quick, models=args.models, progress=args.progress, folder=args.data)
     print((Path(args.out) / "results.md").read_text())
     return 0 if all(r["verified"] or r["kind"] == "lstm" or r["model_set"] == "elman" for r in res.rows) else 1
 
 
-__all__ = ["ModelSpec", "Settings", "FULL", "QUICK", "default_specs", "load_data", "fit_spec", "run", "evaluate",
-           "write_tables", "write_figures", "PAPER_NSE", "main"]
+__all__ = ["ModelSpec", "Settings", "FULL", "QUICK", "default_specs", "paper_data_folder", "load_data",
+           "fit_spec", "run", "evaluate", "write_tables", "write_figures", "PAPER_NSE", "main"]
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

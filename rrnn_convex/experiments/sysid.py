@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import json_safe, write_text_atomic
+from ..datasets.folders import data_folder, require_data_folder
 
 __all__ = ["Recipe", "RECIPES", "PUBLISHED", "INIT_PACKAGE", "run", "default_data_folder"]
 
@@ -101,12 +102,22 @@ PUBLISHED = {
 
 
 def default_data_folder() -> Path | None:
-    """``$RRNN_DATA`` or ``../shared/data/sysid`` beside the checkout, if it exists."""
-    env = os.environ.get("RRNN_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[3] / "shared" / "data" / "sysid"
-    return here if here.is_dir() else None
+    """The benchmark files' folder when none is passed in: ``$RRNN_DATA/sysid``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``$RRNN_DATA/sysid``, or None when ``RRNN_DATA`` is unset (the loaders then use the
+        ``nonlinear_benchmarks`` package's download cache).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``RRNN_DATA`` is set but holds no ``sysid/`` folder.
+    """
+    if data_folder("sysid") is None:
+        return None
+    return require_data_folder("sysid")
 
 
 # ---------------------------------------------------------------------- data handling
@@ -175,8 +186,9 @@ def run(name: str, out=None, *, quick: bool = False, folder=None, recipe: Recipe
         seed: int = 0, progress: bool = False, log=print) -> dict:
     """Fit and score one benchmark; returns the result (also written to ``out`` if given).
 
-    ``folder``: where the benchmark files are (default :func:`default_data_folder`, else the
-    ``nonlinear_benchmarks`` package's cache). ``recipe`` overrides :data:`RECIPES`.
+    ``folder``: where the benchmark files are (default :func:`default_data_folder`, i.e.
+    ``$RRNN_DATA/sysid``, else the ``nonlinear_benchmarks`` package's cache). ``recipe``
+    overrides :data:`RECIPES`.
     """
     from ..analysis import lipschitz_lower_bound
     from ..datasets.benchmarks import load_benchmark
