@@ -21,6 +21,18 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     A symlink ``path`` is written through: its target is replaced and the link stays. The file
     keeps the permission bits of the file it replaces; a new file gets the usual ones
     (0666 less the umask), as ``open(path, "w")`` would give it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination (its folder is created if needed).
+    suffix : str
+        Appended to the temporary name (some writers choose the format by suffix).
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file to write; it is removed if the block raises.
     """
     path = Path(path)
     target = Path(os.path.realpath(path))  # through symlinks, resolved from the link's own folder
@@ -59,12 +71,30 @@ def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    text : str
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def json_safe(obj):
-    """NaN/inf -> None, numpy scalars -> Python numbers, recursively (JSON has no NaN)."""
+    """NaN/inf -> None, numpy scalars -> Python numbers, recursively (JSON has no NaN).
+
+    Parameters
+    ----------
+    obj : object
+        Dicts (keys become strings), lists, tuples, numbers and numpy scalars.
+
+    Returns
+    -------
+    object
+        A value ``json.dumps`` accepts without NaN or inf.
+    """
     if isinstance(obj, dict):
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -89,14 +119,39 @@ def _unique_keys(pairs):
 
 
 def strict_json(text: str):
-    """``json.loads`` that refuses duplicate keys in an object (ValueError; JSONDecodeError for
-    text that is not JSON at all)."""
+    """``json.loads`` that refuses duplicate keys in an object.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    object
+
+    Raises
+    ------
+    ValueError
+        A duplicate key (json.JSONDecodeError, itself a ValueError, for text that is not JSON).
+    """
     return json.loads(text, object_pairs_hook=_unique_keys)
 
 
 def reject_booleans(value, name: str) -> None:
-    """ValueError if ``value`` (a number or nested lists of numbers from JSON) holds true/false:
-    Python and numpy would silently read them as 1 and 0."""
+    """Refuse true/false where JSON should hold numbers: Python and numpy would read them as 1, 0.
+
+    Parameters
+    ----------
+    value : object
+        A number or nested lists of numbers from JSON.
+    name : str
+        The name used in the error message.
+
+    Raises
+    ------
+    ValueError
+        ``value`` holds a boolean.
+    """
     stack = [value]
     while stack:
         v = stack.pop()
@@ -108,8 +163,25 @@ def reject_booleans(value, name: str) -> None:
 
 # ---------------------------------------------------------------------- inputs and outputs
 def check_input_file(path, role: str) -> Path:
-    """``path`` as a Path, if it is an existing file; else FileNotFoundError / ValueError naming
-    ``role`` (e.g. "data") and the path."""
+    """``path`` as a Path, if it is an existing file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    role : str
+        What the file is for (e.g. "data"), named in the error.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        ``path`` is a directory.
+    """
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{role}: {str(p)!r} is a directory, not a file")
@@ -119,7 +191,17 @@ def check_input_file(path, role: str) -> Path:
 
 
 def same_file(a, b) -> bool:
-    """Whether paths ``a`` and ``b`` name one file: after resolving symlinks, or as hard links."""
+    """Whether paths ``a`` and ``b`` name one file: after resolving symlinks, or as hard links.
+
+    Parameters
+    ----------
+    a, b : str or os.PathLike
+
+    Returns
+    -------
+    bool
+        False when one of them does not exist (and they do not resolve to the same path).
+    """
     if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:
@@ -137,6 +219,18 @@ def check_outputs(inputs: dict, outputs: dict, *, may_equal: tuple = ()) -> None
     (output label, input label) pairs of ``may_equal`` (e.g. a checkpoint that resumes and is
     rewritten); ValueError when an output is a directory, or its folder can neither be written
     nor created. Meant to run before any long work.
+
+    Parameters
+    ----------
+    inputs, outputs : dict
+        Label -> path or None.
+    may_equal : tuple of tuple
+        (output label, input label) pairs allowed to be the same file.
+
+    Raises
+    ------
+    ValueError
+        As described above.
     """
     ins = {k: v for k, v in inputs.items() if v is not None}
     outs = {k: v for k, v in outputs.items() if v is not None}
@@ -153,8 +247,20 @@ def check_outputs(inputs: dict, outputs: dict, *, may_equal: tuple = ()) -> None
 
 
 def check_writable(path, label: str) -> None:
-    """ValueError unless a file can be written at ``path`` (not a directory; its folder, or the
-    nearest existing folder above it, accepts a new file). Writes and removes a probe file."""
+    """Check that a file can be written at ``path``. Writes and removes a probe file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    label : str
+        Named in the error message (e.g. ``"--out"``).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a directory, or its folder (or the nearest existing folder above it) does
+        not accept a new file.
+    """
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{label}: {str(p)!r} is a directory; expected a file name")

@@ -9,6 +9,26 @@ def as_float_array(value, name: str, ndim: int | tuple[int, ...] | None = None) 
 
     Lists, integer and float32 arrays are accepted and converted; the guarantee-relevant
     arithmetic of the package is always carried out on the float64 result.
+
+    Parameters
+    ----------
+    value : array_like
+    name : str
+        The name used in error messages.
+    ndim : int or tuple of int, optional
+        The allowed numbers of dimensions.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new float64 array.
+
+    Raises
+    ------
+    TypeError
+        Complex, boolean, string, bytes or structured data, or something not convertible.
+    ValueError
+        The wrong number of dimensions, NaN or inf, or a number beyond float64's range.
     """
     try:
         raw = np.asarray(value)
@@ -37,7 +57,30 @@ def as_float_array(value, name: str, ndim: int | tuple[int, ...] | None = None) 
 
 def check_scalar(value, name: str, *, low: float | None = None, low_inclusive: bool = False,
                  high: float | None = None) -> float:
-    """A finite real scalar with optional bounds, or a clear error."""
+    """A finite real scalar with optional bounds, or a clear error.
+
+    Parameters
+    ----------
+    value : float
+    name : str
+        The name used in error messages.
+    low : float, optional
+        Lower bound (exclusive unless ``low_inclusive``).
+    low_inclusive : bool
+    high : float, optional
+        Upper bound (inclusive).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        Not convertible to a float.
+    ValueError
+        Not finite, or outside the bounds.
+    """
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -57,6 +100,26 @@ def check_state_space(A, B, C=None, D=None, names=("A", "B", "C", "D")):
 
     C defaults to the identity (output = state) and D to zeros; errors name the argument (via
     ``names``), the expected and the received shape.
+
+    Parameters
+    ----------
+    A : array_like, shape (n, n)
+    B : array_like, shape (n, m)
+    C : array_like, shape (p, n), optional
+    D : array_like, shape (p, m), optional
+    names : tuple of str
+        The names used in error messages.
+
+    Returns
+    -------
+    A, B, C, D : numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, NaN or inf.
+    TypeError
+        Non-numeric data.
     """
     nA, nB, nC, nD = names
     A = as_float_array(A, nA, ndim=2)
@@ -79,6 +142,22 @@ def paired_sequences(u, y, names=("u", "y")) -> tuple[np.ndarray, np.ndarray]:
     """Input/output sequences as float64 (batch, T, m) and (batch, T, p) arrays.
 
     (T, channels) arrays are taken as one sequence; batch and length must agree.
+
+    Parameters
+    ----------
+    u, y : array_like, 2-D or 3-D
+    names : tuple of str
+        The names used in error messages.
+
+    Returns
+    -------
+    U, Y : numpy.ndarray
+        Shapes (batch, T, m) and (batch, T, p).
+
+    Raises
+    ------
+    ValueError
+        The wrong number of dimensions, different (batch, T), or NaN/inf.
     """
     U = as_float_array(u, names[0], ndim=(2, 3))
     Y = as_float_array(y, names[1], ndim=(2, 3))
@@ -90,8 +169,25 @@ def paired_sequences(u, y, names=("u", "y")) -> tuple[np.ndarray, np.ndarray]:
 
 
 def initial_states(x0, batch: int, n: int, what: str = "") -> np.ndarray:
-    """``x0`` as a writable (batch, n) float64 array: None -> zeros; shape (n,), (1, n) or
-    (batch, n) -> broadcast. ``what`` describes the state in the error (e.g. "h and c stacked")."""
+    """``x0`` as a writable (batch, n) float64 array.
+
+    Parameters
+    ----------
+    x0 : array_like or None
+        None gives zeros; shape (n,), (1, n) or (batch, n) is broadcast.
+    batch, n : int
+    what : str
+        Describes the state in the error (e.g. "h and c stacked").
+
+    Returns
+    -------
+    numpy.ndarray, shape (batch, n)
+
+    Raises
+    ------
+    ValueError
+        Another shape, NaN or inf.
+    """
     if x0 is None:
         return np.zeros((batch, n))
     x0 = as_float_array(x0, "x0", ndim=(1, 2))

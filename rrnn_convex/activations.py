@@ -1,4 +1,4 @@
-"""Slope-restricted activations and their sector bounds (DESIGN.md section 2).
+"""Slope-restricted activations and their sector bounds (docs/design.md section 2.3).
 
 An activation ``sigma`` is slope-restricted in [alpha, beta] when
 ``alpha <= (sigma(a) - sigma(b)) / (a - b) <= beta`` for all a != b. These bounds are what
@@ -20,6 +20,26 @@ class Activation:
 
     Use :func:`get_activation` (``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"leaky_relu"``,
     ``"identity"``) or :func:`leaky_relu` rather than constructing this directly.
+
+    Parameters
+    ----------
+    name : {"relu", "tanh", "sigmoid", "leaky_relu", "identity"}
+        The function.
+    alpha, beta : float
+        The slope bounds a certificate assumes. They must contain the function's true slopes;
+        wider bounds are allowed (a weaker assumption).
+    slope : float
+        The negative-side slope of leaky_relu (unused otherwise).
+
+    Raises
+    ------
+    ValueError
+        An unknown name, a non-finite or non-numeric bound, ``alpha > beta``, or bounds that do
+        not contain the function's true slopes.
+
+    Notes
+    -----
+    Calling the object applies the function elementwise to a numpy array.
     """
 
     name: str
@@ -56,7 +76,17 @@ class Activation:
         raise ValueError(f"activation: unknown name {self.name!r}")
 
     def derivative(self, v: np.ndarray) -> np.ndarray:
-        """Elementwise derivative (the right derivative at the kinks of relu / leaky_relu)."""
+        """Elementwise derivative (the right derivative at the kinks of relu / leaky_relu).
+
+        Parameters
+        ----------
+        v : numpy.ndarray
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, shaped like ``v``.
+        """
         if self.name == "relu":
             return (v >= 0.0).astype(np.float64)
         if self.name == "leaky_relu":
@@ -71,8 +101,19 @@ class Activation:
         raise ValueError(f"activation: unknown name {self.name!r}")
 
     def casadi(self, v):
-        """The activation of a casadi expression ``v`` (elementwise; relu's derivative at 0 is
-        casadi's, the numpy :meth:`derivative` takes the right one)."""
+        """The activation of a casadi expression ``v``.
+
+        Elementwise; relu's derivative at 0 is casadi's, the numpy :meth:`derivative` takes the
+        right one.
+
+        Parameters
+        ----------
+        v : casadi.SX or casadi.MX
+
+        Returns
+        -------
+        casadi expression
+        """
         import casadi as ca
         if self.name == "relu":
             return ca.fmax(v, 0.0)
@@ -87,6 +128,7 @@ class Activation:
         raise ValueError(f"activation: unknown name {self.name!r}")
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict (read back by :func:`get_activation`)."""
         return {"name": self.name, "alpha": self.alpha, "beta": self.beta, "slope": self.slope}
 
 
@@ -113,7 +155,24 @@ IDENTITY = Activation("identity", 1.0, 1.0)
 
 
 def leaky_relu(slope: float = 0.01) -> Activation:
-    """Leaky ReLU ``max(v, slope*v)`` with 0 <= slope <= 1: slope bounds [slope, 1]."""
+    """Leaky ReLU ``max(v, slope*v)`` with 0 <= slope <= 1: slope bounds [slope, 1].
+
+    Parameters
+    ----------
+    slope : float
+        The slope for negative arguments, in [0, 1].
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        ``slope`` outside [0, 1] or not finite.
+    TypeError
+        ``slope`` is not a number.
+    """
     s = check_scalar(slope, "slope", low=0.0, low_inclusive=True, high=1.0)
     return Activation("leaky_relu", s, 1.0, s)
 
@@ -127,6 +186,20 @@ def get_activation(spec) -> Activation:
     A dict with ``alpha`` and ``beta`` (both needed) is that exact activation, checked to
     contain its true slopes, so a saved model loads back with the bounds it was saved with; a
     dict with just a ``name`` (and a leaky_relu ``slope``) is the named default.
+
+    Parameters
+    ----------
+    spec : Activation, str or dict
+        A name (case-insensitive): relu, tanh, sigmoid, leaky_relu, identity.
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        An unknown name, a malformed dict, or bounds that do not contain the true slopes.
     """
     if isinstance(spec, Activation):
         return spec

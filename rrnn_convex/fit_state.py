@@ -34,9 +34,28 @@ _REQUIRED = object()
 
 
 def stored(kind: str, key: str, *, absent=_REQUIRED, **kw):
-    """A :class:`FitState` field stored as ``kind`` under ``key`` (a key prefix for "model" and
-    "arrays"); ``absent``: the value when a checkpoint lacks it (default: the checkpoint is
-    incomplete). Other keywords go to :func:`dataclasses.field`."""
+    """A :class:`FitState` field stored as ``kind`` under ``key``.
+
+    Parameters
+    ----------
+    kind : {"model", "array", "arrays", "json"}
+        How the checkpoint stores the field.
+    key : str
+        Its key (a key prefix for "model" and "arrays").
+    absent : object, optional
+        The value when a checkpoint lacks it (default: the checkpoint is incomplete).
+    **kw
+        Passed to :func:`dataclasses.field` (``default``, ``default_factory``).
+
+    Returns
+    -------
+    dataclasses.Field
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind``.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
     return field(metadata={"kind": kind, "key": key, "absent": absent}, **kw)
@@ -115,7 +134,21 @@ class FitState:
                 "data": digest(run.U, run.Y), "validation": None if run.val is None else digest(*run.val)}
 
     def check_resume(self, path, settings: dict) -> None:
-        """ValueError naming every field in which this (loaded) state's fit differs from ``settings``."""
+        """Check that this (loaded) state was written by a fit with these settings.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The checkpoint, for the error message.
+        settings : dict
+            :meth:`settings_of` of the fit that resumes.
+
+        Raises
+        ------
+        ValueError
+            The checkpoint records no settings, or differs in some (every differing field is
+            named).
+        """
         if not self.settings:
             raise ValueError(f"resume: {str(path)!r} records no fit settings (written by an older version of "
                              f"rrnn_convex), so it cannot be checked against this fit; start a new fit")

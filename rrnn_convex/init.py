@@ -1,5 +1,5 @@
 """Embeddings of other model classes into Theta, with constructive certificates (the paper's
-expressivity results, DESIGN.md section 3).
+expressivity results, docs/design.md section 3.10).
 
 * :func:`from_lti` — every stable LTI system is in Theta: with X > 0 solving the Lyapunov
   equation ``A'XA - X = -I``, take E = X, F = X A, B2 = X B, B1 = 0; the metric ``Q = X^-1`` on
@@ -26,9 +26,31 @@ def from_lti(A, B, C, D=None, *, neurons: int = 1, activation="relu") -> tuple[I
     """The stable LTI system ``x+ = A x + B u, y = C x + D u`` as an implicit RNN in Theta.
 
     Returns the model (E = X, F = X A, B2 = X B, B1 = 0, ``neurons`` inactive neurons) and its
-    constructive contraction certificate (Lyapunov metric, rigorously verified). Raises a
-    ValueError if A is not Schur stable. The smallest gamma is ``certify(model).gamma``, the
-    H-infinity norm of the system.
+    constructive contraction certificate (Lyapunov metric, rigorously verified). The smallest
+    gamma is ``certify(model).gamma``, the H-infinity norm of the system.
+
+    Parameters
+    ----------
+    A : array_like, shape (n, n)
+        Schur stable (spectral radius < 1).
+    B : array_like, shape (n, m)
+    C : array_like, shape (p, n)
+    D : array_like, shape (p, m), optional
+        Zeros by default.
+    neurons : int
+        Number of (inactive) neurons of the implicit RNN, at least 1.
+    activation : str or Activation
+
+    Returns
+    -------
+    model : ImplicitRNN
+    certificate : Certificate
+        Contraction with the metric ``Q = X^-1`` on ``E x`` (X the Lyapunov matrix).
+
+    Raises
+    ------
+    ValueError
+        A not stable, C missing, ``neurons < 1`` or inconsistent shapes.
     """
     if C is None:
         raise ValueError("C: the output matrix is required")
@@ -57,6 +79,25 @@ def elman_from_lti(A, B, C, D=None, *, u=None, headroom: float = 1.5) -> Implici
     response to ``u`` (shape (batch, T, m) or (T, m)); each state gets at least 1. Outside that
     range (or from another initial state) the neurons clip and the RNN departs from the LTI
     model: this is a starting point for training, not an equivalence.
+
+    Parameters
+    ----------
+    A, B, C, D : array_like
+        The linear system (C defaults to the identity, D to zeros).
+    u : array_like, shape (batch, T, m) or (T, m)
+        The input the embedding must reproduce (required).
+    headroom : float
+        The factor (> 1) on the largest state magnitude used for the shift c.
+
+    Returns
+    -------
+    ImplicitRNN
+        A ReLU Elman RNN (E = I, F = 0, B1 = I) with ``by = -C c``.
+
+    Raises
+    ------
+    ValueError
+        ``u`` missing or of the wrong shape, ``headroom <= 1``, inconsistent shapes.
     """
     A, B, C, D = check_state_space(A, B, C, D)
     n, m = B.shape
@@ -81,6 +122,30 @@ def from_cirnn(E, W, U, b=None, C=None, D=None, P=None, activation="relu") -> tu
     F = 0, B1 = I, B2 = 0, C1 = W, D12 = U, bv = b, C2 = C, D21 = 0, D22 = D. If the diagonal
     ci-RNN certificate ``P`` (vector or diagonal matrix) is given, also returns the constructive
     Theta certificate Q = Lambda = P^-1 (verified rigorously); otherwise None.
+
+    Parameters
+    ----------
+    E, W : array_like, shape (n, n)
+    U : array_like, shape (n, m)
+    b : array_like, shape (n,), optional
+    C : array_like, shape (p, n), optional
+        The identity by default.
+    D : array_like, shape (p, m), optional
+    P : array_like, shape (n,) or (n, n), optional
+        The diagonal ci-RNN certificate, positive.
+    activation : str or Activation
+
+    Returns
+    -------
+    model : ImplicitRNN
+    certificate : Certificate or None
+        None when ``P`` is not given; "not certified" (with the reason) when the constructive
+        certificate does not pass the rigorous check.
+
+    Raises
+    ------
+    ValueError
+        A P that is not diagonal or not positive, or inconsistent shapes.
     """
     E = as_float_array(E, "E", ndim=2)
     n = E.shape[0]
@@ -102,7 +167,18 @@ def from_cirnn(E, W, U, b=None, C=None, D=None, P=None, activation="relu") -> tu
 
 
 def srnn_certificate(model: ImplicitRNN) -> Certificate:
-    """The constructive Theta certificate (Q = I, Lambda = I) of an Elman RNN with ||W||_2 < 1."""
+    """The constructive Theta certificate (Q = I, Lambda = I) of an Elman RNN with ``||W||_2 < 1``.
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+        An Elman RNN (``ImplicitRNN.from_elman``).
+
+    Returns
+    -------
+    Certificate
+        Verified rigorously; "not certified" with the reason when the check fails.
+    """
     return certificate_from(model, np.eye(model.n), np.ones(model.q), how="SRNN: Q = I, Lambda = I")
 
 
@@ -123,6 +199,29 @@ def n4sid(u, y, order: int, horizon: int | None = None, *, stable: bool = True,
     rather than depending on ``nfoursid``, which pulls in pandas and matplotlib; it is tested
     on data from known systems. :func:`n4sid_models` returns several orders at once, with the
     initial states.
+
+    Parameters
+    ----------
+    u : array_like, shape (T, m) or (batch, T, m)
+    y : array_like, shape (T, p) or (batch, T, p)
+    order : int
+        The model order, ``1 <= order < horizon * p``.
+    horizon : int, optional
+        Block rows of the Hankel matrices.
+    stable : bool
+        Move eigenvalues of A inside ``max_radius``.
+    max_radius : float
+        The largest eigenvalue magnitude kept.
+
+    Returns
+    -------
+    A, B, C, D : numpy.ndarray
+        The state-space matrices.
+
+    Raises
+    ------
+    ValueError
+        As :func:`n4sid_models`.
     """
     A, B, C, D, _ = n4sid_models(u, y, [order], horizon, stable=stable, max_radius=max_radius)[0]
     return A, B, C, D
@@ -135,8 +234,25 @@ def n4sid_models(u, y, orders, horizon: int | None = None, *, stable: bool = Tru
     Returns one ``(A, B, C, D, x0)`` per order, in the order given; ``x0`` (batch, order) holds
     the least-squares initial state of each sequence. The default horizon is
     ``max(2 * max(orders), 10)`` for all orders (a lower order's model from the same SVD is
-    its leading part). Raises ValueError for an order outside ``1 <= order < horizon * p`` or
-    sequences too short for the horizon.
+    its leading part).
+
+    Parameters
+    ----------
+    u, y, horizon, stable, max_radius
+        As in :func:`n4sid`.
+    orders : iterable of int
+        The model orders.
+
+    Returns
+    -------
+    list of tuple
+        ``(A, B, C, D, x0)`` per order.
+
+    Raises
+    ------
+    ValueError
+        No order given, an order outside ``1 <= order < horizon * p``, sequences too short for
+        the horizon, or inconsistent data.
     """
     U, Y = paired_sequences(u, y)
     orders = [int(k) for k in orders]
@@ -257,8 +373,26 @@ def whitened_coordinates(A, B, C, x0, U):
     amplitude and the output map is of the size of the outputs, so the Jacobians of a fit are
     balanced (an N4SID basis of measured data can mix states of amplitude 1e-4 with output
     weights of 1e3, which made J'J span 16 decades on Cascaded Tanks). A lower-triangular L keeps
-    zero output columns zero (padded states last). Returns ``(A_z, B_z, C_z, x0_z, L)``; raises
-    ValueError when the state covariance is singular.
+    zero output columns zero (padded states last).
+
+    Parameters
+    ----------
+    A, B, C : array_like
+        The linear system.
+    x0 : array_like, shape (batch, n)
+        Initial states of the sequences.
+    U : array_like, shape (batch, T, m)
+        Inputs.
+
+    Returns
+    -------
+    A_z, B_z, C_z, x0_z, L : numpy.ndarray
+        The system and initial states in the new coordinates, and the factor L.
+
+    Raises
+    ------
+    ValueError
+        The state covariance is singular (some states stay constant along the data).
     """
     A, B, C, _ = check_state_space(A, B, C)
     n = A.shape[0]
@@ -282,7 +416,18 @@ def excitation_ratio(A, B, C, x0, U) -> float:
     """Smallest over largest eigenvalue of ``W_o S``: S the state covariance along the data, W_o
     the observability Gramian (``A'W_oA - W_o = -C'C``). The eigenvalues do not depend on the
     state basis; a tiny ratio means a state direction that the data do not excite or the
-    output does not see, i.e. an order the data cannot identify."""
+    output does not see, i.e. an order the data cannot identify.
+
+    Parameters
+    ----------
+    A, B, C, x0, U
+        As in :func:`whitened_coordinates`.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 when the product is zero.
+    """
     A, B, C, _ = check_state_space(A, B, C)
     # in a diagonally balanced basis (the ratio does not depend on it; the Lyapunov solve does)
     A, T = scipy.linalg.matrix_balance(A, permute=False)
@@ -311,7 +456,27 @@ def pad_states(A, B, C, n: int, x0=None, *, seed=0):
     the same input-output behaviour; they give the fit state features with a gradient
     (zero-filled states would sit at a saddle). Block-diagonal, it keeps A's stability
     (``|a_i| < 1``). ``x0`` (batch, k), if given, is padded with zero initial states for the
-    filters. Returns ``(A, B, C, x0)``.
+    filters.
+
+    Parameters
+    ----------
+    A, B, C : array_like
+        The system of order k.
+    n : int
+        The number of states wanted, at least k.
+    x0 : array_like, shape (batch, k), optional
+    seed : int
+        For the random input directions of the filters.
+
+    Returns
+    -------
+    A, B, C, x0 : numpy.ndarray or None
+        The padded system (``x0`` None when not given).
+
+    Raises
+    ------
+    ValueError
+        ``n`` below the system's order, or inconsistent shapes.
     """
     A, B, C, _ = check_state_space(A, B, C)
     k, m = B.shape
@@ -348,6 +513,15 @@ class LinearStart:
     :func:`pad_states`); ``scores``: order -> training simulation RMSE (mean over channels,
     from the least-squares initial states) of every usable order; ``failed``: order -> why an
     order could not be used.
+
+    Parameters
+    ----------
+    A, B, C, D : numpy.ndarray
+        The state-space matrices.
+    x0 : numpy.ndarray, shape (batch, n)
+    order : int
+    scores : dict
+    failed : dict
     """
 
     A: np.ndarray
@@ -363,7 +537,20 @@ class LinearStart:
         """The start as an implicit RNN in Theta: the Lyapunov embedding of :func:`from_lti`
         (E = X with ``A'XA - X = -I``, F = X A, B2 = X B; X is well conditioned in these
         coordinates) with random neurons (the paper's remark: C1 ~ N(0, 1/n), D12 ~ N(0, 1),
-        B1 = D21 = 0, so the neurons do not act yet)."""
+        B1 = D21 = 0, so the neurons do not act yet).
+
+        Parameters
+        ----------
+        neurons : int
+            Number of neurons q.
+        activation : str or Activation
+        seed : int
+            For the random neurons.
+
+        Returns
+        -------
+        ImplicitRNN
+        """
         rng = np.random.default_rng(seed)
         lti, _ = from_lti(self.A, self.B, self.C, self.D, neurons=neurons, activation=activation)
         n, m = self.B.shape
@@ -388,8 +575,30 @@ def linear_start(u, y, n: int, orders=None, *, seed: int = 0, max_radius: float 
     raw data simulated with 11,730 V RMSE, order 4 with 37.8 V), so the order is chosen by the
     error it is meant to reduce. Orders with state directions the data do not excite or the
     output does not see (:func:`excitation_ratio` <= ``MIN_EXCITATION``) are skipped and reported
-    in ``failed``. ``u``, ``y``: (T, c) or (batch, T, c), ideally normalised. ``max_radius``:
-    N4SID poles are moved inside this radius (:func:`n4sid`).
+    in ``failed``.
+
+    Parameters
+    ----------
+    u, y : array_like, shape (T, c) or (batch, T, c)
+        Training data, ideally normalised.
+    n : int
+        The number of states of the start (>= 1).
+    orders : iterable of int, optional
+        Orders to try, within 1..n (default all).
+    seed : int
+        For the padding filters.
+    max_radius : float
+        N4SID poles are moved inside this radius (:func:`n4sid`).
+
+    Returns
+    -------
+    LinearStart
+
+    Raises
+    ------
+    ValueError
+        ``n < 1``, orders outside 1..n, or no order gave a usable model (with every order's
+        reason).
     """
     U, Y = paired_sequences(u, y)
     n = int(n)

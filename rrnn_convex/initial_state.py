@@ -32,7 +32,27 @@ _MU_START, _MU_MIN, _MU_MAX = 1e-3, 1e-12, 1e12
 
 
 def check_init_samples(init_samples, T: int, name: str = "init_samples") -> int:
-    """``init_samples`` as an int with 1 <= init_samples <= T, or a ValueError/TypeError naming it."""
+    """``init_samples`` as an int with 1 <= init_samples <= T.
+
+    Parameters
+    ----------
+    init_samples : int
+    T : int
+        The number of samples available.
+    name : str
+        The name used in error messages.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        Not an integer (booleans included).
+    ValueError
+        Outside 1..T.
+    """
     if isinstance(init_samples, (bool, np.bool_)) or not isinstance(init_samples, (int, np.integer)):
         raise TypeError(f"{name}: expected an integer number of samples, got {init_samples!r}")
     if not 1 <= init_samples <= T:
@@ -44,7 +64,26 @@ def measured_outputs(model, y, name: str, u_shape: tuple) -> np.ndarray:
     """Measured outputs ``y`` as (batch, T_y, p), checked against the input shape ``u_shape``.
 
     ``y`` must have as many axes as ``u`` (2 or 3), the same batch size, and the model's p
-    channels; its length is checked by the caller. The error names ``name`` and both shapes.
+    channels; its length is checked by the caller.
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+    y : array_like
+        Measured outputs.
+    name : str
+        The name used in error messages.
+    u_shape : tuple
+        The shape of the inputs ``y`` goes with.
+
+    Returns
+    -------
+    numpy.ndarray, shape (batch, T_y, p)
+
+    Raises
+    ------
+    ValueError
+        A shape that does not match (naming ``name`` and both shapes), or NaN/inf.
     """
     arr = as_float_array(y, name, ndim=(2, 3))
     batch = u_shape[0] if len(u_shape) == 3 else None
@@ -65,7 +104,21 @@ def equilibrium_state(model, u0) -> np.ndarray:
     settled (a step changing x by more than ``EQUILIBRIUM_TOL * (1 + |x|)``) after
     ``EQUILIBRIUM_MAX_ITER`` steps, or that diverges, gets the zero state instead.
 
-    Returns shape (n,) for ``u0`` of shape (m,), else (batch, n).
+    Parameters
+    ----------
+    model : ImplicitRNN
+    u0 : array_like, shape (m,) or (batch, m)
+        The constant input(s).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,) for ``u0`` of shape (m,), else (batch, n).
+
+    Raises
+    ------
+    ValueError
+        ``u0`` of the wrong shape, or NaN/inf.
     """
     u0 = as_float_array(u0, "u0", ndim=(1, 2))
     single = u0.ndim == 1
@@ -121,7 +174,7 @@ def estimate_initial_state(model, u, y, init_samples, *, x0_guess=None, max_iter
     sensitivities ``d y_t / d x0`` (``x_t`` sensitivities of shape (batch, n, n), propagated
     through ``sigma'``) give ``J'J`` and ``J'r``; the step solves
     ``(J'J + (rho + mu) I) dx = -(J'r + rho (x0 - x_prior))``. A step is accepted only if the
-    objective decreases (then mu /= 3, else mu *= 4), so piecewise-linear activations (relu,
+    objective decreases (then ``mu /= 3``, else ``mu *= 4``), so piecewise-linear activations (relu,
     whose loss is not smooth) are handled too. A sequence stops when an accepted step lowers
     the objective by less than ``tol`` relative or is shorter than ``tol * (1 + |x0|)``, when
     the gradient vanishes, or when no damping up to ``1e12 * s`` lowers the objective; the

@@ -8,7 +8,7 @@
   ``h[t+1] = sigma(W h[t] + U u[t] + b)``, ``y[t] = C h[t] + D u[t]``: ``W`` (n x n),
   ``U`` (n x m) and ``activation`` (a name: ``"relu"``, ``"tanh"``, ``"sigmoid"``,
   ``"leaky_relu"``, ``"identity"``) are required; ``b`` (zeros), ``C`` (the identity: output =
-  state) and ``D`` (zeros) are optional, with those defaults (DESIGN.md section 2,
+  state) and ``D`` (zeros) are optional, with those defaults (docs/design.md section 2.4,
   :meth:`ImplicitRNN.from_elman <rrnn_convex.model.ImplicitRNN.from_elman>`);
 * ``.pt`` / ``.pth``: a PyTorch ``state_dict`` (``torch.save(net.state_dict(), path)``) holding
   one one-layer, unidirectional ``torch.nn.RNN`` (keys ``<prefix>weight_ih_l0``,
@@ -50,7 +50,19 @@ class LoadedModel:
     """A model read from a file: the converted model, a one-line description of the source and
     the metadata the file records (``meta`` of :meth:`ImplicitRNN.save
     <rrnn_convex.model.ImplicitRNN.save>`, e.g. input / output column names; empty for files
-    without it and for Elman / PyTorch files)."""
+    without it and for Elman / PyTorch files).
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+        The converted model.
+    kind : {"rrnn_convex", "elman-npz", "elman-json", "torch"}
+        What kind of file it came from.
+    description : str
+        One line naming the source (and the defaults used for missing Elman arrays).
+    meta : dict
+        The file's metadata.
+    """
 
     model: ImplicitRNN
     kind: str  # "rrnn_convex", "elman-npz", "elman-json" or "torch"
@@ -61,15 +73,47 @@ class LoadedModel:
 def load_any_model(path, *, nonlinearity: str | None = None) -> ImplicitRNN:
     """The :class:`~rrnn_convex.model.ImplicitRNN` stored in ``path`` (see the module docstring).
 
-    ``nonlinearity`` (``"relu"`` or ``"tanh"``) is only used for PyTorch files that do not
-    record it. Raises FileNotFoundError, ValueError (wrong kind of file, bad arrays) or
-    ImportError (a ``.pt`` file without torch installed).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npz``, ``.json``, ``.pt`` or ``.pth`` file.
+    nonlinearity : {"relu", "tanh"}, optional
+        Only used for PyTorch files that do not record it.
+
+    Returns
+    -------
+    ImplicitRNN
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The wrong kind of file (saying what was found and what was expected) or bad arrays.
+    rrnn_convex.errors.MissingDependency
+        A ``.pt`` file without torch installed (an ImportError).
     """
     return load_model_file(path, nonlinearity=nonlinearity).model
 
 
 def load_model_file(path, *, nonlinearity: str | None = None) -> LoadedModel:
-    """Like :func:`load_any_model`, also returning what kind of file it was."""
+    """Like :func:`load_any_model`, also returning what kind of file it was.
+
+    Parameters
+    ----------
+    path, nonlinearity
+        As in :func:`load_any_model`.
+
+    Returns
+    -------
+    LoadedModel
+        The model, the kind of file, a description and the file's metadata.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, rrnn_convex.errors.MissingDependency
+        As :func:`load_any_model`.
+    """
     path = check_input_file(path, "model")
     suffix = path.suffix.lower()
     if suffix == ".npz":

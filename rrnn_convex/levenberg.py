@@ -1,4 +1,5 @@
-"""The Levenberg-Marquardt loop shared by the SCP trainer and the LSTM baseline.
+"""The Levenberg-Marquardt loop shared by the SCP trainer and the LSTM baseline (docs/design.md
+sections 4.2 and 4.4).
 
 :class:`~rrnn_convex.fit.RobustRNNRegressor` (a convex step in a model set) and
 :func:`~rrnn_convex.baselines.lm.train_lm` (the unconstrained damped Gauss-Newton step) differ
@@ -177,6 +178,7 @@ class Trial:
 
     @property
     def accepted(self) -> bool:
+        """Whether the trial was accepted."""
         return self.kind == "accepted"
 
 
@@ -220,6 +222,7 @@ def next_mu(mu: float, trial: Trial) -> float:
     Returns
     -------
     float
+        The damping for the next trial or iteration.
     """
     if trial.accepted:
         return mu * next(f for r, f in MU_AFTER_ACCEPT if trial.ratio > r)
@@ -255,6 +258,7 @@ class Iteration:
 
     @property
     def accepted(self) -> bool:
+        """Whether a trial was accepted."""
         return self.trial is not None
 
     @property

@@ -1,4 +1,4 @@
-"""Gauss-Newton pieces of the simulation error: r, J'J and J'r without storing J (DESIGN.md s. 4).
+"""Gauss-Newton pieces of the simulation error: r, J'J and J'r without storing J (docs/design.md section 4.1).
 
 For training sequences b = 1..B with unknown initial states x0_b, the residual is
 ``r = y_hat(theta, x0) - y`` stacked over sequences, times and outputs, and ``J`` its Jacobian
@@ -17,7 +17,8 @@ Forward sensitivities are propagated for all sequences at once: with
 
 where the direct terms are the Kronecker-structured partials of ``F x, B1 w, B2 u, bx`` and
 ``C1 x, D12 u, bv`` with respect to the weights themselves. Every product over the batch is one
-matrix product (states stored as (n, B, P)). Weights are vectorised row-major.
+matrix product (states stored as (n, B, P)). Weights are vectorised row-major. The
+implementation propagates ``zeta = E dx`` rather than ``dx`` (docs/linearization.md).
 """
 from __future__ import annotations
 
@@ -44,7 +45,15 @@ _SHAPE_SYMBOLS = {name: (r, c) for name, r, c in MATRIX_SHAPES} | {name: (r,) fo
 
 @dataclass(frozen=True)
 class ParamLayout:
-    """Which weights are trainable, in which order, and where they sit in the vector theta."""
+    """Which weights are trainable, in which order, and where they sit in the vector theta.
+
+    Parameters
+    ----------
+    names : tuple of str
+        The trainable fields, dynamic ones first (see :meth:`for_model`).
+    shapes : tuple of tuple of int
+        Their shapes.
+    """
 
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
@@ -55,6 +64,22 @@ class ParamLayout:
 
         The order is always dynamic fields first (E, F, B1, B2, bx, C1, D12, bv), then output
         fields (C2, D21, D22, by), whatever order ``names`` has.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            Gives the dimensions.
+        names : iterable of str, optional
+            Field names (``WEIGHT_FIELDS``).
+
+        Returns
+        -------
+        ParamLayout
+
+        Raises
+        ------
+        ValueError
+            An unknown field name.
         """
         names = WEIGHT_FIELDS if names is None else tuple(names)
         unknown = set(names) - set(WEIGHT_FIELDS)
@@ -66,13 +91,16 @@ class ParamLayout:
 
     @property
     def sizes(self) -> tuple[int, ...]:
+        """The number of entries of each trainable field."""
         return tuple(int(np.prod(s)) for s in self.shapes)
 
     @property
     def size(self) -> int:
+        """The length P of theta."""
         return int(sum(self.sizes))
 
     def offsets(self) -> dict[str, slice]:
+        """Field name -> its slice of theta."""
         out, start = {}, 0
         for name, size in zip(self.names, self.sizes):
             out[name] = slice(start, start + size)
@@ -80,13 +108,38 @@ class ParamLayout:
         return out
 
     def flatten(self, model: ImplicitRNN) -> np.ndarray:
-        """theta of ``model`` (float64 vector)."""
+        """theta of ``model``.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+
+        Returns
+        -------
+        numpy.ndarray, shape (P,)
+            The trainable weights, row-major, in the layout's order.
+        """
         if not self.names:
             return np.zeros(0)
         return np.concatenate([np.asarray(getattr(model, k), dtype=np.float64).ravel() for k in self.names])
 
     def unflatten(self, theta, template: ImplicitRNN) -> ImplicitRNN:
-        """The model with the trainable weights taken from ``theta``, the others from ``template``."""
+        """The model with the trainable weights taken from ``theta``, the others from ``template``.
+
+        Parameters
+        ----------
+        theta : array_like, shape (P,)
+        template : ImplicitRNN
+
+        Returns
+        -------
+        ImplicitRNN
+
+        Raises
+        ------
+        ValueError
+            ``theta`` of the wrong length, NaN/inf, or weights that make an invalid model.
+        """
         theta = as_float_array(theta, "theta", ndim=1)
         if theta.shape != (self.size,):
             raise ValueError(f"theta: expected shape ({self.size},), got {theta.shape}")
@@ -98,7 +151,25 @@ class ParamLayout:
 
 @dataclass(frozen=True)
 class Linearization:
-    """Residual and normal-equation blocks at one parameter point (see the module docstring)."""
+    """Residual and normal-equation blocks at one parameter point (see the module docstring).
+
+    Parameters
+    ----------
+    y_hat : numpy.ndarray, shape (B, T, p)
+        The simulated outputs.
+    residual : numpy.ndarray, shape (B, T, p)
+        ``y_hat - y``.
+    H : numpy.ndarray, shape (P, P)
+        ``J'J`` of the weights.
+    g : numpy.ndarray, shape (P,)
+        ``J'r``.
+    Hx : numpy.ndarray, shape (B, n, n)
+        Each sequence's ``J_x0' J_x0``.
+    Hxt : numpy.ndarray, shape (B, n, P)
+        Each sequence's ``J_x0' J``.
+    gx : numpy.ndarray, shape (B, n)
+        Each sequence's ``J_x0' r``.
+    """
 
     y_hat: np.ndarray  # (B, T, p)
     residual: np.ndarray  # (B, T, p) = y_hat - y
@@ -130,6 +201,22 @@ class Linearization:
         D = I, or with ``marquardt=True`` the diagonal of J'J (Marquardt's scaling, which makes
         the damped step independent of how each weight is scaled). The initial-state steps then
         follow from :meth:`x0_step` (same arguments).
+
+        Parameters
+        ----------
+        mu : float
+            Damping of the weights.
+        mu_x : float, optional
+            Damping of the initial states (default ``mu``).
+        marquardt : bool
+            Damp by the diagonal of J'J instead of the identity.
+
+        Returns
+        -------
+        H_red : numpy.ndarray, shape (P, P)
+            Symmetric; includes ``mu D``.
+        g_red : numpy.ndarray, shape (P,)
+            The damped step solves ``H_red d = -g_red``.
         """
         mu_x = mu if mu_x is None else mu_x
         Dt, Dx = self._damping(marquardt)
@@ -141,7 +228,18 @@ class Linearization:
         return 0.5 * (H_red + H_red.T), g_red
 
     def x0_step(self, d_theta, mu: float, mu_x: float | None = None, *, marquardt: bool = False) -> np.ndarray:
-        """The optimal initial-state steps (B, n) for a parameter step ``d_theta``."""
+        """The optimal initial-state steps for a parameter step ``d_theta``.
+
+        Parameters
+        ----------
+        d_theta : numpy.ndarray, shape (P,)
+        mu, mu_x, marquardt
+            As in :meth:`reduced`.
+
+        Returns
+        -------
+        numpy.ndarray, shape (B, n)
+        """
         mu_x = mu if mu_x is None else mu_x
         _, Dx = self._damping(marquardt)
         K = self.Hx + mu_x * Dx[:, :, None] * np.eye(self.Hx.shape[1])[None]
@@ -177,6 +275,12 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
     -------
     Linearization
         Residual and normal-equation blocks, in the layout's order of weights.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not fit the model (naming the argument), NaN/inf, ``workers < 1`` or
+        ``chunk < 1``.
     """
     workers = int(workers)
     if workers < 1:
@@ -221,6 +325,17 @@ def casadi_step(model: ImplicitRNN, layout: ParamLayout | None = None):
     :func:`rrnn_convex.baselines.casadi_linearize` as the LSTM baseline does; the package's
     own :func:`linearize` derives the same blocks in closed form (the tests compare the two, and
     ``benchmarks/linearize_speed.py`` times them).
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+    layout : ParamLayout, optional
+        The trainable weights (default: all).
+
+    Returns
+    -------
+    casadi.Function
+        Inputs ``x`` (n), ``u`` (m), ``theta`` (P); outputs ``x_next`` (n), ``y`` (p).
     """
     import casadi as ca
     layout = ParamLayout.for_model(model) if layout is None else layout
@@ -243,6 +358,24 @@ class NormalEquations:
     then :meth:`commit` files them; every ``chunk`` time steps they are folded into the sums,
     J'J by a symmetric rank-k update (BLAS ``dsyrk``). Shared by :func:`linearize` and
     :func:`rrnn_convex.baselines.casadi_linearize`.
+
+    Parameters
+    ----------
+    batch : int
+        Number of sequences B.
+    n_params : int
+        Number of weights P.
+    n_states : int
+        State dimension n (the initial-state blocks).
+    n_outputs : int
+        Output dimension p.
+    chunk : int
+        Time steps buffered before they are folded into the sums.
+
+    Raises
+    ------
+    ValueError
+        ``chunk < 1``.
     """
 
     def __init__(self, batch: int, n_params: int, n_states: int, n_outputs: int, chunk: int = 64):
@@ -289,7 +422,13 @@ class NormalEquations:
         self.gx += (Jxb_T @ rb)[:, :, 0]
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(H, g, Hx, Hxt, gx) once every row is filed; H symmetric and C-ordered."""
+        """The sums once every row is filed.
+
+        Returns
+        -------
+        H, g, Hx, Hxt, gx : numpy.ndarray
+            As in :class:`Linearization`; H symmetric and C-ordered.
+        """
         self._flush()
         H = np.triu(self.H)
         H = H + np.triu(H, 1).T

@@ -1,4 +1,4 @@
-"""The block matrices of DESIGN.md section 3, built in one place.
+"""The block matrices of docs/design.md section 3, built in one place (section 3.6).
 
 Every function here takes its operands as numpy arrays, cvxpy expressions or
 :class:`~rrnn_convex.rigorous.Bounded` arrays (the rigorous check) and returns the matrix in the
@@ -12,14 +12,18 @@ multiplier of the incremental quadratic constraint ``(dw - a dv)' Lam (b dv - dw
 Two equivalent forms of the dissipation inequality
 ``V(dx) - V(dx+) + g |du|^2 - |dy|^2 / g >= 0`` are provided:
 
-* :func:`lifted_lmi` — the matrix of DESIGN.md section 3, with ``V = dx' E' P^-1 E dx`` bounded
+* :func:`lifted_lmi` — the matrix of docs/design.md section 3.3, with ``V = dx' E' P^-1 E dx`` bounded
   below by ``dx'(E + E' - P) dx``; linear in (E, F, B1, B2, C2, D21, D22, P, Lam, g) for fixed
   C1, D12. With E -> Q, F -> Q A, B1 -> Q E^-1 B1, B2 -> Q E^-1 B2, P -> Q it is the exact
   condition for fixed weights with metric Q (then ``E + E' - P = Q``).
 * :func:`dissipation_lmi` — the same inequality with the P block eliminated (Schur complement
   at P = Q^-1 for the metric ``V = (E dx)' Q (E dx)``): dense ``E'QE`` and ``G'QG`` blocks,
   ``G = [F B1 B2]``. This is exact for fixed weights without inverting E, so it is the form the
-  rigorous check evaluates; as a solver formulation it is the "naive" dense baseline.
+  rigorous check evaluates; as a solver formulation it is the "naive" dense baseline
+  (docs/design.md section 3.5).
+
+Sign convention: every matrix built here must be positive definite; solvers impose
+``M - margin I >= 0`` with a small positive margin (docs/design.md section 3.7).
 """
 from __future__ import annotations
 
@@ -94,9 +98,37 @@ def sector_blocks(Lam, LC1, LD12, C1, D12, alpha: float, beta: float, kind: str,
 
     ``-2 (dw - a dv)' Lam (b dv - dw)`` with ``dv = C1 dx + D12 du`` contributes
     ``[[2ab C1'Lam C1, -(a+b) C1'Lam, 2ab C1'Lam D12], [., 2 Lam, -(a+b) Lam D12],
-    [., ., 2ab D12'Lam D12]]``. ``LC1 = Lam C1`` and ``LD12 = Lam D12`` are passed separately
-    so that the change of variables ``Ct = Lam C1`` (alpha = 0) keeps the matrix linear; the
-    ``2ab`` terms need C1 and D12 themselves and are omitted when ``ab == 0``.
+    [., ., 2ab D12'Lam D12]]`` (docs/design.md section 3.1). ``LC1 = Lam C1`` and
+    ``LD12 = Lam D12`` are passed separately so that the change of variables ``Ct = Lam C1``
+    (alpha = 0) keeps the matrix linear; the ``2ab`` terms need C1 and D12 themselves and are
+    omitted when ``ab == 0``.
+
+    Parameters
+    ----------
+    Lam : array_like, cvxpy expression or Bounded, shape (q, q)
+        The diagonal multiplier Lambda >= 0.
+    LC1 : same kind, shape (q, n)
+        ``Lam C1`` (or the variable ``Ct`` of the free-C1 parametrisation).
+    LD12 : same kind, shape (q, m), or None
+        ``Lam D12`` (or ``Dt``); only used when ``with_input``.
+    C1, D12 : same kind, or None
+        The weights themselves; needed only when ``alpha * beta != 0``.
+    alpha, beta : float
+        The activation's slope bounds.
+    kind : {"numpy", "cvxpy", "bounded"}
+        The kind of the operands (and of the result).
+    with_input : bool
+        Include the du blocks (the gain LMI); False for the contraction LMI.
+
+    Returns
+    -------
+    dict
+        Upper-triangular blocks keyed by (row, column) block index, 0 = dx, 1 = dw, 2 = du.
+
+    Raises
+    ------
+    ValueError
+        ``alpha * beta != 0`` and C1 (or, with the du blocks, D12) is None.
     """
     a, b = _scalar(alpha, kind), _scalar(beta, kind)
     apb = -(a + b)
@@ -121,9 +153,9 @@ def _add(blocks: dict, key, value):
 
 def lifted_lmi(*, E, F, B1, P, Lam, LC1, C1=None, alpha: float, beta: float,
                B2=None, LD12=None, D12=None, C2=None, D21=None, D22=None, gamma=None):
-    """DESIGN.md section 3: the Theta (``gamma=None``) or Theta_gamma block matrix, which must be > 0.
+    """The Theta (``gamma=None``) or Theta_gamma block matrix, which must be > 0.
 
-    Theta_gamma, order (dx, dw, du, P-block, y-block)::
+    docs/design.md section 3.3. Theta_gamma, order (dx, dw, du, P-block, y-block)::
 
         [ E+E'-P + 2ab C1'L C1   -(a+b) C1'L    2ab C1'L D12          F'    C2'  ]
         [ -(a+b) L C1            2L             -(a+b) L D12          B1'   D21' ]
@@ -132,6 +164,38 @@ def lifted_lmi(*, E, F, B1, P, Lam, LC1, C1=None, alpha: float, beta: float,
         [ C2                     D21            D22                   0     gI   ]
 
     Theta keeps the dx, dw rows and the P block.
+
+    Parameters
+    ----------
+    E, F : array_like, cvxpy expression or Bounded, shape (n, n)
+        The state-equation weights (for fixed weights certified with metric Qx: ``Qx`` and
+        ``Qx A``, docs/design.md section 3.5).
+    B1 : same kind, shape (n, q)
+    P : same kind, shape (n, n)
+        The inverse of the metric on ``E dx`` (symmetric).
+    Lam : same kind, shape (q, q)
+        The diagonal multiplier Lambda >= 0.
+    LC1 : same kind, shape (q, n)
+        ``Lam C1``, or the free variable ``Ct`` (docs/design.md section 3.4).
+    C1 : same kind or None
+        Needed only when ``alpha * beta != 0``.
+    alpha, beta : float
+        The activation's slope bounds.
+    B2, LD12, D12, C2, D21, D22 : same kind, optional
+        The input and output weights (``LD12 = Lam D12`` or ``Dt``); needed with ``gamma``.
+    gamma : float, cvxpy expression or Bounded, optional
+        The gain bound; None builds the contraction (Theta) matrix.
+
+    Returns
+    -------
+    numpy.ndarray, cvxpy expression or Bounded
+        The symmetric block matrix, of size ``2n + q`` (Theta) or ``2n + q + m + p``
+        (Theta_gamma), in the operands' kind. Blocks of size zero are dropped.
+
+    Raises
+    ------
+    ValueError
+        From :func:`sector_blocks`: ``alpha * beta != 0`` without C1 (and D12).
     """
     kind = _kind(E, F, B1, P, Lam, LC1, B2, LD12, C2, D21, D22, gamma)
     gain = gamma is not None
@@ -164,7 +228,29 @@ def dissipation_lmi(*, E, F, B1, Q, Lam, LC1, C1=None, alpha: float, beta: float
         [ H                               gI ]     > 0,    H = [C2 D21 D22],
 
     where S are the :func:`sector_blocks`. Theta keeps the dx, dw rows and no H. Together with
-    Q > 0 this proves contraction (and incremental l2 gain <= gamma) of the model.
+    Q > 0 this proves contraction (and incremental l2 gain <= gamma) of the model
+    (docs/design.md section 3.5).
+
+    Parameters
+    ----------
+    E, F : array_like, cvxpy expression or Bounded, shape (n, n)
+        The state-equation weights (``E = I``, ``F = A`` for the explicit form).
+    B1 : same kind, shape (n, q)
+    Q : same kind, shape (n, n)
+        The metric on ``E dx`` (symmetric; Q > 0 is a separate condition).
+    Lam, LC1, C1, alpha, beta, B2, LD12, D12, C2, D21, D22, gamma
+        As in :func:`lifted_lmi`.
+
+    Returns
+    -------
+    numpy.ndarray, cvxpy expression or Bounded
+        The symmetric block matrix of size ``n + q`` (contraction) or ``n + q + m + p`` (gain),
+        in the operands' kind.
+
+    Raises
+    ------
+    ValueError
+        From :func:`sector_blocks`: ``alpha * beta != 0`` without C1 (and D12).
     """
     kind = _kind(E, F, B1, Q, Lam, LC1, B2, LD12, C2, D21, D22, gamma)
     gain = gamma is not None
@@ -199,6 +285,25 @@ def model_operands(model, Q, lam, *, bounded: bool = False, equation_exponent: i
     products away from overflow and underflow whatever the units of the state equations. The
     power-of-two scaling is exact except below the normal range, where the Bounded operands carry
     the rounding (:func:`~rrnn_convex.rigorous.scaled_by_power_of_two`).
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+        The model whose weights are the operands.
+    Q : array_like, shape (n, n)
+        The metric on ``E dx``.
+    lam : array_like, shape (q,)
+        The diagonal of Lambda.
+    bounded : bool
+        Wrap the operands as :class:`~rrnn_convex.rigorous.Bounded` arrays.
+    equation_exponent : int
+        The power of two k described above (0: the model as given).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`dissipation_lmi` except ``gamma``: E, F, B1, B2, C1, D12,
+        C2, D21, D22, Q, Lam, LC1, LD12, alpha, beta.
     """
     k = int(equation_exponent)
     if bounded:
@@ -220,8 +325,20 @@ def model_operands(model, Q, lam, *, bounded: bool = False, equation_exponent: i
 
 
 def equation_exponent(model) -> int:
-    """The k of :func:`model_operands` that brings max|E| to [0.5, 1): the state equations in
-    units of their own scale (so that certification does not depend on them)."""
+    """The k of :func:`model_operands` that brings max|E| to [0.5, 1).
+
+    With it the state equations are in units of their own scale, so that certification does not
+    depend on them (docs/design.md section 3.6).
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+
+    Returns
+    -------
+    int
+        ``-e`` with ``max|E| = f 2^e``, ``f`` in [0.5, 1); 0 when E is zero.
+    """
     return -power_of_two_exponent(np.max(np.abs(np.asarray(model.E, dtype=np.float64))))
 
 
@@ -232,7 +349,18 @@ def cirnn_lmi(*, E, F, P):
         [ F            P  ]      P diagonal,
 
     for the model ``E x+ = sigma(F x + B u + b)`` with sigma slope-restricted in [-1, 1]: the
-    metric ``E' P^-1 E`` is contracted because a diagonal P commutes with the activation.
+    metric ``E' P^-1 E`` is contracted because a diagonal P commutes with the activation
+    (docs/design.md section 3.8).
+
+    Parameters
+    ----------
+    E, F, P : array_like or cvxpy expression, shape (n, n)
+        The ci-RNN's weights (F is its W) and the diagonal certificate P.
+
+    Returns
+    -------
+    numpy.ndarray or cvxpy expression
+        The symmetric 2n x 2n block matrix.
     """
     kind = _kind(E, F, P)
     n = _shape(F)[0]
@@ -244,6 +372,18 @@ def srnn_lmi(*, W, eps: float):
 
         [ (1 - eps) I   W'          ]
         [ W             (1 - eps) I ]
+
+    Parameters
+    ----------
+    W : array_like or cvxpy expression, shape (n, n)
+        The recurrent weight.
+    eps : float
+        The margin below 1 of the spectral norm.
+
+    Returns
+    -------
+    numpy.ndarray or cvxpy expression
+        The symmetric 2n x 2n block matrix (positive semidefinite iff ``||W||_2 <= 1 - eps``).
     """
     kind = _kind(W)
     n = _shape(W)[0]

@@ -1,4 +1,4 @@
-"""Error metrics for simulated outputs (DESIGN.md section 5).
+"""Error metrics for simulated outputs (docs/design.md section 5).
 
 * :func:`nse` — the paper's normalised simulation error ``||y_hat - y|| / ||y - mean(y)||``
   (Revay, Wang & Manchester; whole sequence, no washout unless ``init`` is given);
@@ -60,13 +60,51 @@ def _check_positive(denom, what):
 
 
 def rmse(y_hat, y, init: int = 0):
-    """Root-mean-square error ``sqrt(mean((y_hat - y)^2))`` over time, after dropping ``init`` samples."""
+    """Root-mean-square error ``sqrt(mean((y_hat - y)^2))`` over time, after dropping ``init`` samples.
+
+    Parameters
+    ----------
+    y_hat, y : array_like, shape (T,), (T, p) or (batch, T, p)
+        Simulated and measured outputs, of the same shape.
+    init : int
+        Leading samples of every sequence left out, ``0 <= init < T``.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        A float for (T,), shape (p,) for (T, p), shape (batch, p) for (batch, T, p).
+
+    Raises
+    ------
+    ValueError
+        Different shapes, an unsupported number of axes, NaN/inf or ``init`` out of range.
+    TypeError
+        ``init`` is not an integer.
+    """
     yh, yy, ax = _prepare(y_hat, y, init)
     return _out(np.sqrt(np.mean((yh - yy) ** 2, axis=ax)))
 
 
 def nrmse(y_hat, y, init: int = 0):
-    """Normalised RMSE: ``RMSE / std(y)`` per sequence and channel (std with ddof 0), after ``init``."""
+    """Normalised RMSE: ``RMSE / std(y)`` per sequence and channel (std with ddof 0), after ``init``.
+
+    Parameters
+    ----------
+    y_hat, y, init
+        As in :func:`rmse`.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Shaped as in :func:`rmse`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`rmse`, or a constant measured channel (zero standard deviation).
+    TypeError
+        ``init`` is not an integer.
+    """
     yh, yy, ax = _prepare(y_hat, y, init)
     std = np.std(yy, axis=ax)
     _check_positive(std, "the standard deviation")
@@ -74,7 +112,23 @@ def nrmse(y_hat, y, init: int = 0):
 
 
 def fit(y_hat, y, init: int = 0):
-    """Fit index in percent: ``100 (1 - NRMSE)`` (100 is a perfect fit; it can be negative)."""
+    """Fit index in percent: ``100 (1 - NRMSE)`` (100 is a perfect fit; it can be negative).
+
+    Parameters
+    ----------
+    y_hat, y, init
+        As in :func:`rmse`.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Shaped as in :func:`rmse`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`nrmse`.
+    """
     return _out(100.0 * (1.0 - np.asarray(nrmse(y_hat, y, init))))
 
 
@@ -83,6 +137,23 @@ def nse(y_hat, y, init: int = 0):
 
     Norms and the mean run over the time samples of one sequence (from ``init`` on; the paper
     uses the whole sequence, ``init = 0``). Over the same samples ``nse == nrmse``.
+
+    Parameters
+    ----------
+    y_hat, y, init
+        As in :func:`rmse`.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Shaped as in :func:`rmse`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`rmse`, or a constant measured channel (``||y - mean(y)|| = 0``).
+    TypeError
+        ``init`` is not an integer.
     """
     yh, yy, ax = _prepare(y_hat, y, init)
     denom = np.sqrt(np.sum((yy - np.mean(yy, axis=ax, keepdims=True)) ** 2, axis=ax))

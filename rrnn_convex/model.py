@@ -1,4 +1,4 @@
-"""The implicit RNN of DESIGN.md section 2: a linear system in feedback with an activation.
+"""The implicit RNN of docs/design.md section 2: a linear system in feedback with an activation.
 
     E x[t+1] = F x[t] + B1 w[t] + B2 u[t] + bx
     y[t]     = C2 x[t] + D21 w[t] + D22 u[t] + by
@@ -28,7 +28,7 @@ MAX_COND_E = 1e12
 
 @dataclass(frozen=True, eq=False)
 class ImplicitRNN:
-    """Weights of an implicit RNN (DESIGN.md section 2), validated and stored as float64.
+    """Weights of an implicit RNN (docs/design.md section 2.1), validated and stored as float64.
 
     Required: ``F`` (n x n), ``B1`` (n x q), ``B2`` (n x m), ``C1`` (q x n), ``C2`` (p x n).
     Optional, defaulting to the identity (E) or zeros: ``E``, ``D12``, ``D21``, ``D22`` and the
@@ -38,6 +38,33 @@ class ImplicitRNN:
     Construction checks every shape (the error names the field, the expected and the received
     shape), rejects NaN/inf and a singular ``E``. Instances are immutable; use
     :func:`dataclasses.replace` to change a field.
+
+    Parameters
+    ----------
+    F : array_like, shape (n, n)
+    B1 : array_like, shape (n, q)
+    B2 : array_like, shape (n, m)
+    C1 : array_like, shape (q, n)
+    C2 : array_like, shape (p, n)
+    E : array_like, shape (n, n), optional
+        Invertible (condition number at most ``MAX_COND_E``); the identity by default.
+    D12 : array_like, shape (q, m), optional
+    D21 : array_like, shape (p, q), optional
+    D22 : array_like, shape (p, m), optional
+    bx : array_like, shape (n,), optional
+    bv : array_like, shape (q,), optional
+    by : array_like, shape (p,), optional
+        Biases; a (k, 1) or (1, k) array is accepted and flattened.
+    activation : str, dict or Activation
+        See :func:`~rrnn_convex.activations.get_activation`; ``"relu"`` by default.
+
+    Raises
+    ------
+    ValueError
+        A wrong shape (naming the field, the expected and the received shape), NaN or inf, no
+        state (n = 0), a singular or numerically singular ``E``, or an unknown activation.
+    TypeError
+        A weight that is not an array of real numbers (complex, boolean, strings).
     """
 
     F: np.ndarray
@@ -123,10 +150,17 @@ class ImplicitRNN:
 
     @property
     def dims(self) -> dict[str, int]:
+        """The dimensions as a dict with keys n, q, m, p."""
         return {"n": self.n, "q": self.q, "m": self.m, "p": self.p}
 
     def weights(self) -> dict[str, np.ndarray]:
-        """All weight and bias arrays by field name."""
+        """All weight and bias arrays by field name.
+
+        Returns
+        -------
+        dict
+            Field name (``WEIGHT_FIELDS``, in storage order) -> read-only float64 array.
+        """
         return {name: getattr(self, name) for name in WEIGHT_FIELDS}
 
     # ----------------------------------------------------------------- forms
@@ -142,13 +176,36 @@ class ImplicitRNN:
     def explicit(self) -> "ImplicitRNN":
         """The same model with ``E = I``: ``A = E^-1 F``, ``E^-1 B1``, ``E^-1 B2``, ``E^-1 bx``.
 
-        Computed in float64 by an LU solve, so equal to the implicit model up to rounding.
+        Computed in float64 by an LU solve, so equal to the implicit model up to rounding
+        (docs/design.md section 2.2).
+
+        Returns
+        -------
+        ImplicitRNN
+            The explicit form; C1, D12, C2, D21, D22, bv, by and the activation unchanged.
         """
         A, B1h, B2h, bxh = self._explicit_matrices()
         return replace(self, E=np.eye(self.n), F=A, B1=B1h, B2=B2h, bx=bxh)
 
     def transform(self, S) -> "ImplicitRNN":
-        """The same model in another representation: ``(S E, S F, S B1, S B2, S bx)``."""
+        """The same model in another representation: ``(S E, S F, S B1, S B2, S bx)``.
+
+        Parameters
+        ----------
+        S : array_like, shape (n, n)
+            An invertible matrix.
+
+        Returns
+        -------
+        ImplicitRNN
+            The transformed model; it simulates like this one (a certificate's metric Q becomes
+            ``S^-T Q S^-1``).
+
+        Raises
+        ------
+        ValueError
+            S has the wrong shape, or ``S E`` is singular.
+        """
         S = as_float_array(S, "S", ndim=2)
         if S.shape != (self.n, self.n):
             raise ValueError(f"S: expected shape {(self.n, self.n)}, got {S.shape}")
@@ -156,7 +213,28 @@ class ImplicitRNN:
 
     # ----------------------------------------------------------------- simulation
     def check_input(self, u, name: str = "u") -> tuple[np.ndarray, bool]:
-        """Validate an input array; returns it as (batch, T, m) and whether it was batched."""
+        """Validate an input array against the model.
+
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+        name : str
+            The name used in error messages.
+
+        Returns
+        -------
+        u : numpy.ndarray, shape (batch, T, m)
+            The input as float64 (batch 1 for a (T, m) input).
+        batched : bool
+            Whether ``u`` had a batch axis.
+
+        Raises
+        ------
+        ValueError
+            Not 2-D or 3-D, the last axis not m, or NaN/inf.
+        TypeError
+            Not an array of real numbers.
+        """
         arr = as_float_array(u, name, ndim=(2, 3))
         batched = arr.ndim == 3
         if not batched:
@@ -181,6 +259,32 @@ class ImplicitRNN:
         unscored initialisation samples) and the whole record is simulated from it; score it
         from sample k on. ``x0`` and ``y_init`` exclude each other; ``init_samples`` needs
         ``y_init`` and vice versa.
+
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+            Inputs.
+        x0 : array_like, shape (n,), (1, n) or (batch, n), optional
+            Initial state(s); zeros by default.
+        y_init : array_like, optional
+            Measured outputs to estimate the initial state from (with ``init_samples``).
+        init_samples : int, optional
+            How many leading samples of ``y_init`` the estimate uses.
+        return_states : bool
+            Also return the states.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            Shape (T, p) or (batch, T, p), like ``u``.
+        x : numpy.ndarray
+            Only with ``return_states``: shape (T + 1, n) or (batch, T + 1, n).
+
+        Raises
+        ------
+        ValueError
+            Wrong shapes or NaN/inf (the error names the argument), or an invalid combination
+            of ``x0``, ``y_init`` and ``init_samples``.
         """
         ub, batched = self.check_input(u)
         batch, T, _ = ub.shape
@@ -226,7 +330,16 @@ class ImplicitRNN:
 
     # ----------------------------------------------------------------- identity
     def weights_hash(self) -> str:
-        """SHA-256 of the float64 weights, their shapes and the activation: names a model exactly."""
+        """SHA-256 of the float64 weights, their shapes and the activation: names a model exactly.
+
+        A certificate records this hash; :meth:`Certificate.verify
+        <rrnn_convex.certify.Certificate.verify>` refuses a model whose hash differs.
+
+        Returns
+        -------
+        str
+            64 hexadecimal digits.
+        """
         h = hashlib.sha256()
         h.update(json.dumps(self.activation.to_dict(), sort_keys=True).encode())
         for name in WEIGHT_FIELDS:
@@ -240,8 +353,32 @@ class ImplicitRNN:
     def from_elman(cls, W, U, b=None, C=None, D=None, activation="relu") -> "ImplicitRNN":
         """The Elman RNN ``h[t+1] = sigma(W h[t] + U u[t] + b)``, ``y[t] = C h[t] + D u[t]``.
 
-        DESIGN.md section 2: x = h, E = I, F = 0, B1 = I, B2 = 0, C1 = W, D12 = U, bv = b,
+        docs/design.md section 2.4: x = h, E = I, F = 0, B1 = I, B2 = 0, C1 = W, D12 = U, bv = b,
         C2 = C, D21 = 0, D22 = D. ``C`` defaults to the identity (output = state).
+
+        Parameters
+        ----------
+        W : array_like, shape (n, n)
+            Recurrent weight.
+        U : array_like, shape (n, m)
+            Input weight.
+        b : array_like, shape (n,), optional
+            Bias of the neurons (zeros).
+        C : array_like, shape (p, n), optional
+            Readout (the identity).
+        D : array_like, shape (p, m), optional
+            Feedthrough (zeros).
+        activation : str, dict or Activation
+            ``"relu"`` by default.
+
+        Returns
+        -------
+        ImplicitRNN
+
+        Raises
+        ------
+        ValueError
+            Inconsistent shapes (naming the argument), NaN or inf.
         """
         W, U, C, D = check_state_space(W, U, C, D, names=("W", "U", "C", "D"))
         n, m = U.shape
@@ -258,6 +395,27 @@ class ImplicitRNN:
         the implicit form is x[t] = h_{t-1}, C1 = W_hh, D12 = W_ih, bv = b_ih + b_hh, B1 = I,
         F = 0, C2 = 0, D21 = C, by = readout bias. Simulating from ``x0 = h_0`` reproduces
         torch's outputs. Requires the ``torch`` extra.
+
+        Parameters
+        ----------
+        rnn : torch.nn.RNN or dict
+            The module or its ``state_dict`` (one layer, unidirectional, no projection).
+        readout : torch.nn.Linear, dict, tuple or None
+            The readout, its state_dict, a pair ``(C, by)``, or None (output = hidden state).
+        nonlinearity : {"relu", "tanh"}, optional
+            Overrides the module's; needed for a state_dict (default "tanh", torch's default).
+
+        Returns
+        -------
+        ImplicitRNN
+
+        Raises
+        ------
+        rrnn_convex.errors.MissingDependency
+            torch is not installed (an ImportError).
+        ValueError
+            An unsupported module (several layers, bidirectional, proj_size), an unknown
+            nonlinearity, missing or unexpected keys, or shapes that do not fit.
         """
         try:
             import torch  # noqa: F401
@@ -323,6 +481,25 @@ class ImplicitRNN:
         (numpy arrays and scalars are converted to lists and numbers; NaN/inf are refused). It
         is stored as the extra entry ``meta`` (a JSON string), read back by :meth:`read_meta`;
         it is not a weight, so :meth:`load` and :meth:`weights_hash` ignore it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; ``.npz`` is appended when the suffix is different.
+        meta : dict, optional
+            Metadata as described above.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        TypeError
+            ``meta`` is not a dict.
+        ValueError
+            ``meta`` is not JSON-serialisable (or holds NaN/inf).
         """
         path = Path(path)
         if path.suffix != ".npz":
@@ -367,7 +544,24 @@ class ImplicitRNN:
 
     @classmethod
     def load(cls, path) -> "ImplicitRNN":
-        """Read a model written by :meth:`save` (its ``meta``, if any, is ignored: see :meth:`read_meta`)."""
+        """Read a model written by :meth:`save` (its ``meta``, if any, is ignored: see :meth:`read_meta`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        ImplicitRNN
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        ValueError
+            A directory, not a readable ``.npz``, not an rrnn_convex model file, a newer file
+            format, missing entries or invalid weights.
+        """
         with cls._open_file(path) as data:
             missing = [name for name in WEIGHT_FIELDS + ("activation",) if name not in data.files]
             if missing:
@@ -393,8 +587,20 @@ class ImplicitRNN:
     def read_meta(cls, path) -> dict:
         """The ``meta`` dict stored by :meth:`save` in a model file; ``{}`` for a file without one.
 
-        Raises FileNotFoundError, or ValueError for a file that is not an ImplicitRNN model file
-        or whose ``meta`` entry is not a JSON object.
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        ValueError
+            Not an ImplicitRNN model file, or a ``meta`` entry that is not a JSON object.
         """
         with cls._open_file(path) as data:
             if "meta" not in data.files:

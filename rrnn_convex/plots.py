@@ -27,7 +27,18 @@ PLOT_HINT = 'plotting needs matplotlib: pip install "rrnn_convex[plot]"'
 
 
 def require_matplotlib():
-    """Import matplotlib's Figure and Agg canvas, or raise ImportError naming the ``plot`` extra."""
+    """Import matplotlib's Figure and Agg canvas.
+
+    Returns
+    -------
+    Figure, FigureCanvasAgg : type
+        ``matplotlib.figure.Figure`` and ``matplotlib.backends.backend_agg.FigureCanvasAgg``.
+
+    Raises
+    ------
+    rrnn_convex.errors.MissingDependency
+        matplotlib is not installed (an ImportError naming the ``plot`` extra).
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -44,7 +55,24 @@ def _figure(width: float, height: float):
 
 
 def save_figure(fig, path, dpi: int = 120) -> Path:
-    """Write ``fig`` as a PNG to ``path`` atomically (a ``.png`` suffix is required)."""
+    """Write ``fig`` as a PNG to ``path`` atomically.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or os.PathLike
+        Must end in ``.png``.
+    dpi : int
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        The path does not end in ``.png``.
+    """
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"plot: expected a .png path, got {str(path)!r}")
@@ -75,6 +103,30 @@ def plot_fit(y, y_hat, *, ts: float | None = None, sequence: int = 0, output_nam
     ``ts``: sampling period in seconds (x-axis in seconds; samples otherwise). ``output_names``:
     one label per channel; ``unit``: the outputs' unit for the axis labels. The legend shows the
     NSE ``||y_hat - y|| / ||y - mean(y)||`` of each channel over the plotted sequence.
+
+    Parameters
+    ----------
+    y, y_hat : array_like
+        Measured and simulated outputs.
+    ts : float, optional
+    sequence : int
+    output_names : list of str, optional
+    unit : str
+    title : str, optional
+    path : str or os.PathLike, optional
+        Also write the figure as a PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ or are not supported, a sequence index out of range, the wrong
+        number of names, or a path without ``.png``.
+    rrnn_convex.errors.MissingDependency
+        matplotlib is not installed.
     """
     Y = _channels(y, "y", sequence)
     Yh = _channels(y_hat, "y_hat", sequence)
@@ -125,6 +177,25 @@ def plot_tradeoff(rows, *, title: str | None = None, path=None):
     bound against gamma with the line gamma_hat = gamma; every certified model must lie on or
     below it. A row with ``gamma`` None or inf is a model of Theta (no gain bound): its NSE is
     drawn as a dashed horizontal line. ``lipschitz_lb`` may be None (not measured).
+
+    Parameters
+    ----------
+    rows : iterable of tuple
+        ``(gamma, nse, lipschitz_lb)`` per model.
+    title : str, optional
+    path : str or os.PathLike, optional
+        Also write the figure as a PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        No rows, a row that is not a triple, or a gamma that is not positive.
+    rrnn_convex.errors.MissingDependency
+        matplotlib is not installed.
     """
     require_matplotlib()
     from matplotlib.ticker import NullFormatter
@@ -206,6 +277,24 @@ def plot_history(history, *, title: str | None = None, path=None):
     errors, log scale; rejected steps marked), validation NSE, the certificate's LMI margin
     (smallest eigenvalue of the dissipation LMI, log scale) and the Levenberg-Marquardt damping
     mu. The top axis shows the cumulative wall time when ``seconds`` is recorded.
+
+    Parameters
+    ----------
+    history : iterable of dict
+    title : str, optional
+    path : str or os.PathLike, optional
+        Also write the figure as a PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        An empty history, or an entry without one of the keys above.
+    rrnn_convex.errors.MissingDependency
+        matplotlib is not installed.
     """
     require_matplotlib()
     from matplotlib.ticker import MaxNLocator

@@ -37,7 +37,8 @@ for each product computed while evaluating the error bounds themselves (a bound 
 negligible unless entries are far below the matrix's own scale, and it refuses a proven margin
 that is itself below the normal range (no margin float64 can prove).
 
-The proven lower bound on the smallest eigenvalue is returned with the verdict.
+The proven lower bound on the smallest eigenvalue is returned with the verdict. The argument is
+written out in docs/design.md section 7.
 """
 from __future__ import annotations
 
@@ -52,7 +53,23 @@ TINY = 2.0 ** -1022  # smallest positive normal number
 
 
 def gamma_k(k: int) -> float:
-    """Higham's ``gamma_k = k u / (1 - k u)``."""
+    """Higham's ``gamma_k = k u / (1 - k u)``.
+
+    Parameters
+    ----------
+    k : int
+        The length of the inner products (or the number of operations) bounded.
+
+    Returns
+    -------
+    float
+        ``gamma_k`` for ``u = 2^-53``.
+
+    Raises
+    ------
+    ValueError
+        ``k u >= 1/2``: the bound would be useless.
+    """
     if k * U >= 0.5:
         raise ValueError(f"gamma_k: dimension {k} too large for a useful rounding bound")
     return k * U / (1.0 - k * U)
@@ -71,9 +88,23 @@ def _underflow_slack(k: int) -> float:
 
 
 def scaled_by_power_of_two(X, k) -> "Bounded":
-    """``X * 2^k`` (k an integer or an integer array broadcasting with X) as a :class:`Bounded`:
-    exact unless an entry lands below the normal range (then it is off by <= eta/2, Demmel's
-    model) or overflows (inf, refused by :func:`prove_pd`)."""
+    """``X * 2^k`` as a :class:`Bounded`.
+
+    Exact unless an entry lands below the normal range (then it is off by <= eta/2, Demmel's
+    model) or overflows (inf, refused by :func:`prove_pd`).
+
+    Parameters
+    ----------
+    X : array_like
+        The values (converted to float64).
+    k : int or array_like of int
+        The exponent, an integer or an integer array broadcasting with X.
+
+    Returns
+    -------
+    Bounded
+        The scaled values, with error ``eta`` on the entries that became subnormal.
+    """
     X = np.asarray(X, dtype=np.float64)
     val = np.ldexp(X, np.asarray(k, dtype=np.int64))
     inexact = (X != 0) & (np.abs(val) < TINY)
@@ -81,7 +112,17 @@ def scaled_by_power_of_two(X, k) -> "Bounded":
 
 
 def power_of_two_exponent(x: float) -> int:
-    """``e`` with ``|x| 2^-e`` in [0.5, 1) (frexp's exponent; 0 for x = 0 or non-finite x)."""
+    """``e`` with ``|x| 2^-e`` in [0.5, 1).
+
+    Parameters
+    ----------
+    x : float
+
+    Returns
+    -------
+    int
+        frexp's exponent of x; 0 for x = 0 or a non-finite x.
+    """
     x = float(x)
     if x == 0.0 or not np.isfinite(x):
         return 0
@@ -95,6 +136,13 @@ class Bounded:
     block assembly, which is everything :mod:`rrnn_convex.lmi` needs, so the same block-building
     code produces the solver's constraint and the rigorous check. Every operation's bound includes
     the absolute underflow term of Demmel's model (module docstring).
+
+    Parameters
+    ----------
+    val : array_like
+        The computed values (converted to float64). A plain array is taken as exact.
+    err : array_like, optional
+        The entrywise bound on ``|exact - val|`` (default: zeros, i.e. exact).
     """
 
     __array_ufunc__ = None  # make numpy defer to our reflected operators
@@ -105,14 +153,17 @@ class Bounded:
 
     @staticmethod
     def wrap(x) -> "Bounded":
+        """``x`` itself if it is a :class:`Bounded`, else ``Bounded(x)`` (taken as exact)."""
         return x if isinstance(x, Bounded) else Bounded(x)
 
     @property
     def shape(self):
+        """The shape of ``val``."""
         return self.val.shape
 
     @property
     def T(self) -> "Bounded":
+        """The transpose (exact)."""
         return Bounded(self.val.T, self.err.T)
 
     def __neg__(self):
@@ -150,6 +201,17 @@ class Bounded:
 
     @staticmethod
     def block(rows) -> "Bounded":
+        """Block matrix from nested lists of blocks, like :func:`numpy.block` (exact).
+
+        Parameters
+        ----------
+        rows : list of list
+            Blocks (Bounded or arrays, the latter taken as exact).
+
+        Returns
+        -------
+        Bounded
+        """
         rows = [[Bounded.wrap(b) for b in row] for row in rows]
         val = np.block([[b.val for b in row] for row in rows])
         err = np.block([[b.err for b in row] for row in rows])
@@ -176,7 +238,19 @@ def accurate_matmul(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarra
     a common power of two) -- except that a product below the normal range is rounded to a
     multiple of eta (off by <= eta/2, Demmel's model; the partial sums stay exact), which
     :func:`_underflow_slack` covers. The remaining terms are small: their classical bound
-    gamma_k |A_i||B_j| is about 2^-21 of the plain product's. Returns (value, error bound).
+    ``gamma_k |A_i| |B_j|`` is about 2^-21 of the plain product's.
+
+    Parameters
+    ----------
+    A : numpy.ndarray, shape (r, k)
+    B : numpy.ndarray, shape (k, c)
+
+    Returns
+    -------
+    value : numpy.ndarray, shape (r, c)
+        The computed product.
+    error : numpy.ndarray, shape (r, c)
+        An entrywise bound on ``|A B - value|`` (exact A and B).
     """
     k = A.shape[-1]
     rho = int(np.ceil((53 + np.log2(max(k, 2))) / 2)) + 1
@@ -211,7 +285,21 @@ def _matmul(a: Bounded, b: Bounded) -> Bounded:
 
 @dataclass(frozen=True)
 class PDProof:
-    """Outcome of :func:`prove_pd`. ``ok`` means ``lambda_min(M_exact) >= lower_bound > 0``."""
+    """Outcome of :func:`prove_pd`. ``ok`` means ``lambda_min(M_exact) >= lower_bound > 0``.
+
+    Parameters
+    ----------
+    ok : bool
+        Whether positive definiteness was proven. The object is truthy exactly then.
+    lower_bound : float
+        The proven lower bound on the exact matrix's smallest eigenvalue (nan if none).
+    estimate : float
+        A floating-point estimate of the smallest eigenvalue (eigvalsh), for information.
+    error_bound : float
+        The total rounding allowance subtracted in the proof, in the matrix's units.
+    reason : str
+        Why the proof failed ("" on success, or a note).
+    """
 
     ok: bool
     lower_bound: float  # proven lower bound on lambda_min of the exact matrix (nan if none)
@@ -293,6 +381,24 @@ def prove_pd(M) -> PDProof:
     block of 1e-3 -- provable. Scaling is exact except for entries that land below the normal
     range: each of those is off by <= eta/2, added to the error bound. A proven margin below the
     normal range (2^-1022) is refused: it is not a margin float64 can prove.
+
+    Parameters
+    ----------
+    M : Bounded or array_like, shape (N, N)
+        The matrix and the bound on its construction error.
+
+    Returns
+    -------
+    PDProof
+        The verdict, the proven lower bound on the smallest eigenvalue, the float estimate, the
+        rounding allowance and, on failure, the reason (a non-positive diagonal entry, non-finite
+        entries, a failed Cholesky factorisation, an overflowing bound or a margin below the
+        normal range).
+
+    Raises
+    ------
+    ValueError
+        ``M`` is not a square matrix.
     """
     M = Bounded.wrap(M)
     if M.val.ndim != 2 or M.val.shape[0] != M.val.shape[1]:

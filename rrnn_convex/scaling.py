@@ -19,7 +19,7 @@ Sy G Su^-1, not that of G. The physical model's gain LMI, written in the normali
 only those weights multiplied by the constant diagonal matrices above
 (:meth:`ChannelScaling.physical_weights`); it stays linear in the weights and in gamma, so
 "gain <= gamma in physical units" is a convex constraint on the normalised weights
-(:class:`rrnn_convex.sets.GainBounded` with ``scaling=``).
+(:class:`rrnn_convex.sets.GainBounded` with ``scaling=``). See docs/design.md section 3.9.
 """
 from __future__ import annotations
 
@@ -115,7 +115,22 @@ class ChannelScaling:
 
     @classmethod
     def identity(cls, m: int, p: int) -> "ChannelScaling":
-        """The scaling that changes nothing: zero means, unit scales, ``m`` inputs, ``p`` outputs."""
+        """The scaling that changes nothing: zero means, unit scales, ``m`` inputs, ``p`` outputs.
+
+        Parameters
+        ----------
+        m, p : int
+            Numbers of input and output channels (non-negative).
+
+        Returns
+        -------
+        ChannelScaling
+
+        Raises
+        ------
+        ValueError
+            ``m`` or ``p`` is not a non-negative integer.
+        """
         m, p = _count(m, "m"), _count(p, "p")
         return cls(np.zeros(m), np.ones(m), np.zeros(p), np.ones(p))
 
@@ -151,15 +166,58 @@ class ChannelScaling:
         return (self._signal(u, "u", self.m, "m") - self.u_mean) / self.u_scale
 
     def denormalize_inputs(self, un) -> np.ndarray:
-        """Inverse of :meth:`normalize_inputs`: ``u = u_scale * u_n + u_mean``, same shapes."""
+        """Inverse of :meth:`normalize_inputs`: ``u = u_scale * u_n + u_mean``, same shapes.
+
+        Parameters
+        ----------
+        un : array_like, shape (T, m) or (batch, T, m)
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        ValueError
+            As :meth:`normalize_inputs`.
+        """
         return self._signal(un, "un", self.m, "m") * self.u_scale + self.u_mean
 
     def normalize_outputs(self, y) -> np.ndarray:
-        """``y_n = (y - y_mean) / y_scale`` per channel; ``y`` shaped (T, p) or (batch, T, p)."""
+        """``y_n = (y - y_mean) / y_scale`` per channel.
+
+        Parameters
+        ----------
+        y : array_like, shape (T, p) or (batch, T, p)
+
+        Returns
+        -------
+        numpy.ndarray
+            Same shape as ``y``.
+
+        Raises
+        ------
+        ValueError
+            Wrong dimensionality, last axis not ``p``, or NaN/inf.
+        """
         return (self._signal(y, "y", self.p, "p") - self.y_mean) / self.y_scale
 
     def denormalize_outputs(self, yn) -> np.ndarray:
-        """Inverse of :meth:`normalize_outputs`: ``y = y_scale * y_n + y_mean``, same shapes."""
+        """Inverse of :meth:`normalize_outputs`: ``y = y_scale * y_n + y_mean``, same shapes.
+
+        Parameters
+        ----------
+        yn : array_like, shape (T, p) or (batch, T, p)
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        ValueError
+            As :meth:`normalize_outputs`.
+        """
         return self._signal(yn, "yn", self.p, "p") * self.y_scale + self.y_mean
 
     @staticmethod
@@ -267,19 +325,47 @@ class ChannelScaling:
         return model
 
     def check_dims(self, m: int, p: int, name: str = "model") -> None:
-        """Raise a ValueError (naming ``name`` and the scaling) unless ``(m, p)`` are this scaling's."""
+        """Check that a model's input and output counts are this scaling's.
+
+        Parameters
+        ----------
+        m, p : int
+            The model's numbers of inputs and outputs.
+        name : str
+            The name used in the error message.
+
+        Raises
+        ------
+        ValueError
+            ``(m, p)`` differ from the scaling's (naming ``name`` and both).
+        """
         if (m, p) != (self.m, self.p):
             raise ValueError(f"{name}: has m={m} inputs and p={p} outputs, but the scaling has "
                              f"m={self.m}, p={self.p}")
 
     # ----------------------------------------------------------------- values and files
     def to_dict(self) -> dict:
-        """The four fields as JSON-safe lists of floats."""
+        """The four fields as JSON-safe lists of floats.
+
+        Returns
+        -------
+        dict
+            ``u_mean``, ``u_scale``, ``y_mean``, ``y_scale`` -> list of float.
+        """
         return {k: getattr(self, k).tolist() for k in _FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChannelScaling":
         """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            The four fields.
+
+        Returns
+        -------
+        ChannelScaling
 
         Raises
         ------

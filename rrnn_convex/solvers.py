@@ -38,8 +38,21 @@ DEFAULT_TIME_LIMIT = 600.0
 
 
 def time_limit_options(solver: str, seconds: float | None) -> dict:
-    """The solver's own time-limit option for ``seconds`` (``DEFAULT_TIME_LIMIT`` when None):
-    Clarabel ``time_limit``, SCS ``time_limit_secs``, MOSEK ``MSK_DPAR_OPTIMIZER_MAX_TIME``."""
+    """The solver's own time-limit option for ``seconds``.
+
+    Parameters
+    ----------
+    solver : str
+        "CLARABEL", "SCS" or "MOSEK" (others: no option).
+    seconds : float or None
+        The limit (``DEFAULT_TIME_LIMIT`` when None; at least 1 ms).
+
+    Returns
+    -------
+    dict
+        Clarabel ``time_limit``, SCS ``time_limit_secs``, MOSEK
+        ``mosek_params={"MSK_DPAR_OPTIMIZER_MAX_TIME": ...}``; empty for another solver.
+    """
     t = DEFAULT_TIME_LIMIT if seconds is None else max(float(seconds), 1e-3)
     if solver == "CLARABEL":
         return {"time_limit": t}
@@ -96,7 +109,14 @@ def _captured_stdout():
 
 @functools.lru_cache(maxsize=None)
 def mosek_status() -> tuple[bool, str]:
-    """(usable, explanation) for MOSEK: installed and licensed."""
+    """Whether MOSEK can be used here: installed and licensed (cached).
+
+    Returns
+    -------
+    usable : bool
+    explanation : str
+        Why not, or "MOSEK licensed".
+    """
     if "MOSEK" not in cp.installed_solvers():
         return False, "MOSEK is not installed (pip install 'rrnn_convex[mosek]') "
     try:
@@ -110,7 +130,13 @@ def mosek_status() -> tuple[bool, str]:
 
 
 def available_solvers() -> list[str]:
-    """The known solvers that can run here, in default preference order."""
+    """The known solvers that can run here, in default preference order.
+
+    Returns
+    -------
+    list of str
+        A subset of ``KNOWN_SOLVERS`` (MOSEK only when licensed).
+    """
     installed = set(cp.installed_solvers())
     out = []
     for name in KNOWN_SOLVERS:
@@ -125,8 +151,24 @@ def available_solvers() -> list[str]:
 def solver_sequence(solver: str | None = None, fallback: bool = True) -> list[str]:
     """Solvers to try in order: the requested one (or Clarabel), then the other available ones.
 
-    Raises ValueError for an unknown name and RuntimeError (saying why and how to fix it) for a
-    known solver that cannot run here, e.g. MOSEK without a licence.
+    Parameters
+    ----------
+    solver : str, optional
+        The solver to try first (case-insensitive); Clarabel by default.
+    fallback : bool
+        Append the other available solvers.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ValueError
+        An unknown solver name.
+    rrnn_convex.errors.SolverUnavailable
+        A known solver that cannot run here, e.g. MOSEK without a licence, or no solver at all
+        (a RuntimeError, saying why and how to fix it).
     """
     avail = available_solvers()
     if solver is None:
@@ -147,7 +189,20 @@ def solver_sequence(solver: str | None = None, fallback: bool = True) -> list[st
 
 @dataclass(frozen=True)
 class Attempt:
-    """One solver run: what was asked, what came back, how long it took."""
+    """One solver run: what was asked, what came back, how long it took.
+
+    Parameters
+    ----------
+    solver : str
+        The solver's name.
+    status : str
+        cvxpy's status ("optimal", "optimal_inaccurate", "infeasible", "user_limit", ...) or
+        "solver_error".
+    seconds : float
+        Wall time of the call.
+    detail : str
+        The error message, and anything the solver printed.
+    """
 
     solver: str
     status: str
@@ -155,6 +210,7 @@ class Attempt:
     detail: str = ""
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict (as stored in ``Certificate.attempts``)."""
         return {"solver": self.solver, "status": self.status, "seconds": self.seconds, "detail": self.detail}
 
 
@@ -168,8 +224,25 @@ def solve_with_quadratic(problem: cp.Problem, solver: str, x: cp.Variable, H: np
     nonzeros, and 32 Clarabel iterations of 0.3 s each). Here the problem is canonicalised by
     cvxpy as usual (cached, DPP) and ``2 H`` is added to the solver's quadratic-objective matrix
     (cvxpy's convention: 1/2 z' P z) in the rows and columns of ``x``; the solution is unpacked
-    by cvxpy as usual. Raises ``cp.error.SolverError`` when the solver takes no quadratic
-    objective.
+    by cvxpy as usual.
+
+    Parameters
+    ----------
+    problem : cvxpy.Problem
+        A minimisation whose objective has a quadratic term (so that the solver data has a
+        quadratic-objective matrix).
+    solver : str
+    x : cvxpy.Variable
+        The variable of the added quadratic form.
+    H : numpy.ndarray
+        Symmetric positive semidefinite, of x's size.
+    **opts
+        Solver options, and ``verbose`` and ``warm_start`` of ``Problem.solve``.
+
+    Raises
+    ------
+    cvxpy.error.SolverError
+        The solver takes no quadratic objective, or ``x`` is not in the solver's data.
     """
     verbose = bool(opts.pop("verbose", False))
     warm_start = bool(opts.pop("warm_start", False))  # options of Problem.solve, not of the solver
@@ -198,6 +271,23 @@ def run(problem: cp.Problem, solver: str, *, time_limit: float | None = None, qu
     ``DEFAULT_TIME_LIMIT`` when None); a solver stopped by it reports the status "user_limit"
     (or an inaccurate one). Anything the solver prints to stdout is kept out of the terminal and
     recorded in the Attempt's ``detail``.
+
+    Parameters
+    ----------
+    problem : cvxpy.Problem
+    solver : str
+    time_limit : float, optional
+        Seconds for this call.
+    quadratic : tuple, optional
+        ``(x, H)`` as described above.
+    **options
+        Solver options, overriding ``SOLVER_OPTIONS``.
+
+    Returns
+    -------
+    Attempt
+        The status ("solver_error" with the message when the solver raised), the time and the
+        detail. The solution, if any, is in the problem's variables.
     """
     opts = dict(SOLVER_OPTIONS.get(solver, {}))
     opts.update(options)
