@@ -29,3 +29,12 @@ class SolverUnavailable(RuntimeError):
 class NotCertifiable(RuntimeError):
     """No certified model could be produced (a projection or a fit's start that the rigorous
     check refuses); the message says what was tried."""
+
+
+class NotFitted(ValueError, AttributeError, RuntimeError):
+    """A method that needs a fitted estimator (``simulate``, ``save``, ...) was called before
+    ``fit``. A ValueError and an AttributeError, as scikit-learn's NotFittedError is, and a
+    RuntimeError, which the package raised before."""
+
+
+__all__ += ["NotFitted"]

@@ -38,6 +38,7 @@ import numpy as np
 
 from . import levenberg
 from . import solvers as _solvers
+from ._estimator import ParamsMixin, check_fitted, clone
 from ._validation import check_scalar, paired_sequences
 from .activations import get_activation
 from .certify import Certificate, certificate_from, certify
@@ -50,9 +51,11 @@ from .metrics import nse
 from .model import ImplicitRNN
 from .project import project
 from .scaling import ChannelScaling
-from .sets import CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSet, Unconstrained
+from .sets import ModelSet
 
-SET_NAMES = ("theta", "theta_gamma", "cirnn", "srnn", "elman", "unconstrained")
+#: the registered model set names (:meth:`ModelSet.names <rrnn_convex.sets.ModelSet.names>`), kept here
+#: for compatibility
+SET_NAMES = ModelSet.names()
 BIASES = ("bx", "bv", "by")
 STOP_REASONS = ("max_iter", "time_budget", "patience", "converged", "step_failures")
 #: records up to this length are trained whole; longer ones in windows (``window="auto"``).
@@ -247,9 +250,7 @@ class _StepProblem:
 
 def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_biases: bool) -> _StepProblem:
     margin = cp.Parameter(nonneg=True, name="margin", value=float(model_set.margin))
-    probe = copy.copy(model_set)
-    probe.margin = margin
-    sv = probe.build(template.dims, template.activation, fixed=fixed)
+    sv = model_set.replace(margin=margin).build(template.dims, template.activation, fixed=fixed)
     names = list(sv.free)
     free_c1 = {}
     q = template.q
@@ -354,15 +355,18 @@ class Windows:
 
 
 # ---------------------------------------------------------------------- the estimator
-class RobustRNNRegressor:
+class RobustRNNRegressor(ParamsMixin):
     """Fit an implicit RNN in a model set by sequential convex programming.
 
-    Parameters (stored as given; ``fit`` does the work, scikit-learn style):
+    Parameters (stored as given, each as the attribute of the same name; ``fit`` does the work,
+    scikit-learn style; ``get_params`` / ``set_params`` read and change them, and
+    ``sklearn.base.clone`` works):
 
     n_states, n_neurons : model size (n, q).
-    model_set : "theta" (contracting), "theta_gamma" (needs ``gamma``), "cirnn", "srnn",
-        "elman" (plain Elman RNN, no constraint), "unconstrained" (any implicit RNN); ``gamma``
-        given with model_set "theta" means "theta_gamma".
+    model_set : a registered set name (:meth:`ModelSet.names <rrnn_convex.sets.ModelSet.names>`):
+        "theta" (contracting), "theta_gamma" (needs ``gamma``), "cirnn", "srnn", "elman" (plain
+        Elman RNN, no constraint), "unconstrained" (any implicit RNN); ``gamma`` given with
+        model_set "theta" means "theta_gamma".
     gamma : the certified incremental l2 gain bound, in the data's physical units.
     activation : "relu" (default), "tanh", ... (see :mod:`rrnn_convex.activations`).
     parametrization : for Theta / Theta_gamma, "free_C1" (default: the neurons' input weights
@@ -479,19 +483,16 @@ class RobustRNNRegressor:
     # ------------------------------------------------------------------ settings
     def _set(self, scaling: ChannelScaling | None = None) -> ModelSet:
         """The model set; Theta_gamma with ``scaling`` bounds the gain of the physical model."""
+        return ModelSet.from_name(self._set_name(), gamma=self.gamma, margin=self.margin,
+                                  parametrization=self.parametrization, scaling=scaling)
+
+    def _set_name(self) -> str:
+        """``model_set``, where a gamma given with a set that bounds no gain names its gain-bounded
+        counterpart ("theta" -> "theta_gamma")."""
         name = self.model_set
-        if name not in SET_NAMES:
-            raise ValueError(f"model_set: expected one of {SET_NAMES}, got {name!r}")
-        if name == "theta_gamma" or (name == "theta" and self.gamma is not None):
-            if self.gamma is None:
-                raise ValueError("gamma: model_set 'theta_gamma' needs gamma")
-            return GainBounded(gamma=check_scalar(self.gamma, "gamma", low=0.0), margin=self.margin,
-                               parametrization=self.parametrization, scaling=scaling)
-        if self.gamma is not None:
-            raise ValueError(f"gamma: only meaningful with model_set 'theta_gamma', got model_set {name!r}")
-        return {"theta": lambda: Contracting(margin=self.margin, parametrization=self.parametrization),
-                "cirnn": lambda: CIRNNSet(margin=self.margin),
-                "srnn": lambda: SRNNSet(), "elman": ElmanSet, "unconstrained": Unconstrained}[name]()
+        if self.gamma is not None and name in ModelSet.names():
+            name = ModelSet.registered(name).gain_bounded or name
+        return name
 
     def _iteration_cap(self) -> int | None:
         if self.max_iter is None:
@@ -524,19 +525,6 @@ class RobustRNNRegressor:
             raise ValueError(f"init_samples: expected fewer than the validation length {T}, got {k}")
         return int(k)
 
-    def _certify(self, model: ImplicitRNN, model_set: ModelSet, final: bool = False) -> Certificate | None:
-        """The certificate an iterate needs (``model`` in physical units): gamma for
-        Theta_gamma, contraction otherwise (the final model of Theta and the structured sets also
-        gets its smallest gamma)."""
-        if isinstance(model_set, (Unconstrained, ElmanSet)):
-            return None
-        gamma = getattr(model_set, "gamma", None)
-        if gamma is not None:
-            return certify(model, gamma=gamma, solver=self.solver)
-        if final:
-            return certify(model, solver=self.solver)
-        return certify(model, solver=self.solver, contraction_only=True)
-
     def _scaling(self, U, Y) -> ChannelScaling:
         if self.normalize not in (True, False):
             raise ValueError(f"normalize: expected True or False, got {self.normalize!r}")
@@ -544,8 +532,26 @@ class RobustRNNRegressor:
 
     # ------------------------------------------------------------------ the start
     def initial_model(self, u, y, model_set: ModelSet | None = None) -> ImplicitRNN:
-        """The start of a fit on (u, y), in physical units: the N4SID start (see the class
-        docstring) embedded in ``model_set`` (default: the estimator's set)."""
+        """The start of a fit on (u, y), in physical units.
+
+        Parameters
+        ----------
+        u, y : array_like
+            Training inputs (batch, T, m) and outputs (batch, T, p).
+        model_set : ModelSet, optional
+            Another set to embed the start in (:meth:`ModelSet.from_name
+            <rrnn_convex.sets.ModelSet.from_name>`); default: the estimator's own set.
+
+        Returns
+        -------
+        ImplicitRNN
+            The N4SID start (see the class docstring) embedded in the set, in physical units.
+
+        Raises
+        ------
+        ValueError
+            For bad data or settings (naming the argument).
+        """
         U, Y = paired_sequences(u, y)
         scaling = self._scaling(U, Y)
         model_set = self._set() if model_set is None else model_set
@@ -556,28 +562,38 @@ class RobustRNNRegressor:
         """(normalised start model, initial state per sequence, report) from normalised data;
         ``seed`` (default ``self.seed``) draws the random neurons."""
         seed = self.seed if seed is None else seed
-        rng = np.random.default_rng(seed)
-        n, q = int(self.n_states), int(self.n_neurons)
         act = get_activation(self.activation)
-        m = U.shape[2]
-        if isinstance(model_set, (SRNNSet, CIRNNSet, ElmanSet)):
-            if q != n:
-                raise ValueError(f"n_neurons: the {model_set.name} needs n_neurons == n_states, got {q} and {n}")
-            A, B, C, D = n4sid(U, Y, n)
-            report = {"order": n, "kind": model_set.name}
-            if isinstance(model_set, ElmanSet) and act.name == "relu":
-                # unconstrained ReLU RNN: the N4SID model itself, by a state shift (init.elman_from_lti)
-                return elman_from_lti(A, B, C, D, u=U), None, report
-            # the constrained Elman-like sets have no linear path: start from small random weights
-            W = rng.standard_normal((n, n)) * 0.5 / np.sqrt(n)
-            return ImplicitRNN.from_elman(W, 0.5 * rng.standard_normal((n, m)), C=C, D=D, activation=act), None, report
-        start = linear_start(U, Y, n, seed=seed)
-        model = start.to_model(q, act, seed=seed)
+        if model_set.elman_structure:
+            model, report = self._elman_start(U, Y, model_set, act, np.random.default_rng(seed))
+            return model, None, report
+        return self._linear_start(U, Y, model_set, scaling, act, seed)
+
+    def _elman_start(self, U, Y, model_set: ModelSet, act, rng) -> tuple[ImplicitRNN, dict]:
+        """(start, report) for the sets of Elman RNNs: the N4SID model itself where the set has no
+        constraint and the activation is ReLU, else small random weights (no linear path)."""
+        n, q = int(self.n_states), int(self.n_neurons)
+        if q != n:
+            raise ValueError(f"n_neurons: the {model_set.name} needs n_neurons == n_states, got {q} and {n}")
+        A, B, C, D = n4sid(U, Y, n)
+        report = {"order": n, "kind": model_set.name}
+        if not model_set.certifies and act.name == "relu":
+            # unconstrained ReLU RNN: the N4SID model itself, by a state shift (init.elman_from_lti)
+            return elman_from_lti(A, B, C, D, u=U), report
+        # the constrained Elman-like sets have no linear path: start from small random weights
+        W = rng.standard_normal((n, n)) * 0.5 / np.sqrt(n)
+        return ImplicitRNN.from_elman(W, 0.5 * rng.standard_normal((n, U.shape[2])), C=C, D=D, activation=act), report
+
+    def _linear_start(self, U, Y, model_set: ModelSet, scaling: ChannelScaling, act, seed: int):
+        """(start, initial states, report) for the implicit RNN sets: the best N4SID model padded and
+        embedded (:func:`~rrnn_convex.init.linear_start`), projected onto the set's gamma when it
+        does not certify it."""
+        start = linear_start(U, Y, int(self.n_states), seed=seed)
+        model = start.to_model(int(self.n_neurons), act, seed=seed)
         report = start.report()
-        gamma = getattr(model_set, "gamma", None)
+        gamma = model_set.gamma
         if gamma is not None:
             phys = scaling.to_physical(model)
-            if not certify(phys, gamma=gamma, solver=self.solver).certified:
+            if not model_set.certificate(phys, solver=self.solver).certified:
                 model = scaling.to_normalized(project(phys, gamma=gamma, solver=self.solver, norm="implicit").model)
                 report["projected_onto_gamma"] = float(gamma)
         return model, start.x0, report
@@ -587,9 +603,10 @@ class RobustRNNRegressor:
         path = tuple(check_scalar(g, "gamma_path", low=0.0) for g in (self.gamma_path or ()))
         if not path:
             return ()
-        gamma = getattr(model_set, "gamma", None)
+        gamma = model_set.gamma
         if gamma is None:
-            raise ValueError(f"gamma_path: only for model_set 'theta_gamma', got {self.model_set!r}")
+            gain_names = " or ".join(repr(k) for k in ModelSet.names_where(gain=True))
+            raise ValueError(f"gamma_path: only for model_set {gain_names}, got {self.model_set!r}")
         steps = path + (gamma,)
         if any(a <= b for a, b in zip(steps, steps[1:])):
             raise ValueError(f"gamma_path: expected gammas decreasing towards gamma={gamma:g}, got {list(path)}")
@@ -602,10 +619,9 @@ class RobustRNNRegressor:
         (physical units) in Theta_gamma (the start of the final stage)."""
         model = init_model
         for g in path:
-            stage = copy.copy(self)
             budget = None if self.time_budget is None else max(self.time_budget - (time.perf_counter() - t_start), 0.0)
-            stage.__dict__.update(gamma=g, model_set="theta_gamma", gamma_path=(), max_iter=int(self.path_iter),
-                                  time_budget=budget, checkpoint=None)
+            stage = clone(self).set_params(gamma=g, model_set=self._set_name(), gamma_path=(),
+                                           max_iter=int(self.path_iter), time_budget=budget, checkpoint=None)
             t0 = time.perf_counter()
             start = None if model is None else self._into(model, g)
             stage.fit(U, Y, validation=val, init_model=start)
@@ -623,45 +639,6 @@ class RobustRNNRegressor:
         if proj.certificate is None or not proj.certificate.certified:
             raise NotCertifiable(f"gamma_path: projecting the stage model onto Theta_{gamma:g} gave no certified model")
         return proj.model
-
-    # ------------------------------------------------------------------ the lifted point
-    def _lifted_point(self, model: ImplicitRNN, model_set: ModelSet, min_margin: float = 0.0) -> dict | None:
-        """Certificate variables (P, lambda > 0) with which the current weights satisfy the set's
-        lifted LMI with the largest margin t <= 1 (an SDP with every weight fixed), or None if
-        there are none with t > ``min_margin``."""
-        fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
-        probe = copy.copy(model_set)
-        t = cp.Variable(name="t")
-        probe.margin, probe.parametrization = t, "free_C1"
-        sv = probe.build(model.dims, model.activation, fixed=fixed)
-        lam = sv.cert["lam"]
-        prob = cp.Problem(cp.Maximize(t), sv.constraints + [lam >= 1e-9, t <= 1.0])
-        att = _solvers.run(prob, _solvers.solver_sequence(self.solver, fallback=False)[0])
-        if att.status not in ("optimal", "optimal_inaccurate") or lam.value is None or not np.min(lam.value) > 0:
-            return None
-        # the margin the point really has (an inaccurate solve is fine if the point is good)
-        tv = float(t.value)
-        margin = min(float(np.linalg.eigvalsh(0.5 * (c.expr.value + c.expr.value.T))[0]) + tv
-                     for c in sv.constraints if isinstance(c, cp.constraints.PSD))
-        if not margin > min_margin:
-            return None
-        return {"P": np.asarray(sv.cert["P"].value, dtype=np.float64), "lam": np.asarray(lam.value, dtype=np.float64)}
-
-    def _in_lifted_form(self, model: ImplicitRNN, model_set: ModelSet, scaling: ChannelScaling):
-        """(model, certificate point) with the model in a representation that satisfies the set's
-        lifted LMI (E, P free). In the certificate's metric, E = E'QE (= Qx, symmetric),
-        F = E'Q F, ..., it holds at P = E exactly (the relaxation E + E' - P <= E'P^-1 E is tight
-        when P = E): a change of representation only."""
-        point = self._lifted_point(model, model_set)
-        if point is not None:
-            return model, point
-        cert = self._certify(scaling.to_physical(model), model_set)
-        model = model.transform(model.E.T @ cert.Q)
-        point = self._lifted_point(model, model_set)
-        if point is None:
-            raise NotCertifiable("fit: no multipliers put the starting weights in the lifted LMI, even in the "
-                               "certificate's own representation")
-        return model, point
 
     # ------------------------------------------------------------------ fitting
     def fit(self, u, y, validation=None, *, init_model: ImplicitRNN | None = None, resume=None):
@@ -746,8 +723,7 @@ class RobustRNNRegressor:
         """Simulate the fitted model (physical units; zero initial state by default, or the
         state estimated from the first ``init_samples`` samples of ``y_init``); does not change
         state. See :meth:`ImplicitRNN.simulate <rrnn_convex.model.ImplicitRNN.simulate>`."""
-        if not hasattr(self, "model_"):
-            raise RuntimeError("simulate: call fit first")
+        check_fitted(self, "simulate")
         if y_init is None and init_samples is None:
             return self.model_.simulate(u, x0)
         return self.model_.simulate(u, x0, y_init=y_init, init_samples=init_samples)
@@ -755,8 +731,7 @@ class RobustRNNRegressor:
     def save(self, path, meta: dict | None = None) -> Path:
         """Write the fitted model (``.npz``, with the scaling and ``meta`` recorded) and its
         certificate (``.cert.json`` beside it), atomically."""
-        if not hasattr(self, "model_"):
-            raise RuntimeError("save: call fit first")
+        check_fitted(self, "save")
         info = {"scaling": self.scaling_.to_dict(), "init_samples": int(self.init_samples)} | dict(meta or {})
         out = self.model_.save(path, meta=info)
         if self.certificate_ is not None:
@@ -810,13 +785,13 @@ class _Run:
                 self.start_report["seed"] = self.seed
             state = FitState(model, np.zeros((self.windows.count, model.n)), {}, settings=FitState.settings_of(self))
         self.check_dims(model)
-        cert = est._certify(self.scaling.to_physical(model), ms)
+        cert = ms.certificate(self.scaling.to_physical(model), solver=est.solver)
         if cert is not None and not cert.certified:
             raise ValueError(f"init_model: the starting model is not in the {ms.name} set "
                              f"({cert.reason}); project it first")
         if resume is None:
             if ms.uses_multiplier:
-                model, point = est._in_lifted_form(model, ms, self.scaling)
+                model, point = ms.lifted_form(model, self.scaling, est.solver)
                 state = replace(state, model=model, point=point)
             if est.learn_x0:
                 if x0_seq is None:
@@ -1023,7 +998,7 @@ class _Run:
         if ms.uses_multiplier and (recentre or slack < 0.5 * ms.margin):
             # the step solutions sit on the margin's boundary, up to the solver's tolerance: re-centre
             # the certificate point for the current weights rather than let the margin shrink
-            model, point = self.est._in_lifted_form(model, ms, self.scaling)
+            model, point = ms.lifted_form(model, self.scaling, self.est.solver)
             self.update(model=model, point=point)  # the same object unless re-represented
             step.load(model, point)
             slack = step.slack()
@@ -1084,7 +1059,7 @@ class _Run:
         against the candidate's weights; :func:`~rrnn_convex.certify.certify` (an SDP) only when
         that check fails or the set has no such point."""
         ms = self.model_set
-        if isinstance(ms, (Unconstrained, ElmanSet)):
+        if not ms.certifies:
             return None
         phys = self.scaling.to_physical(cand)
         if point and "P" in point and "lam" in point:
@@ -1093,13 +1068,13 @@ class _Run:
             except np.linalg.LinAlgError:
                 Q = None
             if Q is not None and np.all(np.isfinite(Q)):
-                cert = certificate_from(phys, Q, point["lam"], getattr(ms, "gamma", None),
+                cert = certificate_from(phys, Q, point["lam"], ms.gamma,
                                         how="the step problem's certificate point")
                 if cert.certified:
                     self.cert_source = "step point"
                     return cert
         self.cert_source = "certify"
-        return self.est._certify(phys, ms)
+        return ms.certificate(phys, solver=self.est.solver)
 
     def interior_step(self, theta: np.ndarray):
         """(model, certificate point) when the unconstrained minimiser ``theta`` of the step's
@@ -1114,7 +1089,7 @@ class _Run:
         if self.state.interior_pause > 0:
             self.update(interior_pause=self.state.interior_pause - 1)
             return None, None
-        point = est._lifted_point(cand, ms, min_margin=float(self.step.margin.value))
+        point = ms.lifted_point(cand, est.solver, min_margin=float(self.step.margin.value))
         if point is None:
             # the constraint is active: where it is, it tends to stay (the paper's data: every
             # step), so skip the check for a few attempts rather than pay for it each time
@@ -1135,7 +1110,7 @@ class _Run:
         est.history_ = st.history
         est.n_iter_ = len(st.history)
         est.stop_reason_, est.stop_detail_ = self.stop_reason, self.stop_detail
-        est.certificate_ = est._certify(est.model_, self.model_set, final=True)
+        est.certificate_ = self.model_set.certificate(est.model_, solver=est.solver, smallest_gamma=True)
         if est.certificate_ is None:
             c_info = certify(est.model_, solver=est.solver)
             est.certificate_ = c_info if c_info.certified else None

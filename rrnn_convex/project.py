@@ -32,7 +32,6 @@ Distances (``norm``):
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 
@@ -41,11 +40,11 @@ import numpy as np
 
 from . import solvers as _solvers
 from ._validation import check_scalar
-from .certify import DEFAULT_TIME_LIMIT, Certificate, certify
+from .certify import DEFAULT_TIME_LIMIT, Certificate
 from .errors import NotCertifiable
 from .model import ImplicitRNN
 from .scalable import AUTO_MIN_SIZE
-from .sets import MATRIX_NAMES, CIRNNSet, Contracting, ElmanSet, GainBounded, ModelSet, SRNNSet, Unconstrained
+from .sets import MATRIX_NAMES, Contracting, GainBounded, ModelSet
 
 NORMS = ("normalized", "implicit")
 
@@ -73,29 +72,8 @@ def _target_set(gamma, target) -> ModelSet:
     if target is not None:
         if gamma is not None:
             raise ValueError("gamma: give either gamma or target, not both")
-        if not isinstance(target, ModelSet) or isinstance(target, (Unconstrained, ElmanSet)):
-            raise ValueError(f"target: expected a constrained ModelSet (Contracting, GainBounded, CIRNNSet, "
-                             f"SRNNSet), got {target!r}")
-        return target
+        return ModelSet.constrained(target, "target")
     return Contracting() if gamma is None else GainBounded(gamma=gamma)
-
-
-def _already_in(model: ImplicitRNN, target: ModelSet, solver, time_limit=None) -> Certificate | None:
-    """The model's certificate if it is already in the target set, else None."""
-    if isinstance(target, CIRNNSet):
-        return None  # membership needs the diagonal-P LMI: always solve the projection
-    if isinstance(target, SRNNSet) and not (target.contains(model) and
-                                            np.linalg.norm(model.C1, 2) <= 1 - target.eps):
-        return None
-    cert = _certify_in(model, target, solver, time_limit)
-    return cert if cert.certified else None
-
-
-def _certify_in(model: ImplicitRNN, target: ModelSet, solver, time_limit=None) -> Certificate:
-    """The certificate that puts ``model`` in ``target``: contraction for Theta (no gain bound is
-    asked for, and the smallest gamma costs ~20x more at n = 128), ``gamma`` for Theta_gamma."""
-    gamma = getattr(target, "gamma", None)
-    return certify(model, gamma=gamma, solver=solver, contraction_only=gamma is None, time_limit=time_limit)
 
 
 def projection_solvers(solver: str | None, dims: dict) -> list[str]:
@@ -136,7 +114,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     if gamma is not None:
         gamma = check_scalar(gamma, "gamma", low=0.0)
     target = _target_set(gamma, target)
-    gamma = getattr(target, "gamma", None)
+    gamma = target.gamma
     weights = dict(weights or {})
     for k, w in weights.items():
         if k not in MATRIX_NAMES:
@@ -160,14 +138,8 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     base = model.explicit() if norm == "normalized" else model
 
     target.check_dims(model.dims)
-    if isinstance(target, (SRNNSet, CIRNNSet)):
-        forced = target.structure(model.dims)
-        wrong = [k for k, v in forced.items() if not np.array_equal(getattr(model, k), v)]
-        if isinstance(target, SRNNSet) and not np.array_equal(model.E, np.eye(model.n)):
-            wrong.insert(0, "E")
-        if wrong:
-            raise ValueError(f"model: does not have the {target.name} structure (E x+ = sigma(W x + U u + b), "
-                             f"y = C x + D u); these weights differ from it: {wrong}")
+    if target.structure(model.dims):
+        target.check_structure(model)
         base = model  # the structure is representation-specific: keep the given form
     if gamma is not None and "D22" in fixed:
         bound = float(np.linalg.norm(model.D22, 2))
@@ -175,7 +147,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
             raise ValueError(f"gamma: {gamma:.6g} is not achievable with D22 fixed: the incremental gain is at "
                              f"least ||D22||_2 = {bound:.6g}")
 
-    cert = _already_in(model, target, solver, time_left())
+    cert = target.membership(model, solver=solver, time_limit=time_left())
     if cert is not None:
         return Projection(model, cert, 0.0, norm, target.name, False, time.perf_counter() - t0)
 
@@ -186,9 +158,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     sequence = projection_solvers(solver, base.dims)
     last_reason = ""
     for margin in margins:
-        tset = copy.copy(target)
-        tset.margin = margin
-        sv = tset.build(base.dims, base.activation, fixed=fixed_arrays)
+        sv = target.replace(margin=margin).build(base.dims, base.activation, fixed=fixed_arrays)
         obj = sum(weights.get(k, 1.0) * cp.sum_squares(sv.params[k] - getattr(base, k)) for k in sv.free)
         problem = cp.Problem(cp.Minimize(obj), sv.constraints)
         for name in sequence:
@@ -206,7 +176,7 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
             except ValueError as exc:
                 last_reason = str(exc)
                 continue
-            cert = _certify_in(candidate, target, solver, time_left())
+            cert = target.certificate(candidate, solver=solver, time_limit=time_left())
             if cert.certified:
                 dist = _distance(candidate, base, MATRIX_NAMES, weights)
                 return Projection(candidate, cert, dist, norm, target.name, True, time.perf_counter() - t0,

@@ -15,21 +15,33 @@ before being called certified (a solver's "optimal" is not a proof).
 
 ``GainBounded(scaling=s)`` bounds the gain in physical units while the variables are the
 weights of the model on normalised signals (see :mod:`rrnn_convex.scaling`).
+
+The sets are registered by name (``"theta"``, ``"theta_gamma"``, ``"cirnn"``, ``"srnn"``,
+``"elman"``, ``"unconstrained"``): :meth:`ModelSet.from_name` builds one, :meth:`ModelSet.names`
+lists them, and the estimators, the sweep and the command line take their choices from there.
+Each set also answers what its callers need to know about it: the certificate an iterate needs
+(:meth:`ModelSet.certificate`), whether a model is already in it (:meth:`ModelSet.membership`),
+whether a model has its structure (:meth:`ModelSet.check_structure`) and, for the LMI sets, the
+certificate point that puts given weights in the lifted LMI (:meth:`ModelSet.lifted_form`).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import cvxpy as cp
 import numpy as np
 
+from . import solvers
 from ._validation import as_float_array, check_scalar
 from .activations import Activation, get_activation
+from .certify import Certificate, certify
+from .errors import NotCertifiable
 from .lmi import cirnn_lmi, lifted_lmi, srnn_lmi
-from .model import ImplicitRNN, _MATRIX_SHAPES
+from .model import ImplicitRNN
 from .scaling import ChannelScaling
+from .shapes import MATRIX_NAMES, MATRIX_SHAPES
 
-MATRIX_NAMES = tuple(name for name, _, _ in _MATRIX_SHAPES)
 PARAMETRIZATIONS = ("fixed_C1", "free_C1")
 
 
@@ -75,6 +87,39 @@ class SetVariables:
         return ImplicitRNN(**vals, **(biases or {}), activation=activation)
 
 
+#: registered name -> ModelSet subclass, in the order the sets are listed to users
+_REGISTRY: dict = {}
+
+
+def register(key: str):
+    """Class decorator: register a :class:`ModelSet` subclass under ``key``.
+
+    Parameters
+    ----------
+    key : str
+        The name :meth:`ModelSet.from_name` and the estimators' ``model_set`` parameter accept.
+
+    Returns
+    -------
+    callable
+        The decorator; it sets ``cls.key`` and returns the class unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``key`` is already registered.
+    """
+    def decorate(cls):
+        if key in _REGISTRY:
+            raise ValueError(f"key: the model set name {key!r} is already registered "
+                             f"(by {_REGISTRY[key].__name__})")
+        cls.key = key
+        _REGISTRY[key] = cls
+        return cls
+
+    return decorate
+
+
 class ModelSet:
     """Base class of the model sets.
 
@@ -82,16 +127,175 @@ class ModelSet:
     ``structure(dims)`` (weights the set forces to constants, e.g. the Elman form of SRNN) and
     ``add_constraints(params, dims, act)`` (certificate variables and constraints). The LMI
     sets (Theta, Theta_gamma) also support the ``free_C1`` change of variables.
+
+    Class attributes that callers ask instead of testing the type: ``key`` (the registered
+    name), ``gain`` (the set bounds the incremental gain: its name needs a ``gamma``),
+    ``uses_multiplier`` (its LMI has the S-procedure multiplier Lambda: the lifted LMI of Theta /
+    Theta_gamma), ``certifies`` (its models carry a certificate; False for the unconstrained
+    baselines), ``elman_structure`` (its models are Elman RNNs, one neuron per state) and
+    ``gamma`` (the gain bound, None for the sets that bound no gain).
     """
 
+    key: str | None = None
     gain = False
     uses_multiplier = False  # True for the sets whose LMI has the S-procedure multiplier Lambda
+    certifies = True
+    elman_structure = False
+    gamma: float | None = None
+    #: the structure in words, for error messages (the sets with a forced structure)
+    structure_text = ""
+    #: the constructor arguments :meth:`from_name` passes on from its ``options``
+    name_options: tuple[str, ...] = ()
+    #: the registered name of the same set with a gain bound (Theta -> Theta_gamma), if any
+    gain_bounded: str | None = None
 
     def __init__(self, margin: float = 1e-6, parametrization: str = "fixed_C1"):
         self.margin = check_scalar(margin, "margin", low=0.0, low_inclusive=True)
         if parametrization not in PARAMETRIZATIONS:
             raise ValueError(f"parametrization: expected one of {PARAMETRIZATIONS}, got {parametrization!r}")
         self.parametrization = parametrization
+
+    # ------------------------------------------------------------------ the registry
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        """The registered set names, in the order they are listed to users.
+
+        Returns
+        -------
+        tuple of str
+            ``("theta", "theta_gamma", "cirnn", "srnn", "elman", "unconstrained")`` plus any
+            set registered later with :func:`register`.
+        """
+        return tuple(_REGISTRY)
+
+    @staticmethod
+    def registered(name: str, argument: str = "model_set") -> type:
+        """The set class registered under ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A registered name (see :meth:`names`).
+        argument : str
+            The argument named in the error message.
+
+        Returns
+        -------
+        type
+            The :class:`ModelSet` subclass.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is not registered (the message lists the registered names).
+        """
+        if not isinstance(name, str) or name not in _REGISTRY:
+            raise ValueError(f"{argument}: expected one of {ModelSet.names()}, got {name!r}")
+        return _REGISTRY[name]
+
+    @staticmethod
+    def names_where(**flags) -> tuple[str, ...]:
+        """The registered names whose class attributes equal ``flags``, e.g.
+        ``names_where(certifies=False)`` (the sets whose models carry no certificate).
+
+        Parameters
+        ----------
+        **flags
+            Class attribute names (``gain``, ``uses_multiplier``, ``certifies``,
+            ``elman_structure``) and the values to select.
+
+        Returns
+        -------
+        tuple of str
+            The matching names, in registry order.
+
+        Raises
+        ------
+        ValueError
+            If a flag is not a class attribute of :class:`ModelSet`.
+        """
+        unknown = sorted(k for k in flags if not hasattr(ModelSet, k))
+        if unknown:
+            raise ValueError(f"flags: expected class attributes of ModelSet, got {unknown}")
+        return tuple(k for k, cls in _REGISTRY.items() if all(getattr(cls, f) == v for f, v in flags.items()))
+
+    @classmethod
+    def from_name(cls, name: str, *, gamma: float | None = None, argument: str = "model_set",
+                  **options) -> "ModelSet":
+        """Build the set registered under ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A registered name (:meth:`names`), e.g. ``"theta_gamma"``.
+        gamma : float, optional
+            The gain bound: required by the sets that bound the gain (``"theta_gamma"``),
+            refused by the others.
+        argument : str
+            The argument named when ``name`` is not registered.
+        **options
+            Settings of the sets (``margin``, ``parametrization``, ``scaling``, ``eps``); each set
+            takes those in its ``name_options`` and ignores the rest, so one set of options
+            serves every name.
+
+        Returns
+        -------
+        ModelSet
+            A new set.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name, a missing or unexpected ``gamma``, an option no set takes, or
+            an invalid option value.
+
+        Examples
+        --------
+        >>> ModelSet.from_name("theta_gamma", gamma=10).gamma
+        10.0
+        """
+        kind = cls.registered(name, argument)
+        known = set().union(*(k.name_options for k in _REGISTRY.values()))
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"options: expected some of {sorted(known)}, got {unknown}")
+        if kind.gain and gamma is None:
+            raise ValueError(f"gamma: model_set {name!r} needs gamma")
+        if not kind.gain and gamma is not None:
+            gain_names = " or ".join(repr(k) for k in cls.names_where(gain=True))
+            raise ValueError(f"gamma: only meaningful with model_set {gain_names}, got model_set {name!r}")
+        kwargs = {k: v for k, v in options.items() if k in kind.name_options}
+        if kind.gain:
+            kwargs["gamma"] = gamma
+        return kind(**kwargs)
+
+    def replace(self, **changes) -> "ModelSet":
+        """A copy of the set with some attributes changed, e.g. ``replace(margin=p)`` with a cvxpy
+        Parameter as the margin of a problem that is re-solved.
+
+        Parameters
+        ----------
+        **changes
+            Attribute names of the set and their new values (not validated: a cvxpy expression
+            is allowed where a number is expected).
+
+        Returns
+        -------
+        ModelSet
+            A shallow copy; the set itself is unchanged.
+
+        Raises
+        ------
+        ValueError
+            If a name is not an attribute of the set.
+        """
+        unknown = sorted(k for k in changes if not hasattr(self, k))
+        if unknown:
+            raise ValueError(f"changes: {self.name} has no attribute(s) {unknown}")
+        out = copy.copy(self)
+        for k, v in changes.items():
+            setattr(out, k, v)
+        return out
 
     @property
     def name(self) -> str:
@@ -125,7 +329,7 @@ class ModelSet:
         forced = self.structure(shapes)
         free_c1 = self.uses_multiplier and self.parametrization == "free_C1"
         params, free = {}, []
-        for name, r, c in _MATRIX_SHAPES:
+        for name, r, c in MATRIX_SHAPES:
             shape = (shapes[r], shapes[c])
             if name in fixed:
                 arr = as_float_array(fixed[name], f"fixed[{name!r}]", ndim=2)
@@ -155,8 +359,112 @@ class ModelSet:
     def contains(self, model: ImplicitRNN) -> bool:
         """Whether ``model`` has the set's structure (for the structural sets); a quick check,
         not a certificate."""
+        return not self.structure_differences(model)
+
+    def structure_differences(self, model: ImplicitRNN) -> list[str]:
+        """The weights of ``model`` that differ from the set's forced structure (in the order of
+        :meth:`structure`; empty for the sets without one)."""
         forced = self.structure(model.dims)
-        return all(np.array_equal(getattr(model, k), v) for k, v in forced.items())
+        return [k for k, v in forced.items() if not np.array_equal(getattr(model, k), v)]
+
+    def check_structure(self, model: ImplicitRNN) -> None:
+        """Refuse a model without the set's structure.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model, in the representation it is given in (the structure is
+            representation-specific: E = I for the SRNN set, say).
+
+        Raises
+        ------
+        ValueError
+            Naming the set, its structure and the weights that differ from it.
+        """
+        wrong = self.structure_differences(model)
+        if wrong:
+            raise ValueError(f"model: does not have the {self.name} structure ({self.structure_text}); "
+                             f"these weights differ from it: {wrong}")
+
+    # ------------------------------------------------------------------ certificates
+    def certificate(self, model: ImplicitRNN, *, solver: str | None = None, smallest_gamma: bool = False,
+                    **certify_options) -> Certificate | None:
+        """The certificate that puts ``model`` in the set: :func:`~rrnn_convex.certify.certify`
+        with the set's gamma (gain-bounded sets), else of contraction alone.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model, in the units the set's gamma is stated in (physical units).
+        solver : str, optional
+            The SDP solver (None: certify's default).
+        smallest_gamma : bool
+            For the sets without a gamma: also find the smallest certifiable gamma (about 20x the
+            cost of contraction alone at n = 128), e.g. for a fit's final model.
+        **certify_options
+            Passed on to :func:`~rrnn_convex.certify.certify` (``time_limit``, ...).
+
+        Returns
+        -------
+        Certificate or None
+            None for the sets whose models carry no certificate (``certifies`` False); else the
+            certificate, which may say "not certified".
+        """
+        if not self.certifies:
+            return None
+        if self.gamma is not None:
+            return certify(model, gamma=self.gamma, solver=solver, **certify_options)
+        if smallest_gamma:
+            return certify(model, solver=solver, **certify_options)
+        return certify(model, solver=solver, contraction_only=True, **certify_options)
+
+    def membership(self, model: ImplicitRNN, *, solver: str | None = None, **certify_options) -> Certificate | None:
+        """The model's certificate if it is already in the set, else None.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model.
+        solver : str, optional
+            The SDP solver.
+        **certify_options
+            Passed on to :meth:`certificate` (``time_limit``, ...).
+
+        Returns
+        -------
+        Certificate or None
+            A certificate that certifies, or None: the model is not in the set, or the set
+            cannot tell from a certificate of the weights (the ci-RNN set).
+        """
+        cert = self.certificate(model, solver=solver, **certify_options)
+        return cert if cert is not None and cert.certified else None
+
+    @staticmethod
+    def constrained(obj, argument: str = "target") -> "ModelSet":
+        """``obj`` if it is a set whose models carry a certificate.
+
+        Parameters
+        ----------
+        obj : object
+            The value to check.
+        argument : str
+            The argument named in the error.
+
+        Returns
+        -------
+        ModelSet
+            ``obj`` itself.
+
+        Raises
+        ------
+        ValueError
+            If ``obj`` is not a :class:`ModelSet` or certifies nothing (the message lists the
+            registered constrained sets).
+        """
+        if not isinstance(obj, ModelSet) or not obj.certifies:
+            kinds = ", ".join(_REGISTRY[k].__name__ for k in ModelSet.names_where(certifies=True))
+            raise ValueError(f"{argument}: expected a constrained ModelSet ({kinds}), got {obj!r}")
+        return obj
 
 
 class _LMISet(ModelSet):
@@ -173,6 +481,81 @@ class _LMISet(ModelSet):
     def check_dims(self, dims):
         if self.scaling is not None:
             self.scaling.check_dims(dims["m"], dims["p"], "dims")
+
+    def lifted_point(self, model: ImplicitRNN, solver: str | None = None, min_margin: float = 0.0) -> dict | None:
+        """Certificate variables with which the weights of ``model`` satisfy the set's lifted LMI.
+
+        An SDP with every weight fixed: maximise the margin t <= 1 over P and lambda > 0.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model in the set's own coordinates (normalised, for a set with a scaling).
+        solver : str, optional
+            The SDP solver (the first of :func:`~rrnn_convex.solvers.solver_sequence`).
+        min_margin : float
+            The smallest margin accepted.
+
+        Returns
+        -------
+        dict or None
+            ``{"P": ..., "lam": ...}`` with margin greater than ``min_margin``, or None if there
+            is none.
+        """
+        fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
+        t = cp.Variable(name="t")
+        sv = self.replace(margin=t, parametrization="free_C1").build(model.dims, model.activation, fixed=fixed)
+        lam = sv.cert["lam"]
+        prob = cp.Problem(cp.Maximize(t), sv.constraints + [lam >= 1e-9, t <= 1.0])
+        att = solvers.run(prob, solvers.solver_sequence(solver, fallback=False)[0])
+        if att.status not in ("optimal", "optimal_inaccurate") or lam.value is None or not np.min(lam.value) > 0:
+            return None
+        # the margin the point really has (an inaccurate solve is fine if the point is good)
+        tv = float(t.value)
+        margin = min(float(np.linalg.eigvalsh(0.5 * (c.expr.value + c.expr.value.T))[0]) + tv
+                     for c in sv.constraints if isinstance(c, cp.constraints.PSD))
+        if not margin > min_margin:
+            return None
+        return {"P": np.asarray(sv.cert["P"].value, dtype=np.float64), "lam": np.asarray(lam.value, dtype=np.float64)}
+
+    def lifted_form(self, model: ImplicitRNN, scaling=None, solver: str | None = None) -> tuple:
+        """The model in a representation that satisfies the set's lifted LMI, with its certificate
+        point.
+
+        In the certificate's metric, E = E'QE (= Qx, symmetric), F = E'Q F, ..., the lifted LMI
+        holds at P = E exactly (the relaxation E + E' - P <= E'P^-1 E is tight when P = E): a
+        change of representation only.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model in the set's coordinates.
+        scaling : ChannelScaling, optional
+            Maps ``model`` to the physical units its certificate is stated in (None: the same).
+        solver : str, optional
+            The SDP solver.
+
+        Returns
+        -------
+        tuple
+            ``(model, point)``: ``model`` itself when its weights already satisfy the lifted LMI,
+            else the same model re-represented; ``point`` as from :meth:`lifted_point`.
+
+        Raises
+        ------
+        NotCertifiable
+            If no certificate point exists even in the certificate's representation.
+        """
+        point = self.lifted_point(model, solver)
+        if point is not None:
+            return model, point
+        cert = self.certificate(model if scaling is None else scaling.to_physical(model), solver=solver)
+        model = model.transform(model.E.T @ cert.Q)
+        point = self.lifted_point(model, solver)
+        if point is None:
+            raise NotCertifiable("fit: no multipliers put the starting weights in the lifted LMI, even in the "
+                                 "certificate's own representation")
+        return model, point
 
     def _gain_operands(self, params, LD12) -> dict:
         """The input/output operands of the gain LMI: the model's own weights, or with a scaling
@@ -210,6 +593,7 @@ class _LMISet(ModelSet):
         sv.constraints.append(_psd(M, self.margin))
 
 
+@register("theta")
 class Contracting(_LMISet):
     """Theta: the contracting implicit RNNs (DESIGN.md section 3, contraction LMI > margin I).
 
@@ -219,7 +603,11 @@ class Contracting(_LMISet):
     physical units. Only its dimensions are checked against ``dims``.
     """
 
+    name_options = ("margin", "parametrization")
+    gain_bounded = "theta_gamma"
 
+
+@register("theta_gamma")
 class GainBounded(_LMISet):
     """Theta_gamma: incremental l2 gain <= gamma. ``gamma=None`` makes gamma a variable
     (``cert["gamma"]``) that the caller may minimise.
@@ -233,6 +621,7 @@ class GainBounded(_LMISet):
     """
 
     gain = True
+    name_options = ("margin", "parametrization", "scaling")
 
     def __init__(self, gamma: float | None = None, margin: float = 1e-6, parametrization: str = "fixed_C1",
                  scaling=None):
@@ -249,6 +638,9 @@ def _elman_structure(dims) -> dict:
 class _ElmanLikeSet(ModelSet):
     """Shared checks of the sets whose models have one neuron per state and |slope| <= 1."""
 
+    elman_structure = True
+    structure_text = "E x+ = sigma(W x + U u + b), y = C x + D u"
+
     def check_dims(self, dims):
         if dims["n"] != dims["q"]:
             raise ValueError(f"dims: the {self.name} needs as many neurons as states (n = q), "
@@ -259,6 +651,7 @@ class _ElmanLikeSet(ModelSet):
             raise ValueError(f"activation: the {self.name} needs slopes in [-1, 1], got [{act.alpha}, {act.beta}]")
 
 
+@register("cirnn")
 class CIRNNSet(_ElmanLikeSet):
     """Contracting implicit RNNs (ci-RNN, Revay & Manchester 2020): ``E x+ = sigma(W x + U u + b)``.
 
@@ -266,6 +659,13 @@ class CIRNNSet(_ElmanLikeSet):
     constraint :func:`~rrnn_convex.lmi.cirnn_lmi` ``[[E + E' - P, W'], [W, P]] > margin I`` with
     P diagonal. Needs n = q and an activation with slopes in [-1, 1].
     """
+
+    name_options = ("margin",)
+
+    def membership(self, model, *, solver=None, **certify_options):
+        """None: membership needs the diagonal-P LMI, which :func:`~rrnn_convex.certify.certify`
+        does not decide (a projection is always solved)."""
+        return None
 
     def structure(self, dims):
         s = _elman_structure(dims)
@@ -281,14 +681,24 @@ class CIRNNSet(_ElmanLikeSet):
         sv.constraints.append(_psd(M, self.margin))
 
 
+@register("srnn")
 class SRNNSet(_ElmanLikeSet):
     """Stable RNNs of Miller & Hardt: the Elman RNN ``h+ = sigma(W h + U u + b)`` with
     ``||W||_2 <= 1 - eps`` (:func:`~rrnn_convex.lmi.srnn_lmi`). As an ImplicitRNN: E = I, F = 0,
     B1 = I, B2 = 0, D21 = 0 (forced), C1 = W. Needs n = q and a 1-Lipschitz activation."""
 
+    name_options = ("eps",)
+
     def __init__(self, eps: float = 0.01):
         super().__init__(margin=0.0)
         self.eps = check_scalar(eps, "eps", low=0.0, high=1.0)
+
+    def membership(self, model, *, solver=None, **certify_options):
+        """The certificate of a model with the Elman structure and ``||W||_2 <= 1 - eps``, else
+        None (without solving anything)."""
+        if not (self.contains(model) and np.linalg.norm(model.C1, 2) <= 1 - self.eps):
+            return None
+        return super().membership(model, solver=solver, **certify_options)
 
     def structure(self, dims):
         return _elman_structure(dims)
@@ -298,10 +708,13 @@ class SRNNSet(_ElmanLikeSet):
         sv.constraints.append(_psd(srnn_lmi(W=sv.params["C1"], eps=self.eps), 0.0))
 
 
+@register("elman")
 class ElmanSet(_ElmanLikeSet):
     """The plain Elman RNN ``h+ = sigma(W h + U u + b)``, ``y = C h + D u + b_y``: the SRNN's
     structure (E = I, F = 0, B1 = I, B2 = 0, D21 = 0, C1 = W) without any constraint. The paper's
     "RNN" baseline; nothing is certified."""
+
+    certifies = False
 
     def __init__(self):
         super().__init__(margin=0.0)
@@ -313,8 +726,11 @@ class ElmanSet(_ElmanLikeSet):
         return None
 
 
+@register("unconstrained")
 class Unconstrained(ModelSet):
     """Every implicit RNN (no constraint): for baselines trained with the same optimiser."""
+
+    certifies = False
 
     def __init__(self):
         super().__init__(margin=0.0)

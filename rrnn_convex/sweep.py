@@ -7,7 +7,8 @@ Dask cluster when ``scheduler`` (an address such as ``"tcp://127.0.0.1:8786"``) 
 row with its error, never fatal to the others; each certified row's certificate was verified in
 the worker (``verified``) and is re-verified here from the returned weights.
 
-Grid: ``"theta_gamma"`` takes every value of ``gammas``; the other sets ("theta", "srnn",
+Grid: the sets that bound the gain (``"theta_gamma"``) take every value of ``gammas``; the other
+registered sets (:meth:`ModelSet.names <rrnn_convex.sets.ModelSet.names>`: "theta", "srnn",
 "cirnn", "elman", "unconstrained") take no gamma. Each cell is fitted with its own ``seed``.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ._validation import check_scalar, paired_sequences
 from .errors import MissingDependency
-from .fit import SET_NAMES
+from .sets import ModelSet
 
 COLUMNS = ("model_set", "gamma", "seed", "status", "val_nse", "train_loss", "certified_gamma", "verified",
            "iterations", "seconds", "error")
@@ -71,20 +72,43 @@ class SweepResult:
 
 
 def grid(gammas=(), seeds=(0,), model_sets=("theta_gamma",)) -> list[Cell]:
-    """The cells of a sweep (validated): gammas apply to "theta_gamma" only."""
+    """The cells of a sweep (validated): gammas apply to the gain-bounded sets only.
+
+    Parameters
+    ----------
+    gammas : sequence of float
+        Gain bounds for the sets that bound the gain (``"theta_gamma"``); needed when one is
+        in ``model_sets``.
+    seeds : sequence of int
+        One cell per seed.
+    model_sets : str or sequence of str
+        Registered set names (:meth:`ModelSet.names <rrnn_convex.sets.ModelSet.names>`).
+
+    Returns
+    -------
+    list of Cell
+        In the order set, gamma, seed.
+
+    Raises
+    ------
+    ValueError
+        For an unknown or missing set name, no seed, or a gain-bounded set without gammas.
+    """
     model_sets = [model_sets] if isinstance(model_sets, str) else list(model_sets)
-    unknown = [s for s in model_sets if s not in SET_NAMES]
+    names = ModelSet.names()
+    unknown = [s for s in model_sets if s not in names]
     if unknown or not model_sets:
-        raise ValueError(f"model_sets: expected some of {SET_NAMES}, got {model_sets!r}")
+        raise ValueError(f"model_sets: expected some of {names}, got {model_sets!r}")
     gammas = [check_scalar(g, "gammas", low=0.0) for g in (gammas or ())]
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
-    if "theta_gamma" in model_sets and not gammas:
-        raise ValueError("gammas: model set 'theta_gamma' needs at least one gamma")
+    bounded = [s for s in model_sets if ModelSet.registered(s).gain]
+    if bounded and not gammas:
+        raise ValueError(f"gammas: model set {bounded[0]!r} needs at least one gamma")
     cells = []
     for s in model_sets:
-        for g in (gammas if s == "theta_gamma" else [None]):
+        for g in (gammas if ModelSet.registered(s).gain else [None]):
             cells.extend(Cell(s, g, seed) for seed in seeds)
     return cells
 

@@ -31,6 +31,7 @@ import cvxpy as cp
 import numpy as np
 
 from .. import solvers as _solvers
+from .._estimator import ParamsMixin, check_fitted
 from .._validation import check_scalar, paired_sequences
 from ..activations import get_activation
 from ..analysis import _Adam, rnn_adjoint
@@ -39,6 +40,7 @@ from ..fit import RobustRNNRegressor
 from ..lmi import lifted_lmi
 from ..metrics import nse
 from ..model import ImplicitRNN
+from ..sets import ModelSet
 
 __all__ = ["BarrierSGD", "simulation_gradient", "lifted_point", "Variables", "lmi_basis"]
 
@@ -230,14 +232,16 @@ def _start(model: ImplicitRNN, gamma, margin, solver):
 
 
 # ---------------------------------------------------------------------- the trainer
-class BarrierSGD:
+class BarrierSGD(ParamsMixin):
     """The authors' training method: log-det barrier + Adam + feasibility line search.
 
-    Parameters (stored as given; ``fit`` does the work):
+    Parameters (stored as given, each as the attribute of the same name; ``fit`` does the work;
+    ``get_params`` / ``set_params`` read and change them):
 
     n_states, n_neurons, activation : model size and activation (used when ``fit`` builds the
         start itself, like :meth:`RobustRNNRegressor.initial_model`; needs alpha = 0).
-    model_set : "theta_gamma" (needs ``gamma``) or "theta".
+    model_set : "theta_gamma" (needs ``gamma``) or "theta": the registered sets with the lifted
+        LMI (``ModelSet.names_where(uses_multiplier=True)``).
     lr : Adam learning rate (1e-3). batch_size : sequences per step (1).
     barrier_weight0 : initial barrier weight w (the authors' mu0 = 10); the barrier term is
         ``(-logdet M) / w``.
@@ -287,15 +291,11 @@ class BarrierSGD:
         self.progress = progress
 
     def _gamma(self):
-        if self.model_set == "theta_gamma":
-            if self.gamma is None:
-                raise ValueError("gamma: model_set 'theta_gamma' needs gamma")
-            return check_scalar(self.gamma, "gamma", low=0.0)
-        if self.model_set == "theta":
-            if self.gamma is not None:
-                raise ValueError("gamma: only meaningful with model_set 'theta_gamma'")
-            return None
-        raise ValueError(f"model_set: expected 'theta' or 'theta_gamma', got {self.model_set!r}")
+        """The gain bound of ``model_set`` (None for Theta), validated."""
+        lifted = ModelSet.names_where(uses_multiplier=True)
+        if self.model_set not in lifted:
+            raise ValueError(f"model_set: expected {' or '.join(repr(k) for k in lifted)}, got {self.model_set!r}")
+        return ModelSet.from_name(self.model_set, gamma=self.gamma).gamma
 
     def fit(self, u, y, validation=None, *, init_model: ImplicitRNN | None = None) -> "BarrierSGD":
         """Train on ``u`` (batch, T, m), ``y`` (batch, T, p); ``validation`` = (u, y) (zero initial
@@ -309,7 +309,7 @@ class BarrierSGD:
         if init_model is None:
             scp = RobustRNNRegressor(self.n_states, self.n_neurons, model_set=self.model_set, gamma=gamma,
                                      activation=self.activation, seed=self.seed, solver=self.solver, progress=False)
-            init_model = scp.initial_model(U, Y, scp._set())
+            init_model = scp.initial_model(U, Y)
         act = get_activation(init_model.activation)
         if act.alpha * act.beta != 0.0:
             raise ValueError(f"activation: the free-C1 parametrisation needs alpha * beta = 0, got {act.name}")
@@ -423,6 +423,12 @@ class BarrierSGD:
                         "epoch_end": epoch_end})
 
     def simulate(self, u, x0=None):
-        if not hasattr(self, "model_"):
-            raise RuntimeError("simulate: call fit first")
+        """Simulate the fitted model on ``u`` from ``x0`` (zero by default).
+
+        Raises
+        ------
+        NotFitted
+            Before ``fit``.
+        """
+        check_fitted(self, "simulate")
         return self.model_.simulate(u, x0)

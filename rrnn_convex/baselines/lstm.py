@@ -21,6 +21,7 @@ from functools import lru_cache
 import casadi as ca
 import numpy as np
 
+from .._estimator import ParamsMixin, check_fitted
 from .._validation import as_float_array, initial_states
 
 __all__ = ["LSTM", "LSTMRegressor"]
@@ -204,10 +205,12 @@ class LSTM:
         return self.simulate(u)
 
 
-class LSTMRegressor:
+class LSTMRegressor(ParamsMixin):
     """Fit an :class:`LSTM` by Levenberg-Marquardt (:func:`~rrnn_convex.baselines.lm.train_lm`).
 
-    Hyperparameters only in the constructor (scikit-learn style): ``n_hidden``; the LM options
+    Hyperparameters only in the constructor, each stored as the attribute of the same name
+    (scikit-learn style: ``get_params`` / ``set_params``, ``sklearn.base.clone`` works):
+    ``n_hidden``; the LM options
     ``max_iter, time_budget, patience, mu0, batch_size, learn_x0`` (one learned initial state
     per training sequence), ``seed`` (initial weights, minibatches), ``init_scale`` and
     ``progress``. The start is :meth:`LSTM.random` with the readout (C, by) fitted by least
@@ -254,6 +257,12 @@ class LSTMRegressor:
         return self
 
     def simulate(self, u, x0=None):
-        if not hasattr(self, "model_"):
-            raise RuntimeError("simulate: call fit first")
+        """Simulate the fitted LSTM on ``u`` from ``x0`` (zero by default).
+
+        Raises
+        ------
+        NotFitted
+            Before ``fit``.
+        """
+        check_fitted(self, "simulate")
         return self.model_.simulate(u, x0)
