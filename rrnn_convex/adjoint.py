@@ -125,14 +125,9 @@ def rnn_input_vjp(model: ImplicitRNN, ub, xs, g):
 
     Parameters
     ----------
-    model : ImplicitRNN
-        The simulated model.
-    ub : numpy.ndarray
-        Inputs, (batch, T, m).
-    xs : numpy.ndarray
-        Simulated states, (batch, T + 1, n), from ``simulate(ub, x0, return_states=True)``.
-    g : numpy.ndarray
-        Output cotangent, (batch, T, p).
+    model, ub, xs, g
+        As for :func:`rnn_adjoint`: the model, its inputs (batch, T, m), the states simulated
+        from them (batch, T + 1, n) and the output cotangent (batch, T, p).
 
     Returns
     -------

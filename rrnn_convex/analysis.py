@@ -28,7 +28,8 @@ from .adjoint import implicit_rnn_vjp, rnn_adjoint, rnn_input_vjp
 from .model import ImplicitRNN
 
 #: public names that moved to rrnn_convex.experiments.generalisation; served by __getattr__
-_MOVED_TO_EXPERIMENTS = ("GeneralisationStudy", "generalisation_data", "generalisation_study", "DEFAULT_WIDTHS")
+_MOVED_TO_EXPERIMENTS = ("GeneralisationStudy", "generalisation_data", "generalisation_study",
+                         "DEFAULT_WIDTHS")
 
 __all__ = ["implicit_rnn_vjp", "rnn_adjoint", "LipschitzBound", "lipschitz_lower_bound",
            *_MOVED_TO_EXPERIMENTS]
