@@ -37,6 +37,7 @@ from pathlib import Path
 
 from ._io import check_input_file, check_outputs, check_writable, same_file, strict_json
 from .errors import MissingDependency, NotCertifiable, SolverUnavailable, UnsupportedDependency
+from .sets import ModelSet
 
 EXIT_OK, EXIT_NOT_CERTIFIED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -160,55 +161,47 @@ def _load_model(args):
 
 
 # ---------------------------------------------------------------------- CSV data
-def _csv_header(path: Path, delimiter: str = ",", role: str = "data") -> list[str] | None:
-    """The first non-blank row of a CSV file, stripped (the same rules as ``read_csv``)."""
-    check_input_file(path, role)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            for fields in csv.reader(fh, delimiter=delimiter, skipinitialspace=True, strict=True):
-                if fields and any(f.strip() for f in fields):
-                    return [f.strip() for f in fields]
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not a text CSV file ({exc})") from None
-    except csv.Error as exc:
-        raise UserError(f"{path}: malformed CSV ({exc})") from None
-    return None
+def _read_table(path, role: str = "data"):
+    """The rows of a CSV file (:class:`~rrnn_convex.datasets.core.CsvTable`), read once."""
+    from .datasets.core import CsvTable
+
+    return CsvTable.read(path, role=role)
 
 
-def _sequence_labels(path: Path, col: int, delimiter: str = ",") -> list[tuple[int, str]]:
-    """(line, label) of every data row (after the header), blank rows skipped as in ``read_csv``."""
-    out = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh, delimiter=delimiter, skipinitialspace=True, strict=True)
-        first = True
-        for fields in reader:
-            if not fields or all(not f.strip() for f in fields):
-                continue
-            if first:
-                first = False
-                continue
-            label = fields[col].strip() if col < len(fields) else ""
-            if not label:
-                raise UserError(f"{path.name}: line {reader.line_num} has no value in the sequence column")
-            out.append((reader.line_num, label))
-    return out
-
-
-def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: str | None, role: str = "data"):
+def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: str | None, role: str = "data",
+                    table=None):
     """Read a CSV into u (batch, T, m), y (batch, T, p) or None, sequence labels and column names.
 
     One file is one sequence, unless it has a sequence column (``sequence_column``, or a column
     named ``sequence`` when not given): its values split the rows into sequences, each a
-    contiguous block; a fit needs them of equal length.
+    contiguous block; a fit needs them of equal length. ``table``: the file's rows when the
+    caller has read them already (else they are read here).
     """
     import numpy as np
 
-    from .datasets import read_csv
-
     path = Path(path)
-    header = _csv_header(path, role=role)
+    table = _read_table(path, role) if table is None else table
+    header = table.first_row
     if header is None:
         raise UserError(f"{path}: the file holds no data")
+    seq_idx = _sequence_index(path, header, sequence_column, inputs, outputs)
+    # the reader needs outputs; without them (simulate) the first input column stands in and is dropped
+    data = table.sequence_data(inputs, outputs or inputs[:1], header=True if seq_idx is not None else None)
+    u, y = data.u[0], data.y[0]
+    names_in, names_out = data.meta["inputs"], data.meta["outputs"]
+    _distinct_columns(path, header, names_in, names_out if outputs else [])
+    if seq_idx is None:
+        return u[None], (y[None] if outputs else None), None, names_in, names_out
+    order, blocks = _sequence_blocks(path, table.labels(seq_idx, "sequence column"))
+    U = np.stack([u[a:b] for a, b in blocks])
+    Y = np.stack([y[a:b] for a, b in blocks]) if outputs else None
+    return U, Y, order, names_in, names_out
+
+
+def _sequence_index(path: Path, header: list, sequence_column: str | None, inputs: list,
+                    outputs: list | None) -> int | None:
+    """The index of the sequence column (``--sequence-column``, else a column named ``sequence``),
+    or None; refuses it as a data column."""
     seq_idx = None
     if sequence_column is not None:
         if sequence_column not in header:
@@ -221,21 +214,15 @@ def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: s
         for role, cols in (("--inputs", inputs), ("--outputs", outputs or [])):
             if header[seq_idx] in cols or seq_idx in cols:
                 raise UserError(f"{role}: {header[seq_idx]!r} is the sequence column, not a data column")
-    # read_csv needs outputs; without them (simulate) the first input column stands in and is dropped
-    data = read_csv(path, inputs=inputs, outputs=outputs or inputs[:1],
-                    header=True if seq_idx is not None else None)
-    u, y = data.u[0], data.y[0]
-    names_in, names_out = data.meta["inputs"], data.meta["outputs"]
-    _distinct_columns(path, header, names_in, names_out if outputs else [])
-    if seq_idx is None:
-        return u[None], (y[None] if outputs else None), None, names_in, names_out
-    rows = _sequence_labels(path, seq_idx)
-    if len(rows) != u.shape[0]:  # cannot happen: both readers skip the same rows
-        raise UserError(f"{path.name}: {len(rows)} sequence labels for {u.shape[0]} data rows")
-    order, start, blocks = [], {}, {}
+    return seq_idx
+
+
+def _sequence_blocks(path: Path, rows: list[tuple[int, str]]) -> tuple[list[str], list[tuple[int, int]]]:
+    """(labels in order of appearance, (start, stop) data rows of each): every sequence one
+    contiguous block, all of equal length."""
+    order, blocks = [], {}
     for r, (line, label) in enumerate(rows):
-        if label not in start:
-            start[label] = r
+        if label not in blocks:
             order.append(label)
             blocks[label] = [r, r + 1]
         elif blocks[label][1] != r:
@@ -247,9 +234,7 @@ def _read_sequences(path, inputs: list, outputs: list | None, sequence_column: s
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{k!r}: {v}" for k, v in list(lengths.items())[:6])
         raise UserError(f"{path.name}: sequences have different lengths ({shown}); trim them to equal length")
-    U = np.stack([u[blocks[lab][0]:blocks[lab][1]] for lab in order])
-    Y = np.stack([y[blocks[lab][0]:blocks[lab][1]] for lab in order]) if outputs else None
-    return U, Y, order, names_in, names_out
+    return order, [tuple(blocks[lab]) for lab in order]
 
 
 def _distinct_columns(path: Path, header: list, names_in: list, names_out: list) -> None:
@@ -594,8 +579,8 @@ def _cmd_simulate(args) -> int:
     check_outputs({"model": args.model, "data": args.data}, {"--out": args.out, "--plot": plot})
     loaded = _load_model(args)
     model, meta = loaded.model, loaded.meta
-    header = _csv_header(Path(args.data)) or []
-    present = {h.lower() for h in header}
+    table = _read_table(args.data)
+    present = {h.lower() for h in table.first_row or []}
 
     def recorded(key, count):
         """meta[key] when it is a list of ``count`` column names: (names, columns missing from the data)."""
@@ -635,7 +620,7 @@ def _cmd_simulate(args) -> int:
     k = args.init_samples
     if k is not None and outputs is None:
         raise UserError(f"--init-samples: needs the measured outputs to estimate the initial state from{why_none}")
-    U, Y, labels, _, names_out = _read_sequences(args.data, inputs, outputs, args.sequence_column)
+    U, Y, labels, _, names_out = _read_sequences(args.data, inputs, outputs, args.sequence_column, table=table)
     T = U.shape[1]
     if k is not None and k >= T:
         raise UserError(f"--init-samples: expected fewer than the {T} samples of each sequence (the samples "
@@ -749,8 +734,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--states", type=_positive_int, required=True, help="number of states n")
     fit.add_argument("--neurons", type=_positive_int, required=True, help="number of neurons q")
     fit.add_argument("--gamma", type=_positive_float, default=None, help="certified gain bound (set Theta_gamma)")
-    fit.add_argument("--model-set", choices=("theta", "theta_gamma", "cirnn", "srnn", "unconstrained"),
-                     default=None, help="default: theta_gamma with --gamma, else theta")
+    fit.add_argument("--model-set", choices=ModelSet.names(), default=None,
+                     help="default: theta_gamma with --gamma, else theta")
     fit.add_argument("--activation", default="relu", help="relu (default), tanh, sigmoid, leaky_relu")
     fit.add_argument("--max-iter", type=_positive_int, default=None,
                      help="iteration cap (default: none with --time-budget, else 50)")
@@ -816,7 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--gammas", type=_positive_float, nargs="+", default=(), help="gammas for theta_gamma")
     sw.add_argument("--seeds", type=int, nargs="+", default=(0,))
     sw.add_argument("--model-sets", nargs="+", default=None,
-                    help="theta_gamma (default with --gammas), theta, cirnn, srnn, elman, unconstrained")
+                    help=f"some of {', '.join(ModelSet.names())} (default: theta_gamma with --gammas, else theta)")
     sw.add_argument("--max-iter", type=_positive_int, default=50)
     sw.add_argument("--time-budget", type=_positive_float, default=None, help="per cell, seconds")
     sw.add_argument("--jobs", type=_positive_int, default=2, help="worker processes (default 2)")
@@ -867,7 +852,7 @@ def _cmd_benchmark(args) -> int:
     check_writable(out / "model.npz", "--out")
     res = sysid.run(args.name, out, quick=args.quick, folder=args.data, seed=args.seed, progress=args.progress)
     if not res["verified"]:
-        print(f"rrnn benchmark: the fitted model's certificate did not verify", file=sys.stderr)
+        print("rrnn benchmark: the fitted model's certificate did not verify", file=sys.stderr)
         return EXIT_NOT_CERTIFIED
     return EXIT_OK
 
@@ -888,7 +873,8 @@ def _cmd_sweep(args) -> int:
     for r in res.failed:
         print(f"rrnn sweep: cell {r['model_set']} gamma={r['gamma']} seed={r['seed']} failed: {r['error']}",
               file=sys.stderr)
-    bad = res.failed or [r for r in res.rows if r["model_set"] not in ("elman", "unconstrained") and not r["verified"]]
+    certified_sets = ModelSet.names_where(certifies=True)
+    bad = res.failed or [r for r in res.rows if r["model_set"] in certified_sets and not r["verified"]]
     return EXIT_NOT_CERTIFIED if bad else EXIT_OK
 
 
@@ -898,7 +884,8 @@ def _cmd_experiment(args) -> int:
     res = msd.run(args.out, quick=args.quick, models=args.models, progress=args.progress)
     print()
     print((Path(args.out) / "results.md").read_text())
-    bad = [r["model"] for r in res.rows if r["model_set"] not in ("elman", None) and not r["verified"]]
+    certified_sets = ModelSet.names_where(certifies=True)  # LSTM rows have no model set
+    bad = [r["model"] for r in res.rows if r["model_set"] in certified_sets and not r["verified"]]
     if bad:
         print(f"rrnn experiment: certificates that did not verify: {bad}", file=sys.stderr)
         return EXIT_NOT_CERTIFIED

@@ -21,7 +21,7 @@ import numpy as np
 from .._io import atomic_path, check_input_file
 from .._validation import as_float_array, check_scalar
 
-__all__ = ["SequenceData", "read_csv", "read_npz"]
+__all__ = ["SequenceData", "CsvTable", "read_csv", "read_npz"]
 
 Column = Union[str, int]
 
@@ -204,6 +204,233 @@ def _is_number(text: str) -> bool:
     return True
 
 
+@dataclass(frozen=True, eq=False)
+class CsvTable:
+    """The non-blank rows of a CSV file as text, read once.
+
+    Each row is ``(line, fields)``: the file's line number and the fields with surrounding
+    whitespace and quotes stripped (blank rows are skipped). :meth:`sequence_data` turns selected
+    columns into a :class:`SequenceData` (this is :func:`read_csv`), :meth:`labels` reads a text
+    column, e.g. one that names the sequence of each row.
+
+    Parameters
+    ----------
+    path : Path
+        The file the rows come from (named in error messages).
+    rows : tuple
+        ``(line, fields)`` of every non-blank row, the header row included.
+    """
+
+    path: Path
+    rows: tuple
+
+    @classmethod
+    def read(cls, path, delimiter: str = ",", role: str = "path") -> "CsvTable":
+        """Read every row of a CSV file (no column is interpreted yet).
+
+        Parameters
+        ----------
+        path : str or Path
+            The CSV file (UTF-8, an optional byte-order mark).
+        delimiter : str
+            The field separator.
+        role : str
+            The argument named when the file is missing.
+
+        Returns
+        -------
+        CsvTable
+            The rows; none for an empty file.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            For a directory, a file that is not UTF-8 text, or malformed CSV (naming the line).
+        """
+        path = check_input_file(path, role)
+        rows = []
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.reader(fh, delimiter=delimiter, skipinitialspace=True, strict=True)
+                for fields in reader:
+                    if not fields or all(not f.strip() for f in fields):
+                        continue  # blank line
+                    rows.append((reader.line_num, [f.strip() for f in fields]))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not a text CSV file ({exc})") from None
+        except csv.Error as exc:
+            raise ValueError(f"{path}: malformed CSV near line {reader.line_num} ({exc})") from None
+        return cls(path, tuple(rows))
+
+    @property
+    def first_row(self) -> list[str] | None:
+        """The fields of the first non-blank row (the header, if the file has one); None for an
+        empty file."""
+        return list(self.rows[0][1]) if self.rows else None
+
+    def has_header(self) -> bool:
+        """Whether the first row holds column names: not all of its non-empty fields are numbers."""
+        return not all(_is_number(f) for f in self.rows[0][1] if f != "")
+
+    def labels(self, column: int, what: str = "label column") -> list[tuple[int, str]]:
+        """``(line, text)`` of ``column`` in every row after the header row.
+
+        Parameters
+        ----------
+        column : int
+            0-based column index.
+        what : str
+            How the column is named in the error message.
+
+        Returns
+        -------
+        list of (int, str)
+
+        Raises
+        ------
+        ValueError
+            If a row has no value in the column (naming its line).
+        """
+        out = []
+        for line, fields in self.rows[1:]:
+            label = fields[column] if column < len(fields) else ""
+            if not label:
+                raise ValueError(f"{self.path.name}: line {line} has no value in the {what}")
+            out.append((line, label))
+        return out
+
+    def sequence_data(self, inputs: Column | Sequence[Column], outputs: Column | Sequence[Column],
+                      ts: float | None = None, *, name: str | None = None, header: bool | None = None,
+                      init: int = 0) -> SequenceData:
+        """Selected columns as a one-sequence :class:`SequenceData` (see :func:`read_csv`).
+
+        Parameters
+        ----------
+        inputs, outputs : str, int or a list of them
+            Columns by header name or 0-based index.
+        ts : float, optional
+            Sampling period in seconds.
+        name : str, optional
+            The data set's name (default: the file's stem).
+        header : bool, optional
+            Whether the first row holds column names (None: :meth:`has_header`).
+        init : int
+            Samples at the start excluded from error metrics.
+
+        Returns
+        -------
+        SequenceData
+            With ``meta`` ``{"source", "inputs", "outputs"}`` (column names, or indices without
+            a header).
+
+        Raises
+        ------
+        ValueError
+            For an empty file, a header without data, an unknown or ambiguous column (listing the
+            available ones), or a selected value that is missing, not a number, NaN or infinite
+            (naming the line and the column).
+        TypeError
+            For a column given as neither a name nor an index.
+        """
+        in_spec = _column_list(inputs, "inputs")
+        out_spec = _column_list(outputs, "outputs")
+        names, rows = self._names_and_data(header)
+        columns = _ColumnNames(self.path.name, names, len(names) if names is not None else
+                               max(len(r) for _, r in rows))
+        in_idx = [columns.resolve(s, "inputs") for s in in_spec]
+        out_idx = [columns.resolve(s, "outputs") for s in out_spec]
+        data = self._numbers(rows, in_idx + out_idx, columns)
+        meta = {"source": str(self.path), "inputs": [columns.key(i) for i in in_idx],
+                "outputs": [columns.key(i) for i in out_idx]}
+        return SequenceData(u=data[:, :len(in_idx)], y=data[:, len(in_idx):], ts=ts,
+                            name=self.path.stem if name is None else name, init=init, meta=meta)
+
+    def _names_and_data(self, header: bool | None) -> tuple[list[str] | None, tuple]:
+        """(column names, or None without a header; the data rows)."""
+        if not self.rows:
+            raise ValueError(f"{self.path}: the file holds no data")
+        if header is None:
+            header = self.has_header()
+        if not header:
+            return None, self.rows
+        names = list(self.rows[0][1])
+        while names and names[-1] == "":
+            names.pop()  # trailing comma
+        if len(self.rows) == 1:
+            raise ValueError(f"{self.path}: the file has a header but no data rows")
+        return names, self.rows[1:]
+
+    def _numbers(self, rows, cols: list[int], columns: "_ColumnNames") -> np.ndarray:
+        """The selected columns of ``rows`` as a (rows, columns) float array, every value finite."""
+        data = np.empty((len(rows), len(cols)))
+        for r, (line, fields) in enumerate(rows):
+            for j, c in enumerate(cols):
+                data[r, j] = _number(fields, c, f"{self.path.name}: line {line} (data row {r})", columns.label(c))
+        return data
+
+
+@dataclass(frozen=True)
+class _ColumnNames:
+    """How the columns of one CSV file are named: by the header, or by index without one."""
+
+    file: str
+    names: list | None  # None: no header row
+    count: int
+
+    def available(self) -> str:
+        if self.names is not None:
+            return ", ".join(repr(n) for n in self.names)
+        return f"indices 0..{self.count - 1} (no header)"
+
+    def label(self, i: int) -> str:
+        return repr(self.names[i]) if self.names is not None else f"index {i}"
+
+    def key(self, i: int):
+        """What ``meta`` records for column ``i``: its name, or its index without a header."""
+        return self.names[i] if self.names is not None else i
+
+    def resolve(self, spec, role: str) -> int:
+        """The 0-based index of a column given by name (case-insensitive if unambiguous) or index."""
+        if isinstance(spec, str):
+            return self._by_name(spec, role)
+        idx = int(spec)
+        if not -self.count <= idx < self.count:
+            raise ValueError(f"{role}: column index {idx} out of range for {self.file}, which has {self.count} "
+                             f"columns ({self.available()})")
+        return idx % self.count
+
+    def _by_name(self, spec: str, role: str) -> int:
+        names = self.names
+        if names is None:
+            raise ValueError(f"{role}: column {spec!r} named, but {self.file} has no header row; "
+                             f"use 0-based indices 0..{self.count - 1}")
+        if spec in names:
+            if names.count(spec) > 1:
+                raise ValueError(f"{role}: column name {spec!r} appears {names.count(spec)} times in "
+                                 f"{self.file}; select it by index")
+            return names.index(spec)
+        folded = [i for i, n in enumerate(names) if n.lower() == spec.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        raise ValueError(f"{role}: unknown column {spec!r} in {self.file}; available columns: {self.available()}")
+
+
+def _number(fields: list[str], c: int, where: str, label: str) -> float:
+    """Field ``c`` of a row as a finite float; errors say ``where`` (file, line, row) and the column."""
+    if c >= len(fields) or fields[c] == "":
+        raise ValueError(f"{where} has no value in column {label}")
+    text = fields[c]
+    try:
+        val = float(text)
+    except ValueError:
+        raise ValueError(f"{where}, column {label}: {text!r} is not a number") from None
+    if not math.isfinite(val):
+        raise ValueError(f"{where}, column {label}: {text!r} is NaN or infinite")
+    return val
+
+
 def read_csv(path, inputs: Column | Sequence[Column], outputs: Column | Sequence[Column],
              ts: float | None = None, *, name: str | None = None, delimiter: str = ",",
              header: bool | None = None, init: int = 0) -> SequenceData:
@@ -216,83 +443,12 @@ def read_csv(path, inputs: Column | Sequence[Column], outputs: Column | Sequence
     columns must be numeric. Errors: FileNotFoundError for a missing file; ValueError for an
     unknown column (listing the available ones), a malformed file, or a row whose selected
     value is missing, non-numeric, NaN or infinite (naming the line and the column).
+    The file is read by :class:`CsvTable`, which the ``rrnn`` command uses too.
     """
     path = check_input_file(path, "path")
     in_spec = _column_list(inputs, "inputs")
     out_spec = _column_list(outputs, "outputs")
-    rows: list[tuple[int, list[str]]] = []
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh, delimiter=delimiter, skipinitialspace=True, strict=True)
-            for fields in reader:
-                if not fields or all(not f.strip() for f in fields):
-                    continue  # blank line
-                rows.append((reader.line_num, [f.strip() for f in fields]))
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a text CSV file ({exc})") from None
-    except csv.Error as exc:
-        raise ValueError(f"{path}: malformed CSV near line {reader.line_num} ({exc})") from None
-    if not rows:
-        raise ValueError(f"{path}: the file holds no data")
-    first = [f for f in rows[0][1] if f != ""]
-    if header is None:
-        header = not all(_is_number(f) for f in first)
-    names: list[str] = []
-    if header:
-        names = list(rows[0][1])
-        while names and names[-1] == "":
-            names.pop()  # trailing comma
-        rows = rows[1:]
-        if not rows:
-            raise ValueError(f"{path}: the file has a header but no data rows")
-    n_cols = len(names) if header else max(len([f for f in r]) for _, r in rows)
-    available = ", ".join(repr(n) for n in names) if header else f"indices 0..{n_cols - 1} (no header)"
-
-    def resolve(spec, role):
-        if isinstance(spec, str):
-            if not header:
-                raise ValueError(f"{role}: column {spec!r} named, but {path.name} has no header row; "
-                                 f"use 0-based indices 0..{n_cols - 1}")
-            if spec in names:
-                if names.count(spec) > 1:
-                    raise ValueError(f"{role}: column name {spec!r} appears {names.count(spec)} times in "
-                                     f"{path.name}; select it by index")
-                return names.index(spec)
-            folded = [i for i, n in enumerate(names) if n.lower() == spec.lower()]
-            if len(folded) == 1:
-                return folded[0]
-            raise ValueError(f"{role}: unknown column {spec!r} in {path.name}; "
-                             f"available columns: {available}")
-        idx = int(spec)
-        if not -n_cols <= idx < n_cols:
-            raise ValueError(f"{role}: column index {idx} out of range for {path.name}, which has {n_cols} "
-                             f"columns ({available})")
-        return idx % n_cols
-
-    in_idx = [resolve(s, "inputs") for s in in_spec]
-    out_idx = [resolve(s, "outputs") for s in out_spec]
-    label = (lambda i: repr(names[i])) if header else (lambda i: f"index {i}")
-    cols = in_idx + out_idx
-    data = np.empty((len(rows), len(cols)))
-    for r, (line, fields) in enumerate(rows):
-        for j, c in enumerate(cols):
-            if c >= len(fields) or fields[c] == "":
-                raise ValueError(f"{path.name}: line {line} (data row {r}) has no value in column {label(c)}")
-            text = fields[c]
-            try:
-                val = float(text)
-            except ValueError:
-                raise ValueError(f"{path.name}: line {line} (data row {r}), column {label(c)}: "
-                                 f"{text!r} is not a number") from None
-            if not math.isfinite(val):
-                raise ValueError(f"{path.name}: line {line} (data row {r}), column {label(c)}: "
-                                 f"{text!r} is NaN or infinite")
-            data[r, j] = val
-    u = data[:, :len(in_idx)]
-    y = data[:, len(in_idx):]
-    meta = {"source": str(path), "inputs": [names[i] if header else i for i in in_idx],
-            "outputs": [names[i] if header else i for i in out_idx]}
-    return SequenceData(u=u, y=y, ts=ts, name=path.stem if name is None else name, init=init, meta=meta)
+    return CsvTable.read(path, delimiter).sequence_data(in_spec, out_spec, ts, name=name, header=header, init=init)
 
 
 def read_npz(path, inputs: str | Sequence[str] = "u", outputs: str | Sequence[str] = "y",
