@@ -15,6 +15,7 @@ import argparse
 import os
 import platform
 import time
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -22,6 +23,9 @@ import numpy as np
 from rrnn_convex.analysis import lipschitz_lower_bound
 from rrnn_convex.experiments.msd import PAPER_NSE, TESTS, ModelSpec, Settings, default_specs, fit_spec, load_data
 from rrnn_convex.metrics import nse
+
+#: ``../shared/data`` beside the repository (msd_dataset/, sysid/): named as RRNN_DATA unless already set
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def write_history(path: str, name: str, history: list) -> None:
     """Append one JSON line per iteration: when (seconds of fitting so far) and how good."""
@@ -52,6 +56,8 @@ def main(argv=None):
                     help="write each fit's per-iteration history (JSON lines: set, iteration, seconds since the "
                          "fit started, validation NSE, loss) to this file")
     args = ap.parse_args(argv)
+    if SHARED_DATA.is_dir():
+        os.environ.setdefault("RRNN_DATA", str(SHARED_DATA))
     gammas = args.gammas or (["theta", "10"] if args.quick else ["theta", "3", "5", "8", "10", "15"])
     max_iter = args.max_iter or (5 if args.quick else 100)
     try:

@@ -14,9 +14,13 @@ in both versions:
 
 The baseline is checked out from git (``--baseline``, default: the commit before issue 16's
 work) into a temporary folder and imported from there; the current version is the installed
-package. Both use the same data, start and settings.
+package. Both read the same files (the authors' ``msd_dataset``, ``--data``; default
+``../shared/data/msd_dataset`` beside the repository, an error if absent) with the same start
+and settings. The current version is run once per ``--batch-sizes`` entry: ``all`` (every
+training sequence linearised at each step, as the baseline does) and minibatches of k random
+sequences per step.
 
-    python benchmarks/fit_speed.py [--iterations 6] [--baseline 060a28c] [--no-busy]
+    python benchmarks/fit_speed.py [--iterations 6] [--baseline 060a28c] [--no-busy] [--batch-sizes all 25]
 """
 from __future__ import annotations
 
@@ -35,10 +39,10 @@ DEFAULT_BASELINE = "060a28c"
 
 
 # ---------------------------------------------------------------------- worker
-def worker(iterations: int) -> None:
+def worker(iterations: int, folder: str, batch_size: int | None) -> None:
     import rrnn_convex.fit as fit
     from rrnn_convex import solvers
-    from rrnn_convex.experiments.msd import Settings, load_data
+    from rrnn_convex.datasets import load_paper_msd
 
     spent = {"linearize": 0.0, "certificate": 0.0, "step": 0.0}
     depth = {"certificate": 0}
@@ -63,9 +67,10 @@ def worker(iterations: int) -> None:
         fit.certificate_from = timed(fit.certificate_from, "certificate")
     solvers.run = timed(solvers.run, "step")
 
-    data, _ = load_data(Settings())
+    data = load_paper_msd(folder).as_dict()
     tr, val = data["train_u3"], data["val"]
-    est = fit.RobustRNNRegressor(10, 10, model_set="theta", max_iter=iterations, progress=False, seed=0)
+    est = fit.RobustRNNRegressor(10, 10, model_set="theta", max_iter=iterations, progress=False, seed=0,
+                                 batch_size=batch_size)
     marks = []
 
     def snapshot():
@@ -111,25 +116,36 @@ def main(argv=None):
     ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision to compare with")
     ap.add_argument("--no-busy", dest="busy", action="store_false", help="skip the busy-machine runs")
     ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data", "msd_dataset"),
+                    help="the authors' msd_dataset folder (default: ../shared/data/msd_dataset beside the repository)")
+    ap.add_argument("--batch-sizes", nargs="+", default=["all", "25"],
+                    help="training sequences per step for the current version: 'all' or a count (default: all 25)")
+    ap.add_argument("--batch-size", default="all", help=argparse.SUPPRESS)  # the worker's own
     args = ap.parse_args(argv)
     if args.worker:
-        return worker(args.iterations)
+        return worker(args.iterations, args.data, None if args.batch_size == "all" else int(args.batch_size))
+    if not os.path.isdir(args.data):
+        raise SystemExit(f"fit_speed: --data: expected the authors' msd_dataset folder, got {args.data!r} "
+                         "(not a directory)")
     base = checkout(args.baseline, ROOT)
     print(f"# fit_speed: Theta, n = q = 10, paper data, {args.iterations} iterations; medians over iterations "
           f"2..{args.iterations}; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print("| version | machine | iteration [s] | linearize | step | certificate | other | step SDPs | val NSE |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| version | machine | sequences per step | iteration [s] | linearize | step | certificate | other | "
+          "step SDPs | val NSE |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     loads = ["idle"] + (["other core busy"] if args.busy else [])
     for load in loads:
         busy = busy_core() if load != "idle" else None
         try:
-            for label, path in ((f"baseline {args.baseline}", base), ("current", None)):
-                res = run_version(__file__, ["--iterations", args.iterations], path, args.timeout)
+            runs = [(f"baseline {args.baseline}", base, "all")] + [("current", None, b) for b in args.batch_sizes]
+            for label, path, batch in runs:
+                worker_args = ["--iterations", args.iterations, "--data", args.data, "--batch-size", batch]
+                res = run_version(__file__, worker_args, path, args.timeout)
                 if "error" in res:
-                    print(f"| {label} | {load} | error: {res['error']} | | | | | | |")
+                    print(f"| {label} | {load} | {batch} | error: {res['error']} | | | | | | |")
                     continue
                 s = summary(res)
-                print(f"| {label} | {load} | {s['wall']:.2f} | {s['linearize']:.2f} | {s['step']:.2f} | "
+                print(f"| {label} | {load} | {batch} | {s['wall']:.2f} | {s['linearize']:.2f} | {s['step']:.2f} | "
                       f"{s['certificate']:.2f} | {s['other']:.2f} | {s['sdps']} | {s['val']:.4f} |", flush=True)
         finally:
             if busy is not None:

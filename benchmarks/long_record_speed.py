@@ -17,6 +17,7 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,11 +38,12 @@ def timed(fn, repeats: int) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=None, help="folder with the benchmark files (default: ../shared/data/sysid)")
+    ap.add_argument("--data", default=None, help="folder with the benchmark files (default: $RRNN_DATA/sysid, else ../shared/data/sysid beside the repository)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=4, help="iterations of each short fit")
     args = ap.parse_args(argv)
-    folder = args.data or default_data_folder()
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "sysid"
+    folder = args.data or default_data_folder() or (shared if shared.is_dir() else None)
     if folder is None:
         raise SystemExit("long_record_speed: no data folder (pass --data DIR)")
     bench = load_benchmark("silverbox", folder)

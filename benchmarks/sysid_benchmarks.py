@@ -23,15 +23,20 @@ from pathlib import Path
 from rrnn_convex._io import write_text_atomic
 from rrnn_convex.experiments.sysid import RECIPES, run, table
 
+#: ``../shared/data`` beside the repository (msd_dataset/, sysid/): named as RRNN_DATA unless already set
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="sysid_results", help="output folder (one sub-folder per benchmark)")
-    ap.add_argument("--data", default=None, help="folder with the benchmark files")
+    ap.add_argument("--data", default=None, help="folder with the benchmark files (default: $RRNN_DATA/sysid, else ../shared/data/sysid beside the repository, else the nonlinear_benchmarks download cache)")
     ap.add_argument("--only", nargs="+", choices=sorted(RECIPES), default=None)
     ap.add_argument("--quick", action="store_true", help="small models, 20 s budgets: a smoke test, not a result")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if SHARED_DATA.is_dir():
+        os.environ.setdefault("RRNN_DATA", str(SHARED_DATA))
     names = args.only or ["cascaded_tanks", "silverbox", "emps", "coupled_electric_drives"]
     out = Path(args.out)
     print(f"# sysid benchmarks: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "

@@ -26,6 +26,9 @@ from rrnn_convex.baselines.barrier import BarrierSGD
 from rrnn_convex.experiments.msd import Settings, load_data
 from rrnn_convex.fit import RobustRNNRegressor
 
+#: ``../shared/data`` beside the repository (msd_dataset/, sysid/): named as RRNN_DATA unless already set
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 PAPER_VAL_NSE_GAMMA8 = 0.0839
 
 
@@ -57,6 +60,8 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write both curves and the figures here")
     ap.add_argument("--plot", default=None, help="PNG of validation NSE against wall time")
     args = ap.parse_args(argv)
+    if SHARED_DATA.is_dir():
+        os.environ.setdefault("RRNN_DATA", str(SHARED_DATA))
 
     data, source = load_data(Settings(data=args.data, n_train=args.n_train))
     tr, val = data["train_u3"], data["val"]
