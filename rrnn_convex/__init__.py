@@ -4,11 +4,10 @@ Implements Revay, Wang & Manchester, "A Convex Parameterization of Robust Recurr
 Networks": implicit RNNs whose weights lie in the convex sets Theta (contracting) and
 Theta_gamma (incremental l2 gain <= gamma). See DESIGN notes in the README.
 """
-__version__ = "0.1.0"
-
-from .activations import Activation, get_activation, leaky_relu  # noqa: E402
-from .model import ImplicitRNN  # noqa: E402
-from .certify import Certificate, Verification, certify  # noqa: E402
+from ._version import __version__
+from .activations import Activation, get_activation, leaky_relu
+from .model import ImplicitRNN
+from .certify import Certificate, Verification, certify
 
 __all__ = ["Activation", "get_activation", "leaky_relu", "ImplicitRNN", "Certificate",
            "Verification", "certify", "__version__"]
