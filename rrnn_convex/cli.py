@@ -277,25 +277,14 @@ def _check_fit_data(path, U, Y, names_in, names_out, role: str = "data") -> None
 # ---------------------------------------------------------------------- demo
 def _cmd_demo(args) -> int:
     """``rrnn demo``: generate the MSD data, fit a Theta_gamma model, report NSE and the verified certificate."""
-    import numpy as np
-
-    from .analysis import lipschitz_lower_bound
     from .datasets import make_datasets
     from .fit import RobustRNNRegressor
-    from .metrics import nse
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {str(out)!r} exists and is not a directory")
     check_writable(out / "model.npz", "--out")
-    plot_ok = not args.no_plot
-    if plot_ok:
-        try:
-            from .plots import require_matplotlib
-            require_matplotlib()
-        except ImportError as exc:
-            print(f"note: {exc}; continuing without plots")
-            plot_ok = False
+    plot_ok = not args.no_plot and _plots_available()
     n_train = args.train_sequences or (10 if args.quick else 40)
     max_iter = args.max_iter or (5 if args.quick else 20)
     length = 2000 if args.quick else 5000
@@ -311,16 +300,47 @@ def _cmd_demo(args) -> int:
     print(f"fitting         : n = q = {args.states} ReLU neurons, at most {max_iter} iterations / "
           f"{args.time_budget:g} s (every accepted iterate is certified) ...", flush=True)
     est.fit(splits.train.u, splits.train.y, validation=(splits.val.u, splits.val.y))
-    fit_s = time.perf_counter() - t0
-    model, cert = est.model_, est.certificate_
+    print(f"                  {est.n_iter_} iterations, {sum(h['accepted'] for h in est.history_)} accepted, "
+          f"{time.perf_counter() - t0:.1f} s; stopped: {est.stop_reason_}\n")
+    _print_demo_scores(est.model_, splits, args.seed)
+    ok, model_path, written = _write_demo_model(args, out, est)
+    if plot_ok:
+        written += _demo_plots(args, out, est, splits)
+    print("\nwritten         : " + ", ".join(str(p) for p in written))
+    print(f"re-check        : rrnn verify {model_path} {_cert_path(model_path)}")
+    print(f"total time      : {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK if ok else EXIT_NOT_CERTIFIED
+
+
+def _plots_available() -> bool:
+    """Whether matplotlib can be used; prints a note when it cannot."""
+    try:
+        from .plots import require_matplotlib
+        require_matplotlib()
+    except ImportError as exc:
+        print(f"note: {exc}; continuing without plots")
+        return False
+    return True
+
+
+def _print_demo_scores(model, splits, seed: int) -> None:
+    """The demo model's validation and test NSE and a measured lower bound of its gain."""
+    import numpy as np
+
+    from .analysis import lipschitz_lower_bound
+    from .metrics import nse
+
     v = float(np.mean(nse(model.simulate(splits.val.u), splits.val.y)))
     tests = {w: float(np.mean(nse(model.simulate(d.u), d.y))) for w, d in splits.tests.items()}
-    print(f"                  {est.n_iter_} iterations, {sum(h['accepted'] for h in est.history_)} accepted, "
-          f"{fit_s:.1f} s; stopped: {est.stop_reason_}\n")
     print(f"validation NSE  : {v:.4f}   (||y_hat - y|| / ||y - mean y||, zero initial state)")
     print("test NSE        : " + ", ".join(f"width {w:g}: {e:.4f}" for w, e in tests.items()))
-    lb = lipschitz_lower_bound(model, horizon=500, starts=3, steps=100, seed=args.seed).value
+    lb = lipschitz_lower_bound(model, horizon=500, starts=3, steps=100, seed=seed).value
     print(f"measured gain   : {lb:.3f} (Lipschitz lower bound by gradient ascent; must be <= gamma)\n")
+
+
+def _write_demo_model(args, out: Path, est) -> tuple[bool, Path, list[Path]]:
+    """Write the demo's model, certificate and history; (certificate verified, model path, files)."""
+    model, cert = est.model_, est.certificate_
     model_path = model.save(out / "model.npz")
     written = [model_path]
     if cert is not None:
@@ -333,19 +353,20 @@ def _cmd_demo(args) -> int:
     _write_history(model_path.with_suffix(".history.json"), est, {"command": "demo", "seed": args.seed,
                                                                  "gamma": args.gamma, "states": args.states})
     written.append(model_path.with_suffix(".history.json"))
-    if plot_ok:
-        from .plots import plot_fit, plot_history
-        test = splits.tests[3.0] if 3.0 in splits.tests else next(iter(splits.tests.values()))
-        k = min(400, test.T)
-        plot_fit(test.y[0, :k], model.simulate(test.u)[0, :k], ts=test.ts, output_names=["last cart position"],
-                 title=f"Mass-spring-damper, test input width {test.meta['width']:g} (first {k} samples); "
-                       f"model certified: gain <= {args.gamma:g}", path=out / "fit.png")
-        plot_history(est.history_, path=out / "history.png")
-        written += [out / "fit.png", out / "history.png"]
-    print("\nwritten         : " + ", ".join(str(p) for p in written))
-    print(f"re-check        : rrnn verify {model_path} {_cert_path(model_path)}")
-    print(f"total time      : {time.perf_counter() - t0:.1f} s")
-    return EXIT_OK if ok else EXIT_NOT_CERTIFIED
+    return ok, model_path, written
+
+
+def _demo_plots(args, out: Path, est, splits) -> list[Path]:
+    """The demo's fit on a test set (first 400 samples) and its history; returns the files."""
+    from .plots import plot_fit, plot_history
+
+    test = splits.tests[3.0] if 3.0 in splits.tests else next(iter(splits.tests.values()))
+    k = min(400, test.T)
+    plot_fit(test.y[0, :k], est.model_.simulate(test.u)[0, :k], ts=test.ts, output_names=["last cart position"],
+             title=f"Mass-spring-damper, test input width {test.meta['width']:g} (first {k} samples); "
+                   f"model certified: gain <= {args.gamma:g}", path=out / "fit.png")
+    plot_history(est.history_, path=out / "history.png")
+    return [out / "fit.png", out / "history.png"]
 
 
 def _write_history(path: Path, est, settings: dict, data: dict | None = None) -> None:
@@ -459,64 +480,28 @@ def _training_data(args):
 
 def _cmd_fit(args) -> int:
     """``rrnn fit``: fit to CSV data; write model, certificate, history (and plots) atomically."""
-    import numpy as np
-
-    from .fit import RobustRNNRegressor
-    from .metrics import nse
-
-    out = _npz_out(args.out)
-    plot = _png_path(args.plot)
-    check_outputs({"data": args.data, "validation data (--validation)": args.validation,
-                   "checkpoint to resume (--resume)": args.resume},
-                  {"--out": out, "the certificate beside --out": _cert_path(out),
-                   "the history beside --out": out.with_suffix(".history.json"), "--plot": plot,
-                   "the history plot beside --plot": _history_plot(plot), "--checkpoint": args.checkpoint},
-                  may_equal=(("--checkpoint", "checkpoint to resume (--resume)"),))
+    out, plot = _fit_outputs(args)
     U, Y, labels, names_in, names_out, val = _training_data(args)
-    if args.resume and Path(args.resume).is_dir():
-        raise UserError(f"--resume: {args.resume!r} is a directory, not a checkpoint file")
-    if args.resume and not Path(args.resume).is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint at {args.resume!r}")
+    _check_resume(args.resume)
     k = args.init_samples or 0
     if val is not None and k >= val[0].shape[1]:
         raise UserError(f"--init-samples: expected fewer than the {val[0].shape[1]} samples of each validation "
                         f"sequence, got {k}")
     model_set = args.model_set or ("theta_gamma" if args.gamma is not None else "theta")
-    print(f"data            : {args.data}: {U.shape[0]} sequence(s) x {U.shape[1]} samples"
-          + (f" (split by column {args.sequence_column or 'sequence'!r})" if labels else "")
-          + f", inputs {names_in}, outputs {names_out}")
-    if val is not None:
-        start = (f"initial state estimated from its first {k} samples, which are not scored" if k
-                 else "zero initial state; --init-samples K estimates it from the first K samples")
-        print(f"validation      : {args.validation}: {val[0].shape[0]} sequence(s) x {val[0].shape[1]} samples "
-              f"({start})")
-    est = RobustRNNRegressor(args.states, args.neurons, model_set=model_set, gamma=args.gamma,
-                             activation=args.activation, normalize=not args.no_normalize, window=args.window,
-                             window_stride=args.window_stride, init_samples=k, max_iter=args.max_iter,
-                             time_budget=args.time_budget, seed=args.seed, solver=args.solver,
-                             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                             progress=not args.no_progress)
+    _print_fit_data(args, U, labels, names_in, names_out, val, k)
+    est = _fit_estimator(args, model_set, k)
     t0 = time.perf_counter()
     est.fit(U, Y, validation=val, resume=args.resume)
-    secs = time.perf_counter() - t0
-    model, cert = est.model_, est.certificate_
-    _print_fit_summary(est, secs, model_set, U.shape[1])
-    W = est.windows_
-    tr = float(np.mean(nse(model.simulate(W.take(U), est.x0_), W.take(Y))))
-    print(f"training NSE    : {tr:.4f} (learned initial states)")
-    vn = None
-    if val is not None:
-        yv = model.simulate(val[0], y_init=val[1], init_samples=k) if k else model.simulate(val[0])
-        vn = float(np.mean(nse(yv, val[1], init=k)))
-        print(f"validation NSE  : {vn:.4f} ({'estimated' if k else 'zero'} initial state)")
+    _print_fit_summary(est, time.perf_counter() - t0, model_set, U.shape[1])
+    scores = _fit_scores(est, U, Y, val, k)
     meta = {"inputs": [str(n) for n in names_in], "outputs": [str(n) for n in names_out]}
     if args.ts is not None:
         meta["ts"] = args.ts
     path = est.save(out, meta=meta)
     written = [path]
     ok = False
-    if cert is not None:
-        ok = _print_certificate(cert, model)
+    if est.certificate_ is not None:
+        ok = _print_certificate(est.certificate_, est.model_)
         written.append(_cert_path(path))
     else:
         print("certificate     : none (the fitted model is not certified)")
@@ -525,25 +510,98 @@ def _cmd_fit(args) -> int:
                 "window_stride": args.window_stride, "init_samples": k, "max_iter": args.max_iter,
                 "time_budget": args.time_budget, "seed": args.seed, "solver": args.solver, "resumed_from": args.resume}
     data = {"train": str(args.data), "validation": args.validation, "inputs": names_in, "outputs": names_out,
-            "sequences": int(U.shape[0]), "samples": int(U.shape[1]), "train_nse": tr, "validation_nse": vn}
+            "sequences": int(U.shape[0]), "samples": int(U.shape[1])} | scores
     hist = path.with_suffix(".history.json")
     _write_history(hist, est, settings, data)
     written.append(hist)
     if plot is not None:
-        from .plots import plot_fit, plot_history
-        if val is not None:
-            Uf, Yf, what = val[0], val[1], "validation"
-            yhat = model.simulate(Uf, y_init=Yf, init_samples=k) if k else model.simulate(Uf)
-        else:
-            Uf, Yf, what = W.take(U), W.take(Y), "training"
-            yhat = model.simulate(Uf, est.x0_)
-        plot_fit(Yf, yhat, ts=args.ts, output_names=[str(n) for n in names_out],
-                 title=f"{what} data (sequence 0) vs fitted model", path=plot)
-        hplot = _history_plot(plot)
-        plot_history(est.history_, path=hplot)
-        written += [plot, hplot]
+        written += _fit_plots(args, plot, est, U, Y, val, k, names_out)
     print("written         : " + ", ".join(str(p) for p in written))
     return EXIT_OK if ok else EXIT_NOT_CERTIFIED
+
+
+def _fit_outputs(args) -> tuple[Path, Path | None]:
+    """(model path, plot path or None) of ``rrnn fit``, after checking that no output overwrites an
+    input or another output."""
+    out = _npz_out(args.out)
+    plot = _png_path(args.plot)
+    check_outputs({"data": args.data, "validation data (--validation)": args.validation,
+                   "checkpoint to resume (--resume)": args.resume},
+                  {"--out": out, "the certificate beside --out": _cert_path(out),
+                   "the history beside --out": out.with_suffix(".history.json"), "--plot": plot,
+                   "the history plot beside --plot": _history_plot(plot), "--checkpoint": args.checkpoint},
+                  may_equal=(("--checkpoint", "checkpoint to resume (--resume)"),))
+    return out, plot
+
+
+def _check_resume(resume) -> None:
+    """Refuse a ``--resume`` path that is a directory or does not exist."""
+    if resume and Path(resume).is_dir():
+        raise UserError(f"--resume: {resume!r} is a directory, not a checkpoint file")
+    if resume and not Path(resume).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {resume!r}")
+
+
+def _print_fit_data(args, U, labels, names_in, names_out, val, k: int) -> None:
+    """What ``rrnn fit`` trains and validates on."""
+    print(f"data            : {args.data}: {U.shape[0]} sequence(s) x {U.shape[1]} samples"
+          + (f" (split by column {args.sequence_column or 'sequence'!r})" if labels else "")
+          + f", inputs {names_in}, outputs {names_out}")
+    if val is not None:
+        start = (f"initial state estimated from its first {k} samples, which are not scored" if k
+                 else "zero initial state; --init-samples K estimates it from the first K samples")
+        print(f"validation      : {args.validation}: {val[0].shape[0]} sequence(s) x {val[0].shape[1]} samples "
+              f"({start})")
+
+
+def _fit_estimator(args, model_set: str, k: int):
+    """The estimator ``rrnn fit`` runs, from its options."""
+    from .fit import RobustRNNRegressor
+
+    return RobustRNNRegressor(args.states, args.neurons, model_set=model_set, gamma=args.gamma,
+                              activation=args.activation, normalize=not args.no_normalize, window=args.window,
+                              window_stride=args.window_stride, init_samples=k, max_iter=args.max_iter,
+                              time_budget=args.time_budget, seed=args.seed, solver=args.solver,
+                              checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                              progress=not args.no_progress)
+
+
+def _validation_prediction(model, val, k: int):
+    """The model on the validation inputs: from the state estimated over the first ``k`` samples,
+    or from zero (``k`` 0)."""
+    return model.simulate(val[0], y_init=val[1], init_samples=k) if k else model.simulate(val[0])
+
+
+def _fit_scores(est, U, Y, val, k: int) -> dict:
+    """Print and return the fitted model's training NSE (learned initial states) and validation NSE."""
+    import numpy as np
+
+    from .metrics import nse
+
+    W = est.windows_
+    tr = float(np.mean(nse(est.model_.simulate(W.take(U), est.x0_), W.take(Y))))
+    print(f"training NSE    : {tr:.4f} (learned initial states)")
+    vn = None
+    if val is not None:
+        vn = float(np.mean(nse(_validation_prediction(est.model_, val, k), val[1], init=k)))
+        print(f"validation NSE  : {vn:.4f} ({'estimated' if k else 'zero'} initial state)")
+    return {"train_nse": tr, "validation_nse": vn}
+
+
+def _fit_plots(args, plot: Path, est, U, Y, val, k: int, names_out) -> list[Path]:
+    """Plot the fit (validation data, else the training windows) and the history; returns the files."""
+    from .plots import plot_fit, plot_history
+
+    if val is not None:
+        Yf, what, yhat = val[1], "validation", _validation_prediction(est.model_, val, k)
+    else:
+        W = est.windows_
+        Yf, what, yhat = W.take(Y), "training", est.model_.simulate(W.take(U), est.x0_)
+    plot_fit(Yf, yhat, ts=args.ts, output_names=[str(n) for n in names_out],
+             title=f"{what} data (sequence 0) vs fitted model", path=plot)
+    hplot = _history_plot(plot)
+    plot_history(est.history_, path=hplot)
+    return [plot, hplot]
 
 
 def _history_plot(plot: Path | None) -> Path | None:
@@ -568,53 +626,16 @@ def _print_fit_summary(est, seconds: float, model_set: str, T: int) -> None:
 def _cmd_simulate(args) -> int:
     """``rrnn simulate``: simulate a model on CSV inputs from the zero or an estimated initial state; write
     the predictions as CSV and, with measured outputs, print NSE and RMSE (from sample --init-samples on)."""
-    import numpy as np
-
-    from ._io import write_text_atomic
-    from .metrics import nse, rmse
-
     if Path(args.out).suffix.lower() != ".csv":
         raise UserError(f"--out: expected a .csv file name, got {args.out!r}")
     plot = _png_path(args.plot)
     check_outputs({"model": args.model, "data": args.data}, {"--out": args.out, "--plot": plot})
     loaded = _load_model(args)
-    model, meta = loaded.model, loaded.meta
+    model = loaded.model
     table = _read_table(args.data)
     present = {h.lower() for h in table.first_row or []}
-
-    def recorded(key, count):
-        """meta[key] when it is a list of ``count`` column names: (names, columns missing from the data)."""
-        names = meta.get(key)
-        if not (isinstance(names, list) and len(names) == count and all(isinstance(c, str) for c in names)):
-            return None, None
-        return names, [c for c in names if c.lower() not in present]
-
-    if args.inputs is not None:
-        inputs, source_in = _columns(args.inputs, "--inputs"), "--inputs"
-    else:
-        inputs, missing = recorded("inputs", model.m)
-        if inputs is None:
-            got = f"records {meta['inputs']!r}, not m={model.m} column names" if "inputs" in meta \
-                else "records no input column names"
-            raise UserError(f"--inputs: not given and the model file {got}; pass --inputs COLUMNS")
-        if missing:
-            raise UserError(f"--inputs: not given, and the input columns recorded in the model file ({inputs}) are "
-                            f"not all in {Path(args.data).name} (missing {missing}); pass --inputs COLUMNS")
-        source_in = "the model file"
-    if len(inputs) != model.m:
-        raise UserError(f"--inputs: the model has m={model.m} input(s), got {len(inputs)} column(s)")
-    why_none = "; pass --outputs"
-    if args.outputs is not None:
-        outputs, source_out = _columns(args.outputs, "--outputs"), "--outputs"
-        if len(outputs) != model.p:
-            raise UserError(f"--outputs: the model has p={model.p} output(s), got {len(outputs)} column(s)")
-    else:
-        outputs, missing = recorded("outputs", model.p)
-        source_out = "the model file"
-        if outputs is not None and missing:
-            why_none = (f" (the model file's output columns {outputs} are not all in {Path(args.data).name}: "
-                        f"missing {missing}); pass --outputs")
-            outputs = None
+    inputs, source_in = _simulate_inputs(args, model, loaded.meta, present)
+    outputs, source_out, why_none = _simulate_outputs(args, model, loaded.meta, present)
     if plot is not None and outputs is None:
         raise UserError("--plot: needs --outputs (the measured outputs to compare with)")
     k = args.init_samples
@@ -628,26 +649,14 @@ def _cmd_simulate(args) -> int:
     yhat = model.simulate(U) if k is None else model.simulate(U, y_init=Y, init_samples=k)
     cols = [f"{n}_hat" for n in names_out] if outputs and all(isinstance(n, str) for n in names_out) \
         else [f"y_hat_{i}" for i in range(model.p)]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow((["sequence"] if labels else []) + cols)
-    for b in range(yhat.shape[0]):
-        for t in range(yhat.shape[1]):
-            w.writerow(([labels[b]] if labels else []) + [repr(float(v)) for v in yhat[b, t]])
-    write_text_atomic(args.out, buf.getvalue())
+    _write_predictions(args.out, yhat, labels, cols)
     print(f"columns         : inputs {inputs} (from {source_in})"
           + (f", outputs {outputs} (from {source_out})" if outputs is not None else ", no measured outputs"))
     start = "zero initial state" if k is None else \
         f"initial state estimated from the first {k} measured outputs (least squares)"
     print(f"simulated       : {loaded.description} on {U.shape[0]} sequence(s) x {T} samples from {start}")
     if Y is not None:
-        init = k or 0
-        scored = f"samples {init}..{T - 1}" + (f", the first {k} not scored" if k else "")
-        average = f"({scored}; mean over {U.shape[0]} sequence(s))"
-        for label, metric in (("NSE", nse), ("RMSE", rmse)):
-            e = np.asarray(metric(yhat, Y, init=init))  # (batch, p)
-            print(f"{label:<16}: {average} "
-                  + ", ".join(f"{n}: {float(np.mean(e[:, i])):.6g}" for i, n in enumerate(names_out)))
+        _print_scores(yhat, Y, k, names_out)
         if plot is not None:
             from .plots import plot_fit
             plot_fit(Y, yhat, ts=args.ts, output_names=[str(n) for n in names_out],
@@ -656,9 +665,83 @@ def _cmd_simulate(args) -> int:
     return EXIT_OK
 
 
+def _recorded_columns(meta: dict, key: str, count: int, present: set) -> tuple:
+    """``meta[key]`` when it is a list of ``count`` column names: (names, those missing from the
+    data's lower-cased header ``present``); else (None, None)."""
+    names = meta.get(key)
+    if not (isinstance(names, list) and len(names) == count and all(isinstance(c, str) for c in names)):
+        return None, None
+    return names, [c for c in names if c.lower() not in present]
+
+
+def _simulate_inputs(args, model, meta: dict, present: set) -> tuple[list, str]:
+    """(input columns, where they came from) of ``rrnn simulate``: --inputs, else the model file's."""
+    if args.inputs is not None:
+        inputs, source = _columns(args.inputs, "--inputs"), "--inputs"
+    else:
+        inputs, missing = _recorded_columns(meta, "inputs", model.m, present)
+        if inputs is None:
+            got = f"records {meta['inputs']!r}, not m={model.m} column names" if "inputs" in meta \
+                else "records no input column names"
+            raise UserError(f"--inputs: not given and the model file {got}; pass --inputs COLUMNS")
+        if missing:
+            raise UserError(f"--inputs: not given, and the input columns recorded in the model file ({inputs}) are "
+                            f"not all in {Path(args.data).name} (missing {missing}); pass --inputs COLUMNS")
+        source = "the model file"
+    if len(inputs) != model.m:
+        raise UserError(f"--inputs: the model has m={model.m} input(s), got {len(inputs)} column(s)")
+    return inputs, source
+
+
+def _simulate_outputs(args, model, meta: dict, present: set) -> tuple[list | None, str, str]:
+    """(measured output columns or None, where they came from, why there are none) of ``rrnn
+    simulate``: --outputs, else the model file's when the data has them all."""
+    why_none = "; pass --outputs"
+    if args.outputs is not None:
+        outputs = _columns(args.outputs, "--outputs")
+        if len(outputs) != model.p:
+            raise UserError(f"--outputs: the model has p={model.p} output(s), got {len(outputs)} column(s)")
+        return outputs, "--outputs", why_none
+    outputs, missing = _recorded_columns(meta, "outputs", model.p, present)
+    if outputs is not None and missing:
+        why_none = (f" (the model file's output columns {outputs} are not all in {Path(args.data).name}: "
+                    f"missing {missing}); pass --outputs")
+        outputs = None
+    return outputs, "the model file", why_none
+
+
+def _write_predictions(path, yhat, labels: list | None, cols: list) -> None:
+    """Write predictions (batch, T, p) as CSV, atomically: a sequence column when ``labels``."""
+    from ._io import write_text_atomic
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow((["sequence"] if labels else []) + cols)
+    for b in range(yhat.shape[0]):
+        for t in range(yhat.shape[1]):
+            w.writerow(([labels[b]] if labels else []) + [repr(float(v)) for v in yhat[b, t]])
+    write_text_atomic(path, buf.getvalue())
+
+
+def _print_scores(yhat, Y, k: int | None, names_out: list) -> None:
+    """Print NSE and RMSE per output, averaged over the sequences, from sample ``k`` (0) on."""
+    import numpy as np
+
+    from .metrics import nse, rmse
+
+    init, T = k or 0, Y.shape[1]
+    scored = f"samples {init}..{T - 1}" + (f", the first {k} not scored" if k else "")
+    average = f"({scored}; mean over {Y.shape[0]} sequence(s))"
+    for label, metric in (("NSE", nse), ("RMSE", rmse)):
+        e = np.asarray(metric(yhat, Y, init=init))  # (batch, p)
+        print(f"{label:<16}: {average} "
+              + ", ".join(f"{n}: {float(np.mean(e[:, i])):.6g}" for i, n in enumerate(names_out)))
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    """The ``rrnn`` argument parser (subcommands demo, certify, verify, project, fit, simulate)."""
+    """The ``rrnn`` argument parser (subcommands demo, certify, verify, project, fit, simulate, sweep,
+    experiment, benchmark; each added by its ``_add_*`` function)."""
     head, _, rest = __doc__.partition("Model files:")
     text = head.splitlines()[0] + "\n\nModel files:" + rest
     text = text.replace("``", "").replace(":mod:`rrnn_convex.io_models`", "rrnn_convex.io_models").rstrip()
@@ -667,12 +750,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an unexpected error (exit code 3) instead of one line")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def model_arg(p):
-        p.add_argument("model", help="model file: .npz (ImplicitRNN.save or Elman arrays), .json (Elman "
-                                     "arrays), .pt (torch state_dict)")
-        p.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None,
-                       help="activation of a torch nn.RNN state_dict that does not record it")
+    for add in (_add_demo, _add_certify_verify_project, _add_fit, _add_simulate, _add_sweep,
+                _add_experiment_and_benchmark):
+        add(sub)
+    return parser
 
+
+def _model_arg(p) -> None:
+    """The model file argument (and --nonlinearity) of the commands that read one."""
+    p.add_argument("model", help="model file: .npz (ImplicitRNN.save or Elman arrays), .json (Elman "
+                                 "arrays), .pt (torch state_dict)")
+    p.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None,
+                   help="activation of a torch nn.RNN state_dict that does not record it")
+
+
+def _add_demo(sub) -> None:
+    """The ``rrnn demo`` subcommand."""
     demo = sub.add_parser("demo", help="fit and certify a model of the paper's mass-spring-damper system",
                           description="Generate the mass-spring-damper data (rrnn_convex.datasets.msd), fit a "
                                       "small model certified to have incremental l2 gain <= gamma, print "
@@ -692,8 +785,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
 
+
+def _add_certify_verify_project(sub) -> None:
+    """The ``rrnn certify``, ``verify`` and ``project`` subcommands."""
     cert = sub.add_parser("certify", help="certify a model file (contraction, smallest or given gamma)")
-    model_arg(cert)
+    _model_arg(cert)
     cert.add_argument("--gamma", type=_positive_float, default=None,
                       help="decide whether this gain bound is certified (default: find the smallest)")
     cert.add_argument("--solver", default=None, help="CLARABEL (default), SCS or MOSEK")
@@ -704,12 +800,12 @@ def build_parser() -> argparse.ArgumentParser:
     cert.set_defaults(func=_cmd_certify)
 
     ver = sub.add_parser("verify", help="rigorously re-check a JSON certificate against a model (no solver)")
-    model_arg(ver)
+    _model_arg(ver)
     ver.add_argument("certificate", help="JSON certificate (rrnn certify / Certificate.to_json)")
     ver.set_defaults(func=_cmd_verify)
 
     proj = sub.add_parser("project", help="the nearest certified model (Theta, or Theta_gamma with --gamma)")
-    model_arg(proj)
+    _model_arg(proj)
     proj.add_argument("--gamma", type=_positive_float, default=None, help="gain bound (default: contraction only)")
     proj.add_argument("--norm", choices=("normalized", "implicit"), default="normalized",
                       help="distance on the explicit form (default) or on the weights as given")
@@ -720,6 +816,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "answer is 'not certified: time limit' (exit 1)")
     proj.set_defaults(func=_cmd_project)
 
+
+def _add_fit(sub) -> None:
+    """The ``rrnn fit`` subcommand."""
     fit = sub.add_parser("fit", help="fit a certified model to CSV data",
                          description="Fit by sequential convex programming; every accepted iterate is "
                                      "certified. One CSV is one sequence, unless a 'sequence' column (or "
@@ -764,6 +863,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="model file (.npz)")
     fit.set_defaults(func=_cmd_fit)
 
+
+def _add_simulate(sub) -> None:
+    """The ``rrnn simulate`` subcommand."""
     simu = sub.add_parser("simulate", help="simulate a model on the inputs of a CSV file (zero or estimated "
                                            "initial state)",
                           description="Simulate the model on the inputs of a CSV file and write the predictions. "
@@ -772,7 +874,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "measured outputs, NSE and RMSE are printed; with --init-samples K the "
                                       "initial state is estimated from the first K measured outputs (the "
                                       "benchmark convention) and the metrics cover samples K.. only.")
-    model_arg(simu)
+    _model_arg(simu)
     simu.add_argument("data", help="data (.csv)")
     simu.add_argument("--inputs", default=None, help="input columns: names or 0-based indices, comma-separated "
                                                      "(default: the input names recorded in the model file)")
@@ -788,6 +890,9 @@ def build_parser() -> argparse.ArgumentParser:
     simu.add_argument("--out", required=True, help="predictions (.csv)")
     simu.set_defaults(func=_cmd_simulate)
 
+
+def _add_sweep(sub) -> None:
+    """The ``rrnn sweep`` subcommand."""
     sw = sub.add_parser("sweep", help="fit a grid of model sets x gammas x seeds in parallel",
                         description="Fit every cell of the grid in parallel processes (joblib) or on a Dask "
                                     "cluster (--scheduler); a failed cell is reported, not fatal. Writes one table.")
@@ -809,6 +914,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", required=True, help="results table (.csv)")
     sw.set_defaults(func=_cmd_sweep)
 
+
+def _add_experiment_and_benchmark(sub) -> None:
+    """The ``rrnn experiment`` and ``rrnn benchmark`` subcommands."""
     exp = sub.add_parser("experiment", help="reproduce the paper's comparison (rrnn experiment msd [--quick])")
     exp.add_argument("name", choices=("msd",), help="msd: the mass-spring-damper comparison (Table I, Figs. 2-4)")
     exp.add_argument("--out", default="msd_results", help="output folder; rerunning with it resumes (default "
@@ -835,7 +943,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     bench.set_defaults(func=_cmd_benchmark)
-    return parser
 
 
 def _cmd_benchmark(args) -> int:
