@@ -249,17 +249,13 @@ class _StepProblem:
 
 
 def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_biases: bool) -> _StepProblem:
+    """The step problem of ``model_set`` for models shaped like ``template`` (see :class:`_StepProblem`);
+    ``fixed`` weights are held, the biases are trained with ``train_biases``."""
     margin = cp.Parameter(nonneg=True, name="margin", value=float(model_set.margin))
     sv = model_set.replace(margin=margin).build(template.dims, template.activation, fixed=fixed)
     names = list(sv.free)
-    free_c1 = {}
-    q = template.q
-    for name, extra in (("C1", "Ct"), ("D12", "Dt")):
-        if sv.params.get(name, 0) is None:  # recovered from Ct = Lambda C1 (free_C1)
-            shape = getattr(template, name).shape
-            free_c1[name] = (sv.extra[extra], cp.Parameter(shape, name=f"{name}_k"),
-                             cp.Parameter(shape, name=f"{name}_over_lam_k"), cp.Variable(shape, name=f"{name}_lin"))
-            names.append(name)
+    free_c1 = _free_c1_variables(sv, template)
+    names += list(free_c1)
     biases = {}
     if train_biases:
         for b in BIASES:
@@ -269,12 +265,45 @@ def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_b
     lam_ref = inv = prox = None
     extra_obj = 0
     if free_c1:
-        lam = sv.cert["lam"]
-        lam_ref = cp.Parameter(q, pos=True, name="lam_k")
-        inv = cp.Parameter(q, pos=True, name="inv_lam_k")
-        # prox * ||lam / lam_k - 1||^2 written DPP-style: ||w * lam - s||^2, w = sqrt(prox) / lam_k
-        prox = (cp.Parameter(q, nonneg=True, name="prox_w"), cp.Parameter(q, nonneg=True, name="prox_s"))
-        extra_obj = cp.sum_squares(cp.multiply(prox[0], lam) - prox[1])
+        lam_ref, inv, prox, extra_obj = _multiplier_parameters(sv.cert["lam"], template.q)
+    theta, links = _theta(layout, sv, biases, free_c1, inv, template)
+    P = layout.size
+    d, theta_k, g = cp.Variable(P, name="d"), cp.Parameter(P, name="theta_k"), cp.Parameter(P, name="g")
+    link = d == theta - theta_k
+    # a quadratic term of weight 0 makes cvxpy hand the solver a quadratic-objective matrix, to
+    # which the step's H is added (solvers.solve_with_quadratic)
+    zero = cp.Parameter(nonneg=True, name="zero", value=0.0)
+    objective = 2 * g @ d + zero * cp.sum_squares(d) + extra_obj
+    problem = cp.Problem(cp.Minimize(objective), sv.constraints + links + [link])
+    return _StepProblem(problem, sv, layout, theta, d, theta_k, g, margin, biases, free_c1, lam_ref, inv, prox,
+                        extra_objective=extra_obj, link=link)
+
+
+def _free_c1_variables(sv, template: ImplicitRNN) -> dict:
+    """name -> (variable Ct or Dt, Parameter C_k, Parameter C_k / lambda_k, variable of the
+    linearised C) for the weights the free-C1 parametrisation recovers from Ct = Lambda C1."""
+    free_c1 = {}
+    for name, extra in (("C1", "Ct"), ("D12", "Dt")):
+        if sv.params.get(name, 0) is None:  # recovered from Ct = Lambda C1 (free_C1)
+            shape = getattr(template, name).shape
+            free_c1[name] = (sv.extra[extra], cp.Parameter(shape, name=f"{name}_k"),
+                             cp.Parameter(shape, name=f"{name}_over_lam_k"), cp.Variable(shape, name=f"{name}_lin"))
+    return free_c1
+
+
+def _multiplier_parameters(lam, q: int) -> tuple:
+    """(lambda_k, 1 / lambda_k, the proximal weights, the proximal term) of the free-C1 step."""
+    lam_ref = cp.Parameter(q, pos=True, name="lam_k")
+    inv = cp.Parameter(q, pos=True, name="inv_lam_k")
+    # prox * ||lam / lam_k - 1||^2 written DPP-style: ||w * lam - s||^2, w = sqrt(prox) / lam_k
+    prox = (cp.Parameter(q, nonneg=True, name="prox_w"), cp.Parameter(q, nonneg=True, name="prox_s"))
+    return lam_ref, inv, prox, cp.sum_squares(cp.multiply(prox[0], lam) - prox[1])
+
+
+def _theta(layout: ParamLayout, sv, biases: dict, free_c1: dict, inv, template: ImplicitRNN) -> tuple:
+    """(theta, links): the trainable weights in layout order as one affine expression, and the
+    constraints that tie each linearised C1 (D12) variable to Ct (Dt) and lambda."""
+    q = template.q
     parts, links = [], []
     for name in layout.names:
         if name in free_c1:
@@ -289,17 +318,7 @@ def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_b
         else:
             var = biases.get(name, sv.params.get(name))
             parts.append(cp.vec(var, order="C"))
-    theta = cp.hstack(parts)
-    P = layout.size
-    d, theta_k, g = cp.Variable(P, name="d"), cp.Parameter(P, name="theta_k"), cp.Parameter(P, name="g")
-    link = d == theta - theta_k
-    # a quadratic term of weight 0 makes cvxpy hand the solver a quadratic-objective matrix, to
-    # which the step's H is added (solvers.solve_with_quadratic)
-    zero = cp.Parameter(nonneg=True, name="zero", value=0.0)
-    objective = 2 * g @ d + zero * cp.sum_squares(d) + extra_obj
-    problem = cp.Problem(cp.Minimize(objective), sv.constraints + links + [link])
-    return _StepProblem(problem, sv, layout, theta, d, theta_k, g, margin, biases, free_c1, lam_ref, inv, prox,
-                        extra_objective=extra_obj, link=link)
+    return cp.hstack(parts), links
 
 
 def _default_fixed(model: ImplicitRNN, model_set: ModelSet) -> dict:
@@ -763,41 +782,21 @@ class _Run:
 
     # -------------------------------------------------------------- set-up
     def prepare(self, init_model, resume) -> None:
+        """Set up the run: the starting state (from the checkpoint ``resume``, from ``init_model`` or
+        the estimator's start), its certificate, the step problem and the solvers."""
         est, ms = self.est, self.model_set
         if resume is not None:
-            state, meta = FitState.load(resume)
-            state.check_resume(resume, FitState.settings_of(self))
-            if meta["scaling"] != self.scaling.to_dict() or meta["windows"]["count"] != self.windows.count:
-                raise ValueError("resume: the checkpoint was written for other data or settings "
-                                 "(its scaling or training windows differ from this fit's)")
-            self.rng.bit_generator.state = state.rng_state
-            self.start_report = {"resumed_from": str(resume)}
-            model = state.model
+            state = self.resumed_state(resume)
         else:
-            if init_model is not None:
-                if not isinstance(init_model, ImplicitRNN):
-                    raise TypeError(f"init_model: expected an ImplicitRNN, got {type(init_model).__name__}")
-                self.check_dims(init_model)
-                model = self.scaling.to_normalized(init_model)
-                x0_seq, self.start_report = None, {"init_model": True}
-            else:
-                model, x0_seq, self.start_report = est._start(self.Un, self.Yn, ms, self.scaling, seed=self.seed)
-                self.start_report["seed"] = self.seed
-            state = FitState(model, np.zeros((self.windows.count, model.n)), {}, settings=FitState.settings_of(self))
-        self.check_dims(model)
-        cert = ms.certificate(self.scaling.to_physical(model), solver=est.solver)
+            state, x0_seq = self.new_state(init_model)
+        self.check_dims(state.model)
+        cert = ms.certificate(self.scaling.to_physical(state.model), solver=est.solver)
         if cert is not None and not cert.certified:
             raise ValueError(f"init_model: the starting model is not in the {ms.name} set "
                              f"({cert.reason}); project it first")
         if resume is None:
-            if ms.uses_multiplier:
-                model, point = ms.lifted_form(model, self.scaling, est.solver)
-                state = replace(state, model=model, point=point)
-            if est.learn_x0:
-                if x0_seq is None:
-                    x0_seq = np.zeros((self.U.shape[0], model.n))
-                state = replace(state, x0=self.windows.states(model, self.Un, x0_seq))
-            state = replace(state, best_model=model, best_x0=state.x0.copy())
+            state = self.embedded(state, x0_seq)
+        model = state.model
         if state.x0.shape != (self.windows.count, model.n):
             raise ValueError(f"resume: the checkpoint has {state.x0.shape[0]} initial states, the data "
                              f"{self.windows.count} training windows")
@@ -810,6 +809,47 @@ class _Run:
         self.sequence = self.solvers
         if not state.history:
             self.state = replace(state, best_val=self.val_nse(model))
+
+    def resumed_state(self, resume) -> FitState:
+        """The state saved in the checkpoint ``resume`` (checked against this fit's settings and
+        data); the random generator continues from it."""
+        state, meta = FitState.load(resume)
+        state.check_resume(resume, FitState.settings_of(self))
+        if meta["scaling"] != self.scaling.to_dict() or meta["windows"]["count"] != self.windows.count:
+            raise ValueError("resume: the checkpoint was written for other data or settings "
+                             "(its scaling or training windows differ from this fit's)")
+        self.rng.bit_generator.state = state.rng_state
+        self.start_report = {"resumed_from": str(resume)}
+        return state
+
+    def new_state(self, init_model) -> tuple[FitState, np.ndarray | None]:
+        """(state at the start, initial state per training sequence or None): ``init_model``
+        (physical units) or the estimator's start."""
+        if init_model is not None:
+            if not isinstance(init_model, ImplicitRNN):
+                raise TypeError(f"init_model: expected an ImplicitRNN, got {type(init_model).__name__}")
+            self.check_dims(init_model)
+            model = self.scaling.to_normalized(init_model)
+            x0_seq, self.start_report = None, {"init_model": True}
+        else:
+            model, x0_seq, self.start_report = self.est._start(self.Un, self.Yn, self.model_set, self.scaling,
+                                                               seed=self.seed)
+            self.start_report["seed"] = self.seed
+        state = FitState(model, np.zeros((self.windows.count, model.n)), {}, settings=FitState.settings_of(self))
+        return state, x0_seq
+
+    def embedded(self, state: FitState, x0_seq: np.ndarray | None) -> FitState:
+        """A new fit's state with the model in the lifted form of an LMI set (and its certificate
+        point), the windows' initial states simulated from ``x0_seq`` and the best model so far."""
+        ms, model = self.model_set, state.model
+        if ms.uses_multiplier:
+            model, point = ms.lifted_form(model, self.scaling, self.est.solver)
+            state = replace(state, model=model, point=point)
+        if self.est.learn_x0:
+            if x0_seq is None:
+                x0_seq = np.zeros((self.U.shape[0], model.n))
+            state = replace(state, x0=self.windows.states(model, self.Un, x0_seq))
+        return replace(state, best_model=model, best_x0=state.x0.copy())
 
     def check_dims(self, model: ImplicitRNN) -> None:
         if model.dims["m"] != self.U.shape[2] or model.dims["p"] != self.Y.shape[2]:
@@ -919,71 +959,83 @@ class _Run:
 
     def iterate(self) -> dict:
         """One SCP iteration: linearise, then damped convex steps until one is accepted (at most
-        ``levenberg.MAX_TRIALS``; :func:`~rrnn_convex.levenberg.iterate`)."""
-        est, step = self.est, self.step
+        ``levenberg.MAX_TRIALS``; :func:`~rrnn_convex.levenberg.iterate`); returns its history entry."""
+        est = self.est
         t_it = time.perf_counter()
         phases0 = dict(self.phase_seconds)
         it = len(self.state.history)
-        Bn = self.windows.count
-        idx = levenberg.minibatch(self.rng, Bn, est.batch_size)
+        idx = levenberg.minibatch(self.rng, self.windows.count, est.batch_size)
         slack = self.set_margin(self.state.model)  # first: it may re-represent the model
         model = self.state.model
         x0_batch = self.state.x0[idx] if est.learn_x0 else np.zeros((len(idx), model.n))
         with _PhaseTimer(self.phase_seconds, "linearize"):
-            lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, step.layout, workers=est._jobs())
+            lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, self.step.layout, workers=est._jobs())
         L0 = lin.loss
         marq = est.damping == "marquardt"
         scale = 1.0 if marq else (float(np.mean(np.diag(lin.H))) or 1.0)
         if self.state.mu is None:
             self.update(mu=est.mu0 * scale)
-        theta_k = step.layout.flatten(model)
+        theta_k = self.step.layout.flatten(model)
         before = dict(self.steps_by_kind)
         self.sequence = self.solvers
-
-        def after_failure(failures):
-            if failures[-2:] == ["solver", "solver"] and self.sequence is self.solvers:
-                # twice in a row: re-centre the certificate point (the margin and the linearisation
-                # of C1 move with it) and let the fallback solvers try too, for this iteration
-                self.set_margin(self.state.model, recentre=True)
-                self.sequence = self.fallbacks
-                if self.state.model is not model:  # re-represented: linearise again in the next iteration
-                    return levenberg.STOP
-            return None
-
         res = levenberg.iterate(lambda mu: self.try_step(lin, mu, theta_k, idx, marq, L0), self.state.mu, L0,
-                                time_left=self.time_left, after_failure=after_failure)
+                                time_left=self.time_left, after_failure=lambda f: self.after_failure(f, model))
         if res.out_of_time:
             self.stop("time_budget", f"{est.time_budget:g} s (inside iteration {it})")
-        accepted = res.accepted
-        if accepted:
+        v = self.take(res)
+        loss = self.loss(self.state.model, self.state.x0, np.arange(self.windows.count)) \
+            if idx.size != self.windows.count else res.batch_loss
+        entry = {"iteration": it, "loss": loss, "val_nse": v, "mu": float(self.state.mu), "accepted": res.accepted,
+                 "margin": float(self.cert.margin) if self.cert is not None else float("nan"),
+                 "slack": float(slack), "seconds": time.perf_counter() - t_it,
+                 "info": "" if res.accepted else res.info,
+                 "step_sdps": self.steps_by_kind["sdp"] - before["sdp"],
+                 "interior_steps": self.steps_by_kind["interior"] - before["interior"]}
+        entry |= {f"seconds_{k}": self.phase_seconds[k] - phases0[k] for k in PHASES}
+        entry["certificate_from"] = self.cert_source if res.accepted else ""
+        self.update(history=[*self.state.history, entry])
+        self.check_stuck(res, scale)
+        return entry
+
+    def after_failure(self, failures: list, model: ImplicitRNN):
+        """After two failed solves in a row: re-centre the certificate point (the margin and the
+        linearisation of C1 move with it) and let the fallback solvers try too, for this iteration;
+        ``levenberg.STOP`` when that re-represented ``model`` (linearise again in the next one)."""
+        if failures[-2:] == ["solver", "solver"] and self.sequence is self.solvers:
+            self.set_margin(self.state.model, recentre=True)
+            self.sequence = self.fallbacks
+            if self.state.model is not model:
+                return levenberg.STOP
+        return None
+
+    def take(self, res: levenberg.Iteration) -> float:
+        """Move to the accepted candidate of ``res`` (if any), record mu, the validation NSE and the
+        best model so far; returns the validation NSE."""
+        if res.accepted:
             cand, x0_new, self.cert, point = res.trial.candidate
             self.update(model=cand, x0=x0_new, point=point)
         st = self.update(mu=res.mu)
         v = self.val_nse(st.model)
-        is_best, stall = levenberg.track_best(st.best_val, st.stall, v, accepted, self.val is not None)
+        is_best, stall = levenberg.track_best(st.best_val, st.stall, v, res.accepted, self.val is not None)
         if is_best:
-            st = self.update(best_val=v, best_model=st.model, best_x0=st.x0.copy(), stall=stall)
+            self.update(best_val=v, best_model=st.model, best_x0=st.x0.copy(), stall=stall)
         else:
-            st = self.update(stall=stall)
-        loss = self.loss(st.model, st.x0, np.arange(Bn)) if idx.size != Bn else res.batch_loss
-        entry = {"iteration": it, "loss": loss, "val_nse": v, "mu": float(st.mu), "accepted": accepted,
-                 "margin": float(self.cert.margin) if self.cert is not None else float("nan"),
-                 "slack": float(slack), "seconds": time.perf_counter() - t_it, "info": "" if accepted else res.info,
-                 "step_sdps": self.steps_by_kind["sdp"] - before["sdp"],
-                 "interior_steps": self.steps_by_kind["interior"] - before["interior"]}
-        entry |= {f"seconds_{k}": self.phase_seconds[k] - phases0[k] for k in PHASES}
-        entry["certificate_from"] = self.cert_source if accepted else ""
-        st = self.update(history=[*st.history, entry])
-        if self.stop_reason is None and not accepted and st.mu > MU_MAX * max(scale, 1e-300):
-            if res.failures and all(f == "solver" for f in res.failures):
-                self.stop("step_failures", f"the step problem failed at every damping up to mu = {st.mu:.3g} "
-                                           f"(last: {res.info})")
-                warnings.warn(f"fit: stopped because the step problem kept failing ({res.info})", RuntimeWarning,
-                              stacklevel=4)
-            else:
-                self.stop("converged", f"no step decreases the loss at any damping (mu = {st.mu:.3g}; "
-                                       f"last: {res.info})")
-        return entry
+            self.update(stall=stall)
+        return v
+
+    def check_stuck(self, res: levenberg.Iteration, scale: float) -> None:
+        """Stop when no damping up to ``MU_MAX`` gave an accepted step: "step_failures" if the step
+        problem failed every time (with a warning), else "converged"."""
+        mu = self.state.mu
+        if self.stop_reason is not None or res.accepted or not mu > MU_MAX * max(scale, 1e-300):
+            return
+        if res.failures and all(f == "solver" for f in res.failures):
+            self.stop("step_failures", f"the step problem failed at every damping up to mu = {mu:.3g} "
+                                       f"(last: {res.info})")
+            warnings.warn(f"fit: stopped because the step problem kept failing ({res.info})", RuntimeWarning,
+                          stacklevel=5)
+        else:
+            self.stop("converged", f"no step decreases the loss at any damping (mu = {mu:.3g}; last: {res.info})")
 
     def set_margin(self, model: ImplicitRNN, recentre: bool = False) -> float:
         """Centre the step problem on the current iterate: its LMI margin below the iterate's slack
@@ -1011,7 +1063,7 @@ class _Run:
         """Solve the damped step problem once and judge the candidate: a
         :class:`~rrnn_convex.levenberg.Trial`, accepted with candidate ``(model, x0, cert,
         point)``, or rejected with kind "solver", "ratio" or "certificate"."""
-        est, st, step, layout = self.est, self.state, self.step, self.step.layout
+        est, st, layout = self.est, self.state, self.step.layout
         Hr, gr = levenberg.reduced_system(lin, mu, est.learn_x0, marq)
         try:
             Rm = np.linalg.cholesky(Hr).T  # Hr = R'R
@@ -1023,24 +1075,11 @@ class _Run:
         self.steps_by_kind["interior" if cand is not None else "sdp"] += 1
         if cand is None:
             w = 1.0 / np.sqrt(max(L0, 1e-300))  # objective of order one: better solver scaling
-            step.set_objective(w * Rm, w * c, theta_k)
-            if step.free_c1:
-                step.set_point(st.model, st.point["lam"],
-                               prox=w * w * mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0))
-            att = None
-            for name in self.sequence:
-                with _PhaseTimer(self.phase_seconds, "step"):
-                    att = step.solve(name)
-                if att.status in ("optimal", "optimal_inaccurate"):
-                    break
-            if att is None or att.status not in ("optimal", "optimal_inaccurate"):
-                return levenberg.Trial("solver", f"step problem: {att.status if att else 'no solver'} "
-                                                 f"{att.detail if att else ''}".strip())
-            try:
-                cand = step.model_at_solution(st.model)
-            except ValueError as exc:
-                return levenberg.Trial("solver", str(exc))
-            point = step.point()
+            prox = w * w * mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0)
+            solved = self.sdp_step(w * Rm, w * c, theta_k, prox)
+            if isinstance(solved, levenberg.Trial):
+                return solved
+            cand, point = solved
         d = layout.flatten(cand) - theta_k
         dx = levenberg.x0_step(lin, d, mu, est.learn_x0, marq)
         x0_new = levenberg.moved_x0(st.x0, idx, dx, est.learn_x0)
@@ -1052,6 +1091,30 @@ class _Run:
         if cert is not None and not cert.certified:
             return levenberg.Trial("certificate", f"candidate not certified ({cert.reason})", trial.ratio, trial.loss)
         return replace(trial, candidate=(cand, x0_new, cert, point))
+
+    def sdp_step(self, R: np.ndarray, c: np.ndarray, theta_k: np.ndarray, prox: float):
+        """Solve the step SDP ``min ||R (theta - theta_k) + c||^2`` (with the proximal weight
+        ``prox`` on lambda for the free-C1 parametrisation) with the current solver sequence:
+        (candidate model, certificate point), or a rejected "solver"
+        :class:`~rrnn_convex.levenberg.Trial`."""
+        step, st = self.step, self.state
+        step.set_objective(R, c, theta_k)
+        if step.free_c1:
+            step.set_point(st.model, st.point["lam"], prox=prox)
+        att = None
+        for name in self.sequence:
+            with _PhaseTimer(self.phase_seconds, "step"):
+                att = step.solve(name)
+            if att.status in ("optimal", "optimal_inaccurate"):
+                break
+        if att is None or att.status not in ("optimal", "optimal_inaccurate"):
+            return levenberg.Trial("solver", f"step problem: {att.status if att else 'no solver'} "
+                                             f"{att.detail if att else ''}".strip())
+        try:
+            cand = step.model_at_solution(st.model)
+        except ValueError as exc:
+            return levenberg.Trial("solver", str(exc))
+        return cand, step.point()
 
     def iterate_certificate(self, cand: ImplicitRNN, point: dict | None) -> Certificate | None:
         """The certificate of a candidate iterate (physical units): first the step problem's own
