@@ -21,7 +21,7 @@ import numpy as np
 from ._io import atomic_path
 from .errors import MissingDependency
 
-__all__ = ["plot_fit", "plot_tradeoff", "plot_history", "save_figure", "require_matplotlib", "PLOT_HINT"]
+__all__ = ["plot_fit", "plot_tradeoff", "plot_history", "save_figure", "figure", "require_matplotlib", "PLOT_HINT"]
 
 PLOT_HINT = 'plotting needs matplotlib: pip install "rrnn_convex[plot]"'
 
@@ -47,7 +47,24 @@ def require_matplotlib():
     return Figure, FigureCanvasAgg
 
 
-def _figure(width: float, height: float):
+def figure(width: float, height: float):
+    """A matplotlib figure of ``width`` x ``height`` inches, constrained layout, not tied to pyplot.
+
+    Parameters
+    ----------
+    width, height : float
+        Size in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With an Agg canvas attached, ready for :func:`save_figure`.
+
+    Raises
+    ------
+    rrnn_convex.errors.MissingDependency
+        When matplotlib is not installed (the ``[plot]`` extra).
+    """
     Figure, FigureCanvasAgg = require_matplotlib()
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
@@ -139,7 +156,7 @@ def plot_fit(y, y_hat, *, ts: float | None = None, sequence: int = 0, output_nam
     t = np.arange(T) * (ts if ts else 1.0)
     xlabel = "time [s]" if ts else "sample"
     ulab = f" [{unit}]" if unit else ""
-    fig = _figure(10, 2.4 + 2.6 * p)
+    fig = figure(10, 2.4 + 2.6 * p)
     axes = fig.subplots(2 * p, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3] * p})
     for i in range(p):
         ax, ax_e = axes[2 * i], axes[2 * i + 1]
@@ -212,7 +229,7 @@ def plot_tradeoff(rows, *, title: str | None = None, path=None):
     for g, _, _ in bounded:
         if not g > 0:
             raise ValueError(f"rows: gamma must be positive, got {g}")
-    fig = _figure(11, 4.2)
+    fig = figure(11, 4.2)
     ax_n, ax_l = fig.subplots(1, 2)
     if bounded:
         g = np.array([r[0] for r in bounded])
@@ -309,7 +326,7 @@ def plot_history(history, *, title: str | None = None, path=None):
     it = np.array([h.get("iteration", i) for i, h in enumerate(history)], dtype=float) + 1
     col = {k: np.array([_finite(h[k]) for h in history]) for k in ("loss", "val_nse", "mu", "margin")}
     acc = np.array([bool(h["accepted"]) for h in history])
-    fig = _figure(9, 8)
+    fig = figure(9, 8)
     axes = fig.subplots(4, 1, sharex=True)
     ax = axes[0]
     ax.plot(it, col["loss"], "-", color="tab:blue", lw=1.2)

@@ -390,9 +390,9 @@ def write_tables(rows, out: Path, source: str = "") -> None:
 
 def write_figures(rows, out: Path, data: dict) -> None:
     """The paper's Fig. 2 (NSE vs Lipschitz lower bound), Figs. 3-4 (generalisation) and traces."""
-    from ..plots import _figure, save_figure
+    from ..plots import figure, save_figure
 
-    fig = _figure(6.5, 4.5)
+    fig = figure(6.5, 4.5)
     ax = fig.subplots()
     for r in rows:
         robust = r["model"].startswith("Theta")
@@ -416,7 +416,7 @@ def write_figures(rows, out: Path, data: dict) -> None:
 
     curves = [r for r in rows if r.get("generalisation")]
     if curves:
-        fig = _figure(7.5, 4.5)
+        fig = figure(7.5, 4.5)
         ax = fig.subplots()
         for r in curves:
             g = r["generalisation"]
@@ -433,7 +433,7 @@ def write_figures(rows, out: Path, data: dict) -> None:
 
     models_dir = out / "models"
     test = data["test_u3"]
-    fig = _figure(9, 4.5)
+    fig = figure(9, 4.5)
     ax = fig.subplots()
     T = min(800, test.T)
     t = np.arange(T) * 0.5
