@@ -69,7 +69,7 @@ def main(argv=None):
           f"Theta_{args.gamma:g}, target validation NSE {args.target}", flush=True)
     scp = RobustRNNRegressor(10, 10, model_set="theta_gamma", gamma=args.gamma, max_iter=args.scp_iter,
                              time_budget=args.scp_budget, progress=False, patience=args.scp_iter)
-    init = scp.initial_model(data["train_u1"].u, data["train_u1"].y, scp._set())
+    init = scp.initial_model(data["train_u1"].u, data["train_u1"].y)
 
     t0 = time.perf_counter()
     scp.fit(tr.u, tr.y, validation=(val.u, val.y), init_model=init)

@@ -241,9 +241,6 @@ class Adam:
         return scale * self.lr * mh / (np.sqrt(vh) + self.eps)
 
 
-#: the former private name, still imported by the barrier baseline
-_Adam = Adam
-
 
 def lipschitz_lower_bound(model_or_simulator, horizon: int = 500, starts: int = 4, steps: int = 300,
                           seed: int | None = 0, m: int | None = None, *, vjp: Callable | None = None,

@@ -923,6 +923,8 @@ def _add_experiment_and_benchmark(sub) -> None:
                                                            "msd_results)")
     exp.add_argument("--quick", action="store_true", help="smoke test: generated data, tiny budgets (~1 min)")
     exp.add_argument("--models", nargs="+", default=None, help="only these models (e.g. Theta Theta_8 LSTM)")
+    exp.add_argument("--data", default=None, help="the authors' msd_dataset folder (default: $RRNN_DATA/msd_dataset "
+                     "when present, else generated data; the source is printed)")
     exp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     exp.set_defaults(func=_cmd_experiment)
 
@@ -935,9 +937,8 @@ def _add_experiment_and_benchmark(sub) -> None:
                                        "units), a measured Lipschitz lower bound and the wall time. Writes "
                                        "model.npz, model.cert.json, result.json, result.md and prediction.png.")
     bench.add_argument("name", choices=("cascaded_tanks", "silverbox", "emps", "coupled_electric_drives"))
-    bench.add_argument("--data", default=None, help="folder with the benchmark files (default: $RRNN_DATA, else "
-                                                    "../shared/data/sysid beside the checkout, else the "
-                                                    "nonlinear_benchmarks package's download cache)")
+    bench.add_argument("--data", default=None, help="folder with the benchmark files (default: $RRNN_DATA/sysid, "
+                                                    "else the nonlinear_benchmarks package's download cache)")
     bench.add_argument("--quick", action="store_true", help="smoke test: a small model and a 20 s budget")
     bench.add_argument("--out", default=None, help="output folder (default: benchmark_NAME)")
     bench.add_argument("--seed", type=int, default=0)
@@ -988,7 +989,7 @@ def _cmd_sweep(args) -> int:
 def _cmd_experiment(args) -> int:
     from .experiments import msd
 
-    res = msd.run(args.out, quick=args.quick, models=args.models, progress=args.progress)
+    res = msd.run(args.out, quick=args.quick, models=args.models, progress=args.progress, folder=args.data)
     print()
     print((Path(args.out) / "results.md").read_text())
     certified_sets = ModelSet.names_where(certifies=True)  # LSTM rows have no model set

@@ -126,7 +126,7 @@ class FitState:
             return hashlib.sha256(b"".join(np.ascontiguousarray(a, dtype="<f8").tobytes() for a in arrays)).hexdigest()
 
         return {"n_states": int(est.n_states), "n_neurons": int(est.n_neurons),
-                "model_set": "theta_gamma" if getattr(run.model_set, "gamma", None) is not None else est.model_set,
+                "model_set": run.model_set.key,
                 "gamma": None if est.gamma is None else float(est.gamma),
                 "activation": get_activation(est.activation).to_dict(), "parametrization": est.parametrization,
                 "normalize": bool(est.normalize), "window": int(run.windows.length),

@@ -43,7 +43,7 @@ from ._validation import check_scalar
 from .certify import DEFAULT_TIME_LIMIT, Certificate
 from .errors import NotCertifiable
 from .model import ImplicitRNN
-from .scalable import AUTO_MIN_SIZE
+from .certify import AUTO_MIN_SIZE
 from .sets import MATRIX_NAMES, Contracting, GainBounded, ModelSet
 
 NORMS = ("normalized", "implicit")

@@ -53,7 +53,6 @@ def test_analysis_still_serves_the_moved_names():
     for name in ("GeneralisationStudy", "generalisation_data", "generalisation_study", "DEFAULT_WIDTHS"):
         assert getattr(analysis, name) is getattr(generalisation, name)
         assert name in analysis.__all__
-    assert analysis._Adam is analysis.Adam  # the barrier baseline's import
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         analysis.no_such_name  # noqa: B018
 

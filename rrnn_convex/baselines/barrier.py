@@ -34,7 +34,8 @@ from .. import solvers as _solvers
 from .._estimator import ParamsMixin, check_fitted
 from .._validation import check_scalar, paired_sequences
 from ..activations import get_activation
-from ..analysis import _Adam, rnn_adjoint
+from ..adjoint import rnn_adjoint
+from ..analysis import Adam
 from ..certify import certificate_from, certify
 from ..fit import RobustRNNRegressor
 from ..lmi import lifted_lmi
@@ -320,7 +321,7 @@ class BarrierSGD(ParamsMixin):
         z = np.concatenate([var.from_model(model0, P0, lam0), np.zeros(Bn * model0.n)])
         if not np.isfinite(barrier(var, basis, z[:nth], act, gamma, margin)[0]):
             raise RuntimeError("BarrierSGD: the starting point fails the Cholesky check")
-        adam = _Adam(z.shape, float(self.lr), eps=1e-8)
+        adam = Adam(z.shape, float(self.lr), eps=1e-8)
         rng = np.random.default_rng(self.seed)
         w = float(self.barrier_weight0)
         bs = max(1, int(self.batch_size))
