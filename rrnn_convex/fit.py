@@ -64,6 +64,13 @@ STOP_REASONS = ("max_iter", "time_budget", "patience", "converged", "step_failur
 AUTO_WINDOW_MAX = 5000
 #: the window length ``window="auto"`` uses for longer records
 AUTO_WINDOW = 2048
+#: ``batch_size="auto"``: each step linearises whole windows covering about this many samples (all
+#: windows when they hold fewer). On the paper's sizes (n = q = 10, 460 weights) this makes the
+#: linearisation cost about as much as the step SDP; on the paper's data (100 x 1000 samples),
+#: in one run each on a shared machine, 15, 25 and 50 sequences per step reached validation NSE
+#: .0289, .0293 and .0282 in 5 minutes, every sequence per step .0309 (benchmarks/fit_speed.py,
+#: README "Where an iteration's time goes")
+AUTO_BATCH_SAMPLES = 25_000
 #: without a time budget, ``max_iter=None`` means this many iterations
 DEFAULT_MAX_ITER = 50
 #: iterations over which the relative loss decrease is compared with ``tol``
@@ -407,8 +414,10 @@ class RobustRNNRegressor(ParamsMixin):
     margin : LMI margin of the step problems (the certificate is re-checked rigorously).
     max_iter : iteration cap. None (default): no cap with a ``time_budget``, else 50.
     time_budget : wall-time budget in seconds (None = no limit), checked inside iterations too.
-    patience : stop after this many accepted steps without a better validation NSE (only with
-        validation data).
+    patience : stop after this many passes over the training data without a better validation NSE
+        (only with validation data): ``patience`` accepted steps when every window is linearised
+        at each step, ``patience * ceil(windows / batch)`` accepted steps with minibatches (each
+        step sees a fraction of the data, and the validation NSE is noisier from step to step).
     tol : convergence: stop when the training loss fell by less than ``tol`` (relative) per
         iteration over the last ``CONVERGENCE_WINDOW`` (10) iterations, or when no damped step
         lowers it at all.
@@ -416,7 +425,12 @@ class RobustRNNRegressor(ParamsMixin):
     damping : "marquardt" (default: mu d' diag(J'J) d, independent of how each weight is scaled;
         on the paper's data it reached validation NSE .0526 for Theta_10 in 30 steps where
         "identity" reached .1183 in 40) or "identity" (mu ||d||^2).
-    batch_size : windows per step (None = all); a new random minibatch at each step.
+    batch_size : training windows linearised per step, a new random minibatch at each step.
+        ``"auto"`` (default): enough whole windows for about ``AUTO_BATCH_SAMPLES`` (25,000)
+        samples, all of them when they hold fewer (then a fit is the same as with None). None:
+        every window at every step. An integer: that many (all when it is not smaller than the
+        number of windows). The step's cost grows with it, its accuracy too; ``batch_size_``
+        records the count used.
     n_jobs : threads that share the training windows in the linearisation (default 2; -1: one
         per core). Measured on a 2-core machine (``benchmarks/linearize_speed.py``): two threads
         are faster than one both on an idle machine and with the other core busy. A fit is
@@ -454,7 +468,7 @@ class RobustRNNRegressor(ParamsMixin):
     None for "unconstrained" unless the final model happens to certify), ``history_`` (one dict
     per iteration: loss (normalised sum of squares), val_nse, mu, accepted, margin, slack,
     seconds, info), ``x0_`` (learned initial states, one per training window), ``windows_``,
-    ``scaling_``, ``start_`` (how the start was chosen), ``stop_reason_`` (one of
+    ``batch_size_`` (windows per step; None: all), ``scaling_``, ``start_`` (how the start was chosen), ``stop_reason_`` (one of
     ``STOP_REASONS``) and ``stop_detail_``, ``n_iter_``, ``path_`` (one dict per ``gamma_path``
     stage: gamma, iterations, val_nse, seconds).
     """
@@ -464,7 +478,7 @@ class RobustRNNRegressor(ParamsMixin):
                  normalize: bool = True, window="auto", window_stride: int | None = None, init_samples: int = 0,
                  margin: float = 1e-6, max_iter: int | None = None, time_budget: float | None = None,
                  patience: int = 10, tol: float = 1e-6, mu0: float = 1e-3, damping: str = "marquardt",
-                 batch_size: int | None = None, n_jobs: int = 2,
+                 batch_size="auto", n_jobs: int = 2,
                  learn_x0: bool = True, train_biases: bool = True, seed: int = 0, solver: str | None = None,
                  checkpoint=None, checkpoint_every: int = 5, progress: bool = True,
                  gamma_path=(), path_iter: int = 15, restarts: int = 1, restart_iter: int = 20):
@@ -684,6 +698,7 @@ class RobustRNNRegressor(ParamsMixin):
         model_set = self._set(scaling)
         path = self._gamma_path(model_set)
         windows = self._windows(U.shape[0], U.shape[1])
+        self.batch_size_ = self._batch(windows)
         self.path_ = []
         if path and resume is None:
             init_model = self._run_path(path, U, Y, val, init_model, model_set.gamma, t_start)
@@ -696,6 +711,17 @@ class RobustRNNRegressor(ParamsMixin):
         run.loop()
         run.finish()
         return self
+
+    def _batch(self, windows: Windows) -> int | None:
+        """``batch_size`` as windows per step for ``windows``: None when every window is used."""
+        b = self.batch_size
+        if isinstance(b, str):
+            if b != "auto":
+                raise ValueError(f"batch_size: expected 'auto', None or a positive integer, got {b!r}")
+            b = -(-AUTO_BATCH_SAMPLES // windows.length)
+        elif b is not None and (isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1):
+            raise ValueError(f"batch_size: expected 'auto', None or a positive integer, got {b!r}")
+        return None if b is None or b >= windows.count else int(b)
 
     def _jobs(self) -> int:
         """``n_jobs`` as a number of threads (-1: one per core)."""
@@ -765,6 +791,9 @@ class _Run:
     def __init__(self, est: RobustRNNRegressor, model_set, scaling, windows, U, Y, val, k_init, cap, t_start,
                  seed: int | None = None):
         self.est, self.model_set, self.scaling, self.windows = est, model_set, scaling, windows
+        self.batch = est._batch(windows)
+        #: accepted steps without a better validation NSE that make ``patience`` passes over the data
+        self.patience_steps = int(est.patience) * (1 if self.batch is None else -(-windows.count // self.batch))
         self.seed = est.seed if seed is None else int(seed)
         self.U, self.Y = U, Y  # physical
         self.Un, self.Yn = scaling.normalize_inputs(U), scaling.normalize_outputs(Y)
@@ -915,8 +944,10 @@ class _Run:
                     self.save_state(st)
                 if self.stop_reason is not None:
                     break
-                if st.stall >= est.patience:
-                    self.stop("patience", f"{est.patience} accepted steps without a better validation NSE")
+                if st.stall >= self.patience_steps:
+                    passes = f"{est.patience} pass{'' if est.patience == 1 else 'es'} over the training data"
+                    self.stop("patience", f"{self.patience_steps} accepted steps ({passes}) without a better "
+                                          "validation NSE")
                     break
                 if self.converged():
                     break
@@ -964,7 +995,7 @@ class _Run:
         t_it = time.perf_counter()
         phases0 = dict(self.phase_seconds)
         it = len(self.state.history)
-        idx = levenberg.minibatch(self.rng, self.windows.count, est.batch_size)
+        idx = levenberg.minibatch(self.rng, self.windows.count, self.batch)
         slack = self.set_margin(self.state.model)  # first: it may re-represent the model
         model = self.state.model
         x0_batch = self.state.x0[idx] if est.learn_x0 else np.zeros((len(idx), model.n))
