@@ -56,6 +56,12 @@ def _shape(x) -> tuple[int, int]:
     return (int(s[0]), int(s[1]))
 
 
+def _sizes(F, B1, B2, C2, gain: bool) -> tuple[int, int, int, int]:
+    """(n, q, m, p) of the operands; m = p = 0 without the gain blocks."""
+    n, q = _shape(F)[0], _shape(B1)[1]
+    return n, q, (_shape(B2)[1] if gain else 0), (_shape(C2)[0] if gain else 0)
+
+
 def _assemble(blocks: dict, sizes: list[int], kind: str):
     """Symmetric block matrix from its upper-triangular blocks ``blocks[(i, j)]`` (i <= j).
 
@@ -199,9 +205,7 @@ def lifted_lmi(*, E, F, B1, P, Lam, LC1, C1=None, alpha: float, beta: float,
     """
     kind = _kind(E, F, B1, P, Lam, LC1, B2, LD12, C2, D21, D22, gamma)
     gain = gamma is not None
-    n, q = _shape(F)[0], _shape(B1)[1]
-    m = _shape(B2)[1] if gain else 0
-    p = _shape(C2)[0] if gain else 0
+    n, q, m, p = _sizes(F, B1, B2, C2, gain)
     blocks = sector_blocks(Lam, LC1, LD12, C1, D12, alpha, beta, kind, with_input=gain)
     _add(blocks, (0, 0), E + E.T - P)
     blocks[(0, 3)] = F.T
@@ -254,9 +258,7 @@ def dissipation_lmi(*, E, F, B1, Q, Lam, LC1, C1=None, alpha: float, beta: float
     """
     kind = _kind(E, F, B1, Q, Lam, LC1, B2, LD12, C2, D21, D22, gamma)
     gain = gamma is not None
-    n, q = _shape(F)[0], _shape(B1)[1]
-    m = _shape(B2)[1] if gain else 0
-    p = _shape(C2)[0] if gain else 0
+    n, q, m, p = _sizes(F, B1, B2, C2, gain)
     blocks = sector_blocks(Lam, LC1, LD12, C1, D12, alpha, beta, kind, with_input=gain)
     _add(blocks, (0, 0), E.T @ (Q @ E))
     G = [F, B1, B2] if gain else [F, B1]
