@@ -1,6 +1,6 @@
 """Empirical robustness analysis: a Lipschitz lower bound by gradient ascent.
 
-:func:`lipschitz_lower_bound` — the paper's empirical incremental gain (DESIGN.md section 5):
+:func:`lipschitz_lower_bound` — the paper's empirical incremental gain (docs/design.md section 5):
 ``gamma_hat = max ||S(u) - S(v)|| / ||u - v||`` over input pairs of a fixed horizon (the
 authors used 500), both trajectories from the zero initial state, by gradient ascent from
 several random starts. For a certified model ``gamma_hat <= gamma`` must hold.
@@ -173,6 +173,27 @@ class LipschitzBound:
     returned pair ``(u, v)`` (each (horizon, m), zero initial state): a measured ratio, hence a
     true lower bound on the incremental l2 gain. ``history`` holds the measured ratio at every
     iteration of every start (starts, steps + 1); ``start_values`` the best of each start.
+
+    ``float(bound)`` is ``bound.value``.
+
+    Parameters
+    ----------
+    value : float
+        The measured ratio of the returned pair.
+    u, v : numpy.ndarray, shape (horizon, m)
+        The pair of inputs.
+    history : numpy.ndarray, shape (starts, steps + 1)
+        The ratio at every iteration of every start.
+    start_values : numpy.ndarray, shape (starts,)
+        The best ratio of each start.
+    horizon : int
+        Samples per input.
+    method : {"implicit_rnn", "callable+vjp", "casadi"}
+        How the gradients were obtained.
+    seed : int or None
+        The seed of the random starts.
+    info : dict
+        The settings: ``steps``, ``starts``, ``lr``, ``scale``.
     """
 
     value: float
@@ -211,6 +232,15 @@ class Adam:
         Decay rates of the first and second moments.
     eps : float
         Added to the root of the second moment.
+
+    Attributes
+    ----------
+    lr : float
+        The learning rate; may be changed between steps (the barrier baseline's schedule).
+    k : int
+        Steps taken (for the bias correction).
+    m1, m2 : numpy.ndarray
+        The first and second moment estimates.
     """
 
     def __init__(self, shape, lr, b1=0.9, b2=0.999, eps=1e-12):

@@ -30,6 +30,18 @@ COLUMNS = ("model_set", "gamma", "seed", "status", "val_nse", "train_loss", "cer
 
 @dataclass(frozen=True)
 class Cell:
+    """One cell of a sweep.
+
+    Parameters
+    ----------
+    model_set : str
+        A registered set name.
+    gamma : float or None
+        The gain bound (None for the sets without one).
+    seed : int
+        The estimator's seed.
+    """
+
     model_set: str
     gamma: float | None
     seed: int
@@ -37,7 +49,20 @@ class Cell:
 
 @dataclass
 class SweepResult:
-    """Rows (dicts with :data:`COLUMNS`), the fitted models (None for a failed cell), wall time."""
+    """Rows (dicts with ``COLUMNS``), the fitted models (None for a failed cell), wall time.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One per cell, in grid order, with the keys of ``COLUMNS`` (a failed cell's row from a
+        worker also has ``traceback``).
+    models : list of ImplicitRNN or None
+        The fitted models, aligned with ``rows``.
+    seconds : float
+        Wall time of the sweep.
+    backend : str
+        ``"serial"``, ``"joblib (loky, n_jobs=k)"`` or ``"dask (<scheduler>)"``.
+    """
 
     rows: list
     models: list = field(repr=False, default_factory=list)
@@ -46,10 +71,22 @@ class SweepResult:
 
     @property
     def failed(self) -> list:
+        """The rows whose status is not ``"ok"``."""
         return [r for r in self.rows if r["status"] != "ok"]
 
     def to_csv(self, path=None) -> str:
-        """The table as CSV text; written atomically when ``path`` is given."""
+        """The table as CSV text; written atomically when ``path`` is given.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            The file to write.
+
+        Returns
+        -------
+        str
+            A header row of ``COLUMNS`` and one row per cell (None as an empty field).
+        """
         from ._io import write_text_atomic
 
         buf = io.StringIO()
@@ -62,6 +99,14 @@ class SweepResult:
         return text
 
     def to_markdown(self) -> str:
+        """The table as Markdown (set, gamma, seed, status, val NSE, certified gamma, verified,
+        iterations, seconds).
+
+        Returns
+        -------
+        str
+            One row per cell; None and non-finite numbers shown as ``-``.
+        """
         head = "| set | gamma | seed | status | val NSE | certified gamma | verified | iterations | seconds |"
         out = [head, "|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
@@ -92,7 +137,10 @@ def grid(gammas=(), seeds=(0,), model_sets=("theta_gamma",)) -> list[Cell]:
     Raises
     ------
     ValueError
-        For an unknown or missing set name, no seed, or a gain-bounded set without gammas.
+        For an unknown or missing set name, no seed, a gain-bounded set without gammas, a gamma
+        that is not a positive finite number, or a seed not convertible to int.
+    TypeError
+        A non-numeric gamma or seed.
     """
     model_sets = [model_sets] if isinstance(model_sets, str) else list(model_sets)
     names = ModelSet.names()
@@ -114,7 +162,32 @@ def grid(gammas=(), seeds=(0,), model_sets=("theta_gamma",)) -> list[Cell]:
 
 
 def fit_cell(cell: Cell, u, y, validation, options: dict) -> tuple[dict, dict | None]:
-    """Fit one cell (runs in a worker). Returns (row, weights or None); never raises."""
+    """Fit one cell (runs in a worker). Returns (row, weights or None); never raises.
+
+    Any exception of the fit (an ``Exception``) becomes a failed row.
+
+    Parameters
+    ----------
+    cell : Cell
+    u, y : numpy.ndarray
+        Training inputs (batch, T, m) and outputs (batch, T, p).
+    validation : tuple of numpy.ndarray or None
+        ``(u, y)`` of the validation sequences.
+    options : dict
+        Keywords of :class:`~rrnn_convex.fit.RobustRNNRegressor`; ``model_set``, ``gamma``,
+        ``seed`` and ``progress`` are set from the cell (progress off).
+
+    Returns
+    -------
+    row : dict
+        The keys of ``COLUMNS``: status ``"ok"`` or ``"failed"`` (then ``error``, its first line,
+        and ``traceback``); ``val_nse`` the smallest validation NSE of the history (None without
+        validation), ``train_loss`` the last, ``certified_gamma`` and ``verified`` for a
+        certified model.
+    weights : dict or None
+        ``{"weights", "activation", "certificate"}`` (plain data that pickles), None for a
+        failed cell.
+    """
     from .fit import RobustRNNRegressor
 
     row = {"model_set": cell.model_set, "gamma": cell.gamma, "seed": cell.seed, "status": "ok", "val_nse": None,
@@ -161,6 +234,40 @@ def sweep(u, y, validation=None, *, gammas=(), seeds=(0,), model_sets=("theta_ga
     ``time_budget``, ``activation``, ``solver``...). ``n_jobs``: joblib worker processes
     (ignored with ``scheduler``); when fits run in parallel (several processes or a scheduler),
     each fit's linearisation uses one thread (the estimator's own ``n_jobs`` is 1). Returns a :class:`SweepResult` (rows in grid order).
+
+    Parameters
+    ----------
+    u : array_like, shape (batch, T, m) or (T, m)
+        Training inputs.
+    y : array_like, shape (batch, T, p) or (T, p)
+        Training outputs.
+    validation : tuple of array_like, optional
+        ``(u, y)`` of the validation sequences.
+    gammas, seeds, model_sets
+        The grid (:func:`grid`).
+    n_states, n_neurons : int
+        Model size of every cell.
+    n_jobs : int
+        joblib worker processes (1: serial in this process).
+    scheduler : str, optional
+        Address of a Dask scheduler.
+    **fit_options
+        Further keywords of :class:`~rrnn_convex.fit.RobustRNNRegressor`.
+
+    Returns
+    -------
+    SweepResult
+        ``verified`` re-checked here from the returned weights and certificate.
+
+    Raises
+    ------
+    ValueError
+        Invalid sequences, an invalid grid (:func:`grid`), or ``fit_options`` that set
+        ``model_set``, ``gamma``, ``seed`` or ``progress``.
+    TypeError
+        Non-numeric sequences or grid values.
+    rrnn_convex.errors.MissingDependency
+        With ``scheduler`` but without ``dask.distributed``.
     """
     U, Y = paired_sequences(u, y)
     val = None if validation is None else paired_sequences(*validation, names=("validation u", "validation y"))

@@ -62,6 +62,35 @@ def simulation_gradient(model: ImplicitRNN, u, y, x0=None):
         lam_t = C2' g_t + A' lam_{t+1} + C1' gv_t,     g_t = 2 (y_hat_t - y_t) / N
 
     then dL/dF = E^-T sum lam_{t+1} x_t', ..., dL/dE = -(G_F A' + G_B1 B1h' + G_B2 B2h' + g_bx bxh').
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+        The model to simulate.
+    u : array_like, shape (B, T, m) or (T, m)
+        Inputs; a 2-D array is one sequence.
+    y : array_like, shape (B, T, p) or (T, p)
+        Measured outputs, with the same (B, T) as ``u``.
+    x0 : array_like, shape (n,), (1, n) or (B, n), optional
+        Initial states; zeros by default.
+
+    Returns
+    -------
+    loss : float
+        ``mean((y_hat - y)^2)``.
+    grads : dict of str to numpy.ndarray
+        dL/d(weight) for ``"E"``, ``"F"``, ``"B1"``, ``"B2"``, ``"bx"``, ``"C1"``, ``"D12"``,
+        ``"bv"``, ``"C2"``, ``"D21"``, ``"D22"``, ``"by"``, each shaped like the weight.
+    g_x0 : numpy.ndarray, shape (B, n)
+        dL/dx0.
+
+    Raises
+    ------
+    ValueError
+        ``u`` and ``y`` of a wrong number of dimensions or different (B, T), inputs whose
+        channels do not match the model, a bad ``x0``, or NaN/inf.
+    TypeError
+        Non-numeric ``u`` or ``y``.
     """
     U, Y = paired_sequences(u, y)
     yh, xs = model.simulate(U, x0, return_states=True)
@@ -88,7 +117,20 @@ def simulation_gradient(model: ImplicitRNN, u, y, x0=None):
 # ---------------------------------------------------------------------- the decision variables
 @dataclass(frozen=True)
 class Variables:
-    """Layout of the barrier method's decision vector (without the initial states)."""
+    """Layout of the barrier method's decision vector (without the initial states).
+
+    The vector is the concatenation of the raveled blocks ``E, F, B1, B2, bx, Ct, Dt`` (or
+    ``D12`` without the gain), ``bv, C2, D21, D22, by, P, lam`` in that order.
+
+    Parameters
+    ----------
+    names : tuple of str
+        The block names, in order.
+    shapes : tuple of tuple of int
+        Their shapes.
+    gain : bool
+        Theta_gamma (``Dt = Lambda D12`` is the variable) rather than Theta (``D12`` itself).
+    """
 
     names: tuple
     shapes: tuple
@@ -96,6 +138,19 @@ class Variables:
 
     @classmethod
     def for_dims(cls, dims: dict, gain: bool) -> "Variables":
+        """The layout for a model of the given sizes.
+
+        Parameters
+        ----------
+        dims : dict
+            With the keys ``"n"``, ``"q"``, ``"m"`` and ``"p"`` (as :attr:`ImplicitRNN.dims`).
+        gain : bool
+            Theta_gamma (True) or Theta (False).
+
+        Returns
+        -------
+        Variables
+        """
         n, q, m, p = (dims[k] for k in ("n", "q", "m", "p"))
         spec = [("E", (n, n)), ("F", (n, n)), ("B1", (n, q)), ("B2", (n, m)), ("bx", (n,)),
                 ("Ct", (q, n)), ("Dt" if gain else "D12", (q, m)), ("bv", (q,)),
@@ -104,9 +159,22 @@ class Variables:
 
     @property
     def size(self) -> int:
+        """The length of the decision vector (sum of the blocks' sizes)."""
         return int(sum(np.prod(s) for s in self.shapes))
 
     def unpack(self, z) -> dict:
+        """Split a decision vector into its blocks.
+
+        Parameters
+        ----------
+        z : numpy.ndarray, shape (size,)
+            Not checked; a longer vector's tail is ignored.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Each block reshaped; these are views of ``z`` (writing to them changes ``z``).
+        """
         out, k = {}, 0
         for name, shape in zip(self.names, self.shapes):
             size = int(np.prod(shape))
@@ -115,9 +183,41 @@ class Variables:
         return out
 
     def pack(self, values: dict) -> np.ndarray:
+        """Concatenate blocks into a decision vector (the inverse of :meth:`unpack`).
+
+        Parameters
+        ----------
+        values : dict of str to array_like
+            One entry per name in :attr:`names` (further entries are ignored).
+
+        Returns
+        -------
+        numpy.ndarray, shape (size,)
+            float64.
+
+        Raises
+        ------
+        KeyError
+            A name of the layout is missing from ``values``.
+        """
         return np.concatenate([np.asarray(values[k], dtype=np.float64).ravel() for k in self.names])
 
     def from_model(self, model: ImplicitRNN, P, lam) -> np.ndarray:
+        """The decision vector of a model's weights and a lifted point (P, lam).
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            Its weights give every block but ``P`` and ``lam``; ``Ct = diag(lam) C1`` (and
+            ``Dt = diag(lam) D12`` with the gain).
+        P : array_like, shape (n, n)
+        lam : array_like, shape (q,)
+            The multipliers (the diagonal of Lambda).
+
+        Returns
+        -------
+        numpy.ndarray, shape (size,)
+        """
         lam = np.asarray(lam, dtype=np.float64)
         vals = {k: getattr(model, k) for k in _MAT + _BIAS} | {"P": P, "lam": lam, "Ct": lam[:, None] * model.C1}
         if self.gain:
@@ -125,6 +225,24 @@ class Variables:
         return self.pack(vals)
 
     def to_model(self, z, activation) -> ImplicitRNN:
+        """The model of a decision vector: ``C1 = Ct / lam`` (and ``D12 = Dt / lam`` with the gain).
+
+        Parameters
+        ----------
+        z : numpy.ndarray, shape (size,)
+            ``lam`` must have no zero entry.
+        activation : str, dict or Activation
+            The model's activation.
+
+        Returns
+        -------
+        ImplicitRNN
+
+        Raises
+        ------
+        ValueError
+            From :class:`ImplicitRNN`: e.g. NaN/inf weights (a zero multiplier) or a singular ``E``.
+        """
         v = self.unpack(z)
         lam = v["lam"]
         kw = {k: v[k] for k in ("E", "F", "B1", "B2", "C2", "D21", "D22") + _BIAS}
@@ -133,7 +251,22 @@ class Variables:
         return ImplicitRNN(**kw, activation=activation)
 
     def lmi(self, z, act, gamma, margin: float = 0.0) -> np.ndarray:
-        """The symmetrised lifted LMI (Theta or Theta_gamma) at ``z``, minus ``margin * I``."""
+        """The symmetrised lifted LMI (Theta or Theta_gamma) at ``z``, minus ``margin * I``.
+
+        Parameters
+        ----------
+        z : numpy.ndarray, shape (size,)
+        act : Activation
+            Gives the slope bounds alpha, beta.
+        gamma : float or None
+            The gain bound (used only when :attr:`gain` is True).
+        margin : float
+
+        Returns
+        -------
+        numpy.ndarray
+            Symmetric, of size ``2n + q`` (Theta) or ``2n + q + m + p`` (Theta_gamma).
+        """
         v = self.unpack(z)
         extra = dict(B2=v["B2"], LD12=v["Dt"], C2=v["C2"], D21=v["D21"], D22=v["D22"], gamma=gamma) \
             if self.gain else {}
@@ -143,7 +276,20 @@ class Variables:
 
     def loss_gradient(self, z, grads: dict) -> np.ndarray:
         """Chain rule from the model's weight gradients to the decision variables
-        (C1 = Ct / lam, D12 = Dt / lam; P does not enter the model)."""
+        (C1 = Ct / lam, D12 = Dt / lam; P does not enter the model).
+
+        Parameters
+        ----------
+        z : numpy.ndarray, shape (size,)
+            The point (its ``Ct``, ``Dt`` and ``lam`` enter the chain rule).
+        grads : dict of str to numpy.ndarray
+            The weight gradients of :func:`simulation_gradient`.
+
+        Returns
+        -------
+        numpy.ndarray, shape (size,)
+            The gradient with respect to the decision vector (zero in the ``P`` block).
+        """
         v = self.unpack(z)
         lam = v["lam"]
         out = {k: grads[k] for k in ("E", "F", "B1", "B2", "C2", "D21", "D22") + _BIAS}
@@ -164,6 +310,20 @@ def lmi_basis(var: Variables, act, gamma) -> np.ndarray:
 
     Built once by evaluating :meth:`Variables.lmi` at unit vectors, so the barrier gradient
     ``d(-logdet M)/dz = -basis @ vec(M^-1)`` uses exactly the matrix the feasibility check uses.
+
+    Parameters
+    ----------
+    var : Variables
+        The layout.
+    act : Activation
+        Gives the slope bounds.
+    gamma : float or None
+        The gain bound (Theta_gamma) or None (Theta).
+
+    Returns
+    -------
+    numpy.ndarray, shape (var.size, N * N)
+        N is the size of the LMI.
     """
     M0 = var.lmi(np.zeros(var.size), act, gamma)
     basis = np.empty((var.size, M0.size))
@@ -177,7 +337,28 @@ def lmi_basis(var: Variables, act, gamma) -> np.ndarray:
 
 def barrier(var: Variables, basis: np.ndarray | None, z, act, gamma, margin: float = 0.0):
     """``(-logdet M, d(-logdet M)/dz)`` at ``z`` (the gradient None when ``basis`` is None), or
-    ``(inf, None)`` when M (minus margin I) is not positive definite (no Cholesky factor)."""
+    ``(inf, None)`` when M (minus margin I) is not positive definite (no Cholesky factor).
+
+    Parameters
+    ----------
+    var : Variables
+        The layout.
+    basis : numpy.ndarray or None
+        :func:`lmi_basis` of the same layout, activation and gamma; None skips the gradient.
+    z : numpy.ndarray, shape (var.size,)
+        The point (without initial states).
+    act : Activation
+    gamma : float or None
+    margin : float
+        The matrix checked is ``M - margin I``.
+
+    Returns
+    -------
+    value : float
+        ``-logdet(M - margin I)``, or ``inf`` outside the set.
+    gradient : numpy.ndarray, shape (var.size,), or None
+        Its gradient with respect to ``z``.
+    """
     M = var.lmi(z, act, gamma, margin)
     try:
         L = np.linalg.cholesky(M)
@@ -194,7 +375,33 @@ def barrier(var: Variables, basis: np.ndarray | None, z, act, gamma, margin: flo
 def lifted_point(model: ImplicitRNN, gamma: float | None = None, solver: str | None = "CLARABEL"):
     """The max-margin (P, lam, t) with which the model's fixed weights satisfy the lifted LMI:
     maximise t s.t. M(P, lam) >= t I (Theta when gamma is None). t <= 0: the weights are not in
-    the lifted set in this representation."""
+    the lifted set in this representation.
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+        The fixed weights.
+    gamma : float, optional
+        The gain bound (Theta_gamma); None: Theta.
+    solver : str, optional
+        The SDP solver (no fallback to others); ``"CLARABEL"`` by default, also for None.
+
+    Returns
+    -------
+    P : numpy.ndarray, shape (n, n), or None
+        Symmetrised.
+    lam : numpy.ndarray, shape (q,), or None
+    t : float
+        The margin, capped at 1 by a constraint; ``(None, None, -inf)`` when the solver does not
+        report an optimal or optimal_inaccurate status.
+
+    Raises
+    ------
+    ValueError
+        An unknown solver name (from :func:`rrnn_convex.solvers.solver_sequence`).
+    rrnn_convex.errors.SolverUnavailable
+        A known solver that cannot run here.
+    """
     act = model.activation
     n, q = model.n, model.q
     P, lam, t = cp.Variable((n, n), symmetric=True), cp.Variable(q), cp.Variable()
@@ -236,29 +443,81 @@ def _start(model: ImplicitRNN, gamma, margin, solver):
 class BarrierSGD(ParamsMixin):
     """The authors' training method: log-det barrier + Adam + feasibility line search.
 
-    Parameters (stored as given, each as the attribute of the same name; ``fit`` does the work;
-    ``get_params`` / ``set_params`` read and change them):
+    The parameters are stored as given, each as the attribute of the same name; ``fit`` does
+    the work; ``get_params`` / ``set_params`` read and change them.
 
-    n_states, n_neurons, activation : model size and activation (used when ``fit`` builds the
-        start itself, like :meth:`RobustRNNRegressor.initial_model`; needs alpha = 0).
-    model_set : "theta_gamma" (needs ``gamma``) or "theta": the registered sets with the lifted
-        LMI (``ModelSet.names_where(uses_multiplier=True)``).
-    lr : Adam learning rate (1e-3). batch_size : sequences per step (1).
-    barrier_weight0 : initial barrier weight w (the authors' mu0 = 10); the barrier term is
+    Parameters
+    ----------
+    n_states, n_neurons : int
+        Model size, used when ``fit`` builds the start itself (like
+        :meth:`RobustRNNRegressor.initial_model`).
+    model_set : {"theta_gamma", "theta"}
+        The registered sets with the lifted LMI (``ModelSet.names_where(uses_multiplier=True)``);
+        ``"theta_gamma"`` needs ``gamma``.
+    gamma : float, optional
+        The gain bound of ``"theta_gamma"`` (refused with ``"theta"``).
+    activation : str, dict or Activation
+        Used when ``fit`` builds the start; the free-C1 parametrisation needs slope bounds with
+        ``alpha * beta = 0`` (e.g. relu or tanh).
+    lr : float
+        Adam learning rate (1e-3).
+    batch_size : int
+        Sequences per step (1); values below 1 are taken as 1.
+    barrier_weight0 : float
+        Initial barrier weight w (the authors' mu0 = 10); the barrier term is
         ``(-logdet M) / w``.
-    weight_factor, lr_factor, patience, tol : after ``patience`` epochs whose validation NSE did
-        not beat the best by ``tol``, w *= weight_factor (10) and lr *= lr_factor (0.25).
-    max_weight : stop once w exceeds it (1e6). max_epochs, time_budget : budgets (seconds).
-    margin : the LMI checked is ``M - margin I > 0`` (0: strict feasibility).
-    clip : optional inf-norm clipping of the gradient (the authors clipped at 0.5-1; None: off).
-    learn_x0 : learn one initial state per training sequence (the authors did).
-    eval_every : also record the validation NSE every k steps (None: per epoch only).
-    seed, solver : minibatch order / random neurons; the SDP solver (start point, certificate).
+    weight_factor, lr_factor : float
+        After ``patience`` epochs whose validation NSE did not beat the best by ``tol``,
+        ``w *= weight_factor`` (10) and ``lr *= lr_factor`` (0.25).
+    patience : int
+        Epochs without improvement before that change (10).
+    tol : float
+        The improvement that counts (1e-4).
+    max_weight : float
+        Stop once w exceeds it (1e6).
+    max_epochs : int
+        Epoch budget (1000).
+    time_budget : float, optional
+        Time budget in seconds, counted from the start of ``fit`` (None: none).
+    margin : float
+        The LMI checked is ``M - margin I > 0`` (0: strict feasibility); must be >= 0.
+    clip : float, optional
+        Inf-norm clipping of the gradient (the authors clipped at 0.5-1; None: off).
+    learn_x0 : bool
+        Learn one initial state per training sequence (the authors did).
+    eval_every : int, optional
+        Also record the validation NSE every k steps (None: per epoch only).
+    seed : int
+        Minibatch order and the random neurons of the start.
+    solver : str
+        The SDP solver (start point, certificate).
+    progress : bool
+        Print one line per epoch.
 
-    Fitted attributes: ``model_`` (best validation NSE), ``certificate_`` (verified),
-    ``history_`` (dicts: epoch, step, seconds_since_start, loss, val_nse, barrier_weight, lr,
-    min_eig, line_search), ``x0_``, ``init_model_`` (the start in the representation used),
-    ``setup_seconds_`` (start point and set-up, included in seconds_since_start).
+    Attributes
+    ----------
+    model_ : ImplicitRNN
+        The best model by validation NSE (by training loss without validation data).
+    certificate_ : Certificate
+        Its certificate, rigorously verified.
+    history_ : list of dict
+        One record at the start, one per epoch and one every ``eval_every`` steps, with the
+        keys epoch, step, seconds_since_start, loss, val_nse, barrier_weight, lr, min_eig
+        (smallest eigenvalue of the LMI, without the margin) and line_search (halvings), and,
+        except in the first record, epoch_end (False for the ``eval_every`` records).
+    x0_ : numpy.ndarray, shape (batch, n)
+        The learnt initial states of the training sequences of the best iterate (zeros without
+        ``learn_x0``).
+    init_model_ : ImplicitRNN
+        The start in the representation used.
+    lifted_ : dict
+        ``{"P": (n, n) array, "lam": (q,) array}``, the lifted point of the best iterate.
+    setup_seconds_ : float
+        Start point and set-up, included in seconds_since_start.
+    n_steps_ : int
+        The number of Adam steps taken.
+    stop_reason_ : str
+        ``"time budget"``, ``"barrier weight"`` or ``"max_epochs"``.
     """
 
     def __init__(self, n_states: int = 10, n_neurons: int = 10, *, model_set: str = "theta_gamma",
@@ -301,7 +560,38 @@ class BarrierSGD(ParamsMixin):
     def fit(self, u, y, validation=None, *, init_model: ImplicitRNN | None = None) -> "BarrierSGD":
         """Train on ``u`` (batch, T, m), ``y`` (batch, T, p); ``validation`` = (u, y) (zero initial
         state) for the schedule and model selection. ``init_model`` must be in the set (default:
-        the SCP trainer's N4SID start on the training data). Returns self."""
+        the SCP trainer's N4SID start on the training data). Returns self.
+
+        Parameters
+        ----------
+        u : array_like, shape (batch, T, m) or (T, m)
+            Training inputs.
+        y : array_like, shape (batch, T, p) or (T, p)
+            Training outputs, with the same (batch, T).
+        validation : tuple of array_like, optional
+            ``(u, y)`` of the validation sequences, simulated from zero. Without it the schedule
+            and the model selection use the mean training loss of the epoch.
+        init_model : ImplicitRNN, optional
+            The start; when its representation is not in the lifted set, the same model in its
+            certificate's metric is used (:attr:`init_model_`).
+
+        Returns
+        -------
+        BarrierSGD
+            self, fitted.
+
+        Raises
+        ------
+        ValueError
+            An unknown ``model_set``, a missing or unexpected ``gamma``, a negative ``margin``,
+            an activation with ``alpha * beta != 0``, an ``init_model`` that is not in the set,
+            or invalid sequences (wrong dimensions, different (batch, T), NaN/inf).
+        TypeError
+            A non-numeric ``margin`` or sequence.
+        RuntimeError
+            No strictly feasible lifted point for the start, or the final model could not be
+            certified.
+        """
         t_start = time.perf_counter()
         gamma = self._gamma()
         U, Y = paired_sequences(u, y)
@@ -426,10 +716,22 @@ class BarrierSGD(ParamsMixin):
     def simulate(self, u, x0=None):
         """Simulate the fitted model on ``u`` from ``x0`` (zero by default).
 
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+        x0 : array_like, shape (n,), (1, n) or (batch, n), optional
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (T, p) or (batch, T, p), like ``u``.
+
         Raises
         ------
         NotFitted
             Before ``fit``.
+        ValueError
+            Invalid ``u`` or ``x0`` (see :meth:`ImplicitRNN.simulate`).
         """
         check_fitted(self, "simulate")
         return self.model_.simulate(u, x0)

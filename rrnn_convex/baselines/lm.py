@@ -114,7 +114,37 @@ def casadi_linearize(step: ca.Function, theta, u, y, x0=None, *, chunk: int = 64
     ``reduced`` / ``x0_step``). ``u`` (B, T, m), ``y`` (B, T, p), ``x0`` (B, nx) or None (zeros).
     Memory ~ ``chunk * B * p * P`` doubles for the J rows plus B * nx * P for the sensitivities.
     ``compiled``: evaluate the local Jacobians through generated, compiled C code (needs a C
-    compiler; see ``benchmarks/linearize_speed.py`` for when it pays)."""
+    compiler; see ``benchmarks/linearize_speed.py`` for when it pays).
+
+    Parameters
+    ----------
+    step : casadi.Function
+        ``(x, u, theta) -> (x+, y)`` with x of size nx and theta of size P.
+    theta : array_like, shape (P,)
+        The weights at which to linearise (not checked).
+    u : array_like, shape (B, T, m) or (T, m)
+    y : array_like, shape (B, T, p) or (T, p)
+    x0 : array_like, optional
+        Initial states, reshaped to (B, nx); zeros by default.
+    chunk : int
+        Time steps per fold of the J rows into J'J.
+    compiled : bool
+        Use compiled C code for the local Jacobians.
+
+    Returns
+    -------
+    Linearization
+        ``y_hat`` and ``residual`` (B, T, p), ``H`` (P, P), ``g`` (P,), ``Hx`` (B, nx, nx),
+        ``Hxt`` (B, nx, P), ``gx`` (B, nx).
+
+    Raises
+    ------
+    ValueError
+        Invalid sequences (wrong dimensions, different (B, T), NaN/inf), or an ``x0`` with other
+        than ``B * nx`` entries.
+    RuntimeError
+        With ``compiled``: no C compiler, or the compilation failed.
+    """
     U, Y = paired_sequences(u, y)
     B, T, _ = U.shape
     jac = _local(step, B, compiled)

@@ -74,7 +74,29 @@ def _vjp_function(n: int, m: int, p: int, T: int, batch: int) -> ca.Function:
 @dataclass(frozen=True, eq=False)
 class LSTM:
     """LSTM weights (float64, validated, immutable): ``W`` (4n, m), ``U`` (4n, n), ``b`` (4n,),
-    ``C`` (p, n), ``by`` (p,); gate blocks of W, U, b in the order i, f, g, o."""
+    ``C`` (p, n), ``by`` (p,); gate blocks of W, U, b in the order i, f, g, o.
+
+    Parameters
+    ----------
+    W : array_like, shape (4n, m)
+        Input weights of the gates (n >= 1).
+    U : array_like, shape (4n, n)
+        Recurrent weights of the gates.
+    b : array_like, shape (4n,)
+        Gate biases.
+    C : array_like, shape (p, n)
+        Readout.
+    by : array_like, shape (p,)
+        Readout bias.
+
+    Raises
+    ------
+    ValueError
+        A wrong number of dimensions or shape (naming the field), ``W`` without a multiple of 4
+        rows (or none), NaN or inf.
+    TypeError
+        A weight that is not an array of real numbers.
+    """
 
     W: np.ndarray
     U: np.ndarray
@@ -103,25 +125,45 @@ class LSTM:
 
     @property
     def m(self) -> int:
+        """Inputs."""
         return self.W.shape[1]
 
     @property
     def p(self) -> int:
+        """Outputs."""
         return self.C.shape[0]
 
     @property
     def n_states(self) -> int:
+        """State size, 2n (h and c)."""
         return 2 * self.n
 
     @property
     def n_params(self) -> int:
+        """Length of :meth:`theta`: ``4n (m + n + 1) + p (n + 1)``."""
         return int(sum(np.prod(s) for s in _shapes(self.n, self.m, self.p)))
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def random(cls, n: int, m: int, p: int, seed: int | None = 0, scale: float = 1.0) -> "LSTM":
         """torch's initialisation: every weight uniform on ``[-k, k]``, ``k = scale / sqrt(n)``,
-        plus a forget-gate bias of 1 (gates start half open and remember)."""
+        plus a forget-gate bias of 1 (gates start half open and remember).
+
+        Parameters
+        ----------
+        n : int
+            Hidden units (>= 1).
+        m, p : int
+            Inputs and outputs.
+        seed : int, optional
+            Seeds :func:`numpy.random.default_rng` (None: fresh entropy).
+        scale : float
+            Multiplies the range.
+
+        Returns
+        -------
+        LSTM
+        """
         rng = np.random.default_rng(seed)
         k = scale / np.sqrt(n)
         W, U, b, C, by = (rng.uniform(-k, k, s) for s in _shapes(n, m, p))
@@ -129,11 +171,34 @@ class LSTM:
         return cls(W, U, b, C, by)
 
     def theta(self) -> np.ndarray:
-        """All weights as one vector (W, U, b, C, by; row-major)."""
+        """All weights as one vector (W, U, b, C, by; row-major).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,)
+            A new array.
+        """
         return np.concatenate([getattr(self, k).ravel() for k in _FIELDS])
 
     def with_theta(self, theta) -> "LSTM":
-        """The LSTM with the weights ``theta`` (layout of :meth:`theta`)."""
+        """The LSTM with the weights ``theta`` (layout of :meth:`theta`).
+
+        Parameters
+        ----------
+        theta : array_like, shape (n_params,)
+
+        Returns
+        -------
+        LSTM
+            A new LSTM of the same sizes.
+
+        Raises
+        ------
+        ValueError
+            ``theta`` not 1-D, of another length, or with NaN/inf.
+        TypeError
+            Non-numeric ``theta``.
+        """
         theta = as_float_array(theta, "theta", ndim=1)
         if theta.size != self.n_params:
             raise ValueError(f"theta: expected {self.n_params} entries, got {theta.size}")
@@ -145,11 +210,40 @@ class LSTM:
         return LSTM(**out)
 
     def casadi_step(self) -> ca.Function:
-        """The recursion as a casadi Function ``(x, u, theta) -> (x+, y)``, x = (h, c)."""
+        """The recursion as a casadi Function ``(x, u, theta) -> (x+, y)``, x = (h, c).
+
+        Returns
+        -------
+        casadi.Function
+            SX, inputs ``x`` (2n), ``u`` (m), ``theta`` (n_params), outputs ``x_next`` (2n) and
+            ``y`` (p); cached per (n, m, p), shared by LSTMs of the same sizes.
+        """
         return _step_function(self.n, self.m, self.p)
 
     # ------------------------------------------------------------------ simulation
     def check_input(self, u, name: str = "u") -> tuple[np.ndarray, bool]:
+        """Inputs as a float64 (batch, T, m) array.
+
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+        name : str
+            The name used in error messages.
+
+        Returns
+        -------
+        u : numpy.ndarray, shape (batch, T, m)
+            A (T, m) input becomes batch 1.
+        batched : bool
+            Whether ``u`` was 3-D.
+
+        Raises
+        ------
+        ValueError
+            Not 2-D or 3-D, a last axis other than m, or NaN/inf.
+        TypeError
+            Non-numeric data.
+        """
         arr = as_float_array(u, name, ndim=(2, 3))
         batched = arr.ndim == 3
         arr = arr if batched else arr[None]
@@ -162,6 +256,22 @@ class LSTM:
         """Outputs for inputs ``u`` (T, m) or (batch, T, m) from ``x0 = (h, c)`` (zeros by default).
 
         Returns y shaped (T, p) or (batch, T, p); vectorised over the batch; no state change.
+
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+        x0 : array_like, shape (2n,), (1, 2n) or (batch, 2n), optional
+            ``(h, c)`` stacked; zeros by default.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (T, p) or (batch, T, p), like ``u``.
+
+        Raises
+        ------
+        ValueError
+            Invalid ``u`` (see :meth:`check_input`) or ``x0`` shape, NaN or inf.
         """
         ub, batched = self.check_input(u)
         B, T, _ = ub.shape
@@ -180,7 +290,28 @@ class LSTM:
 
     def vjp(self, u, cotangent, x0=None):
         """Simulate and back-propagate to the input: ``(y, J' g)``, J = dy/du (exact, casadi
-        reverse mode), shapes like :func:`rrnn_convex.analysis.implicit_rnn_vjp`."""
+        reverse mode), shapes like :func:`rrnn_convex.adjoint.implicit_rnn_vjp`.
+
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+        cotangent : array_like, shape (T, p) or (batch, T, p)
+            The output cotangent g, shaped like the outputs.
+        x0 : array_like, shape (2n,), (1, 2n) or (batch, 2n), optional
+            ``(h, c)`` stacked; zeros by default.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            Shape (T, p) or (batch, T, p), like ``u``.
+        gu : numpy.ndarray
+            ``J' g``, shaped like ``u``.
+
+        Raises
+        ------
+        ValueError
+            Invalid ``u`` or ``x0``, or a cotangent not shaped like the outputs.
+        """
         ub, batched = self.check_input(u)
         B, T, m = ub.shape
         g = as_float_array(cotangent, "cotangent", ndim=(2, 3))
@@ -196,7 +327,17 @@ class LSTM:
 
     def __call__(self, u):
         """``u`` (T, m) -> y (T, p) from the zero state; also for a casadi MX/SX ``u`` (symbolic),
-        so :func:`rrnn_convex.analysis.lipschitz_lower_bound` can differentiate it."""
+        so :func:`rrnn_convex.analysis.lipschitz_lower_bound` can differentiate it.
+
+        Parameters
+        ----------
+        u : array_like, shape (T, m), or casadi.MX / casadi.SX of shape (T, m)
+
+        Returns
+        -------
+        numpy.ndarray or casadi.MX / casadi.SX, shape (T, p)
+            With a (batch, T, m) numpy input, (batch, T, p).
+        """
         if isinstance(u, (ca.MX, ca.SX)):
             T = u.shape[0]
             _, Y = self.casadi_step().mapaccum("lstm_seq", T)(
@@ -209,14 +350,34 @@ class LSTMRegressor(ParamsMixin):
     """Fit an :class:`LSTM` by Levenberg-Marquardt (:func:`~rrnn_convex.baselines.lm.train_lm`).
 
     Hyperparameters only in the constructor, each stored as the attribute of the same name
-    (scikit-learn style: ``get_params`` / ``set_params``, ``sklearn.base.clone`` works):
-    ``n_hidden``; the LM options
-    ``max_iter, time_budget, patience, mu0, batch_size, learn_x0`` (one learned initial state
-    per training sequence), ``seed`` (initial weights, minibatches), ``init_scale`` and
-    ``progress``. The start is :meth:`LSTM.random` with the readout (C, by) fitted by least
-    squares to the training data (zero initial states).
+    (scikit-learn style: ``get_params`` / ``set_params``, ``sklearn.base.clone`` works). The
+    start is :meth:`LSTM.random` with the readout (C, by) fitted by least squares to the
+    training data (zero initial states).
 
-    Fitted attributes: ``model_``, ``x0_``, ``history_`` (see ``train_lm``), ``n_iter_``.
+    Parameters
+    ----------
+    n_hidden : int
+        Hidden units n.
+    max_iter, time_budget, patience, mu0, batch_size, learn_x0
+        The options of :func:`~rrnn_convex.baselines.lm.train_lm` (``learn_x0``: one learned
+        initial state per training sequence).
+    init_scale : float
+        The ``scale`` of :meth:`LSTM.random`.
+    seed : int
+        Initial weights and minibatches.
+    progress : bool
+        Print one line per iteration.
+
+    Attributes
+    ----------
+    model_ : LSTM
+        The fitted model (the best by validation NSE, else the last).
+    x0_ : numpy.ndarray, shape (batch, 2n)
+        Its initial states of the training sequences.
+    history_ : list of dict
+        One record per iteration (see :func:`~rrnn_convex.baselines.lm.train_lm`).
+    n_iter_ : int
+        The number of iterations.
     """
 
     def __init__(self, n_hidden: int = 10, *, max_iter: int = 50, time_budget: float | None = None,
@@ -234,6 +395,24 @@ class LSTMRegressor(ParamsMixin):
         self.progress = progress
 
     def initial_model(self, u, y) -> LSTM:
+        """The start: :meth:`LSTM.random` with its readout fitted by least squares.
+
+        The hidden trajectories from zero initial states are regressed on ``y`` for (C, by).
+
+        Parameters
+        ----------
+        u : array_like, shape (batch, T, m) or (T, m)
+        y : array_like, shape (batch, T, p) or (T, p)
+
+        Returns
+        -------
+        LSTM
+
+        Raises
+        ------
+        ValueError
+            Invalid sequences (wrong dimensions, different (batch, T), NaN/inf).
+        """
         from .._validation import paired_sequences
         U, Y = paired_sequences(u, y)
         lstm = LSTM.random(int(self.n_hidden), U.shape[2], Y.shape[2], seed=self.seed, scale=self.init_scale)
@@ -246,7 +425,27 @@ class LSTMRegressor(ParamsMixin):
 
     def fit(self, u, y, validation=None, *, init_model: LSTM | None = None) -> "LSTMRegressor":
         """Fit to ``u`` (batch, T, m), ``y`` (batch, T, p); ``validation`` = (u, y) for early
-        stopping; ``init_model`` replaces the random start. Returns self."""
+        stopping; ``init_model`` replaces the random start. Returns self.
+
+        Parameters
+        ----------
+        u : array_like, shape (batch, T, m) or (T, m)
+        y : array_like, shape (batch, T, p) or (T, p)
+        validation : tuple of array_like, optional
+            ``(u, y)``, simulated from the zero state.
+        init_model : LSTM, optional
+            The start (default: :meth:`initial_model`).
+
+        Returns
+        -------
+        LSTMRegressor
+            self, fitted.
+
+        Raises
+        ------
+        ValueError
+            Invalid sequences (wrong dimensions, different (batch, T), NaN/inf).
+        """
         from .lm import train_lm
         model = init_model if init_model is not None else self.initial_model(u, y)
         res = train_lm(model, u, y, validation, learn_x0=self.learn_x0, max_iter=self.max_iter,
@@ -259,10 +458,22 @@ class LSTMRegressor(ParamsMixin):
     def simulate(self, u, x0=None):
         """Simulate the fitted LSTM on ``u`` from ``x0`` (zero by default).
 
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+        x0 : array_like, shape (2n,), (1, 2n) or (batch, 2n), optional
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (T, p) or (batch, T, p), like ``u``.
+
         Raises
         ------
         NotFitted
             Before ``fit``.
+        ValueError
+            Invalid ``u`` or ``x0``.
         """
         check_fitted(self, "simulate")
         return self.model_.simulate(u, x0)

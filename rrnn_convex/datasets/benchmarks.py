@@ -41,7 +41,21 @@ INSTALL_HINT = ("pip install nonlinear_benchmarks (it downloads and caches the d
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A benchmark's training set and its named test sets (each a :class:`SequenceData` with ``init``)."""
+    """A benchmark's training set and its named test sets (each a :class:`SequenceData` with ``init``).
+
+    Parameters
+    ----------
+    name : str
+        The key in ``BENCHMARKS``.
+    train : SequenceData
+        The training set.
+    tests : dict of str to SequenceData
+        The test sets by name (``"test"`` when there is one).
+    rmse_unit : str
+        The unit in which results are usually reported.
+    rmse_scale : float
+        Multiply an RMSE in the data's unit by this to report it in ``rmse_unit``.
+    """
 
     name: str
     train: SequenceData
@@ -51,7 +65,13 @@ class Benchmark:
 
     @property
     def test(self) -> SequenceData:
-        """The test set when there is exactly one (else an error listing the names)."""
+        """The test set when there is exactly one (else an error listing the names).
+
+        Raises
+        ------
+        ValueError
+            When there are several test sets (or none).
+        """
         if len(self.tests) == 1:
             return next(iter(self.tests.values()))
         raise ValueError(f"{self.name} has {len(self.tests)} test sets: {', '.join(self.tests)}; "
@@ -128,6 +148,29 @@ def cascaded_tanks(folder=None) -> Benchmark:
     """Cascaded tanks (Schoukens & Noel 2016): train (uEst -> yEst), test (uVal -> yVal), init 50, Ts 4 s.
 
     Reads ``dataBenchmark.mat`` (or ``dataBenchmark.csv``, whose trailing comma is tolerated).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike, optional
+        The folder with the file, or a parent with one of the usual sub-folders
+        (``cascaded_tanks``, ``CascadedTanksFiles``, ``Cascaded_Tanks``,
+        ``Cascaded_Tanks/CascadedTanksFiles``). None: the ``nonlinear_benchmarks`` package's
+        cached download.
+
+    Returns
+    -------
+    Benchmark
+        ``train`` and ``tests["test"]``, each one sequence (1, T, 1) with ``x0_known`` False;
+        RMSE in V.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such folder or file, or no folder and no ``nonlinear_benchmarks``.
+    ValueError
+        An unreadable file or a missing or malformed variable (column).
+    rrnn_convex.errors.UnsupportedDependency
+        A ``nonlinear_benchmarks`` that cannot report its file locations.
     """
     folder = _delegate("cascaded_tanks") if folder is None else folder
     subdirs = ("cascaded_tanks", "CascadedTanksFiles", "Cascaded_Tanks", "Cascaded_Tanks/CascadedTanksFiles")
@@ -152,6 +195,29 @@ def coupled_electric_drives(folder=None) -> Benchmark:
 
     Train: the first 400 samples of both records (batch 2); test: the last 100 of each (batch 2),
     init 10; Ts = 0.02 s. The speed sensor cannot see the sign of the velocity.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike, optional
+        The folder with ``DATAUNIF.MAT`` (or ``DATAUNIF.csv``), or a parent with one of the
+        sub-folders ``coupled_electric_drives``, ``CED``,
+        ``CoupledElectricDrivesDataSetAndReferenceModels``. None: the ``nonlinear_benchmarks``
+        package's cached download.
+
+    Returns
+    -------
+    Benchmark
+        ``train`` (2, 400, 1) and ``tests["test"]`` (2, T - 400, 1), ``x0_known`` False.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such folder or file, or no folder and no ``nonlinear_benchmarks``.
+    ValueError
+        An unreadable file, a missing or malformed variable, records shorter than 401 samples
+        (or too short for ``init`` = 10 in the test part), or records of different lengths.
+    rrnn_convex.errors.UnsupportedDependency
+        A ``nonlinear_benchmarks`` that cannot report its file locations.
     """
     folder = _delegate("coupled_electric_drives") if folder is None else folder
     subdirs = ("coupled_electric_drives", "CED", "CoupledElectricDrivesDataSetAndReferenceModels")
@@ -179,6 +245,28 @@ def emps(folder=None) -> Benchmark:
 
     Train: ``DATA_EMPS.mat``; test: ``DATA_EMPS_PULSES.mat``, init 20. RMSE reported in mm
     (``rmse_scale`` = 1000).
+
+    The sampling period is the mean step of the stored time vector ``t``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike, optional
+        The folder with both files, or a parent with a sub-folder ``emps`` or ``EMPS``. None:
+        the ``nonlinear_benchmarks`` package's cached download.
+
+    Returns
+    -------
+    Benchmark
+        ``train`` and ``tests["test"]``, each one sequence (1, T, 1) with ``x0_known`` False.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such folder or file, or no folder and no ``nonlinear_benchmarks``.
+    ValueError
+        An unreadable file or a missing or malformed variable (``t``, ``vir``, ``qm``).
+    rrnn_convex.errors.UnsupportedDependency
+        A ``nonlinear_benchmarks`` that cannot report its file locations.
     """
     folder = _delegate("emps") if folder is None else folder
     subdirs = ("emps", "EMPS")
@@ -200,6 +288,29 @@ def silverbox(folder=None) -> Benchmark:
 
     Train [40650:105712] (the first 75 % of the multisine); tests ``multisine`` [105712:127400],
     ``arrow_full`` [100:40575], ``arrow_no_extrapolation`` [100:32100], init 50 each. RMSE in mV.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike, optional
+        The folder with the file, or a parent with one of the sub-folders ``silverbox``,
+        ``SilverboxFiles``, ``Silverbox``, ``Silverbox/SilverboxFiles``. None: the
+        ``nonlinear_benchmarks`` package's cached download.
+
+    Returns
+    -------
+    Benchmark
+        ``train`` and the three ``tests``, each one sequence (1, T, 1) with ``x0_known`` False
+        and ``meta["start"]``, the first sample's index in the record.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such folder or file, or no folder and no ``nonlinear_benchmarks``.
+    ValueError
+        An unreadable file, a missing or malformed ``V1`` / ``V2``, or fewer than 127400
+        samples.
+    rrnn_convex.errors.UnsupportedDependency
+        A ``nonlinear_benchmarks`` that cannot report its file locations.
     """
     folder = _delegate("silverbox") if folder is None else folder
     path = _find(folder, ["SNLS80mV.mat"],
@@ -224,7 +335,29 @@ BENCHMARKS = {"cascaded_tanks": cascaded_tanks, "coupled_electric_drives": coupl
 
 
 def load_benchmark(name: str, folder=None) -> Benchmark:
-    """Load a benchmark by name: ``cascaded_tanks``, ``coupled_electric_drives``, ``emps``, ``silverbox``."""
+    """Load a benchmark by name: ``cascaded_tanks``, ``coupled_electric_drives``, ``emps``, ``silverbox``.
+
+    Parameters
+    ----------
+    name : str
+        Case-insensitive; ``-`` and spaces count as ``_``; the aliases ``ced`` and ``tanks``
+        are accepted.
+    folder : str or os.PathLike, optional
+        Passed to the loader.
+
+    Returns
+    -------
+    Benchmark
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or from the loader.
+    FileNotFoundError
+        From the loader.
+    rrnn_convex.errors.UnsupportedDependency
+        From the loader.
+    """
     key = str(name).lower().replace("-", "_").replace(" ", "_")
     aliases = {"ced": "coupled_electric_drives", "tanks": "cascaded_tanks"}
     key = aliases.get(key, key)

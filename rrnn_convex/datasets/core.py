@@ -1,6 +1,6 @@
 """Input-output data: a small validated container and readers for CSV and NPZ files.
 
-The package layout (DESIGN.md section 5): inputs ``u`` shaped (batch, T, m), outputs ``y``
+The package layout (docs/design.md section 5): inputs ``u`` shaped (batch, T, m), outputs ``y``
 shaped (batch, T, p), float64, no NaN/inf. :class:`SequenceData` holds one data set (one or
 several sequences of equal length) together with its sampling period, the number of samples
 at the start of each sequence that metrics should skip (``init``) and, per sequence, whether
@@ -55,6 +55,34 @@ class SequenceData:
 
     Construction validates everything; errors name the argument and the expected and received
     shapes. Instances are immutable (the arrays are read-only); use :func:`dataclasses.replace`.
+
+    Parameters
+    ----------
+    u : array_like, shape (batch, T, m), (T, m) or (T,)
+        Inputs; at least one sequence of at least one sample.
+    y : array_like, shape (batch, T, p), (T, p) or (T,)
+        Outputs, with the same (batch, T) as ``u``.
+    ts : float, optional
+        Sampling period in seconds (> 0); None: unknown / discrete time.
+    name : str
+    x0_known : bool or array_like of bool, shape (batch,)
+        Per sequence, whether it starts from a known initial state.
+    init : int
+        Samples at the start of each sequence excluded from error metrics, ``0 <= init < T``.
+    x0_true : array_like, shape (batch, n) or (n,), optional
+        The true initial states of simulated data (a 1-D array is one sequence's).
+    meta : dict
+        Free information.
+
+    Raises
+    ------
+    ValueError
+        A wrong number of dimensions, a (batch, T) mismatch, an empty ``u``, NaN or inf, a
+        non-positive ``ts``, an ``x0_known`` or ``x0_true`` of the wrong shape, or ``init``
+        outside ``[0, T)``.
+    TypeError
+        Non-numeric arrays, a ``name`` that is not a string, a non-bool ``x0_known``, a
+        non-integer ``init`` or a ``meta`` that is not a dict.
     """
 
     u: np.ndarray
@@ -145,7 +173,23 @@ class SequenceData:
 
     # ----------------------------------------------------------------- slicing
     def sequence(self, index: int) -> "SequenceData":
-        """The ``index``-th sequence as a one-sequence data set."""
+        """The ``index``-th sequence as a one-sequence data set.
+
+        Parameters
+        ----------
+        index : int
+            ``-batch <= index < batch``.
+
+        Returns
+        -------
+        SequenceData
+            With that sequence's ``x0_known`` and ``x0_true`` and a copy of ``meta``.
+
+        Raises
+        ------
+        IndexError
+            ``index`` out of range.
+        """
         if not -self.batch <= index < self.batch:
             raise IndexError(f"index: expected -{self.batch} <= index < {self.batch}, got {index}")
         sl = slice(index, index + 1 if index != -1 else None)
@@ -153,7 +197,28 @@ class SequenceData:
                        x0_true=None if self.x0_true is None else self.x0_true[sl], meta=dict(self.meta))
 
     def window(self, start: int = 0, stop: int | None = None, *, init: int = 0) -> "SequenceData":
-        """Samples ``start:stop`` of every sequence (``x0_known``, ``x0_true`` kept only when start is 0)."""
+        """Samples ``start:stop`` of every sequence (``x0_known``, ``x0_true`` kept only when start is 0).
+
+        Parameters
+        ----------
+        start : int
+        stop : int, optional
+            Python slice bounds (negative values count from the end; None: to the end).
+        init : int
+            The window's ``init`` (not taken over from this data set).
+
+        Returns
+        -------
+        SequenceData
+            ``x0_known`` all False and no ``x0_true`` unless ``start`` is 0; a copy of ``meta``.
+
+        Raises
+        ------
+        ValueError
+            An empty window, or ``init`` not below the window's length.
+        TypeError
+            A non-integer ``init``.
+        """
         start, stop, _ = slice(start, stop).indices(self.T)
         if stop <= start:
             raise ValueError(f"start, stop: empty window [{start}:{stop}] of a sequence of {self.T} samples")
@@ -164,7 +229,20 @@ class SequenceData:
 
     # ----------------------------------------------------------------- files
     def to_npz(self, path) -> Path:
-        """Write to ``path`` (``.npz``) atomically; :func:`read_npz` reads it back unchanged."""
+        """Write to ``path`` (``.npz``) atomically; :func:`read_npz` reads it back unchanged.
+
+        ``meta`` is stored as JSON (values JSON cannot hold are stored as their ``str``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            ``.npz`` is appended when the name does not end in it.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
@@ -271,7 +349,17 @@ class CsvTable:
         return list(self.rows[0][1]) if self.rows else None
 
     def has_header(self) -> bool:
-        """Whether the first row holds column names: not all of its non-empty fields are numbers."""
+        """Whether the first row holds column names: not all of its non-empty fields are numbers.
+
+        Returns
+        -------
+        bool
+
+        Raises
+        ------
+        IndexError
+            For an empty file (no rows).
+        """
         return not all(_is_number(f) for f in self.rows[0][1] if f != "")
 
     def labels(self, column: int, what: str = "label column") -> list[tuple[int, str]]:
@@ -444,6 +532,40 @@ def read_csv(path, inputs: Column | Sequence[Column], outputs: Column | Sequence
     unknown column (listing the available ones), a malformed file, or a row whose selected
     value is missing, non-numeric, NaN or infinite (naming the line and the column).
     The file is read by :class:`CsvTable`, which the ``rrnn`` command uses too.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file (UTF-8, an optional byte-order mark).
+    inputs, outputs : str, int or a list of them
+        Columns by header name (case-insensitive when unambiguous) or 0-based index.
+    ts : float, optional
+        Sampling period in seconds.
+    name : str, optional
+        The data set's name (default: the file's stem).
+    delimiter : str
+        The field separator.
+    header : bool, optional
+        Whether the first row holds column names (None: detected).
+    init : int
+        Samples at the start excluded from error metrics.
+
+    Returns
+    -------
+    SequenceData
+        One sequence, batch 1; ``meta`` holds ``"source"``, ``"inputs"`` and ``"outputs"``
+        (column names, or indices without a header).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A directory, a file that is not UTF-8 text or is malformed CSV, an empty file, a header
+        without data, an unknown, ambiguous or out-of-range column, a bad value in a selected
+        column, or an invalid ``ts`` or ``init``.
+    TypeError
+        A column given as neither a name nor an index, or a non-integer ``init``.
     """
     path = check_input_file(path, "path")
     in_spec = _column_list(inputs, "inputs")
@@ -463,6 +585,40 @@ def read_npz(path, inputs: str | Sequence[str] = "u", outputs: str | Sequence[st
     :meth:`SequenceData.to_npz` is read back with its ``ts``, name, ``init``, ``x0_known``,
     ``x0_true`` and ``meta`` (explicit arguments win). Errors name the missing key (listing the
     available ones), the file and the shapes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file.
+    inputs, outputs : str or sequence of str
+        Array names; several are concatenated along the channel axis and must agree in
+        (batch, T).
+    ts : float, optional
+        Sampling period in seconds (default: the stored one, if any).
+    input_columns, output_columns : sequence of int, optional
+        Channels to keep (0-based; negative indices count from the end).
+    name : str, optional
+        Default: the stored name, else the file's stem.
+    init : int, optional
+        Default: the stored ``init``, else 0.
+
+    Returns
+    -------
+    SequenceData
+        ``meta["source"]`` is the file unless the stored ``meta`` has one.
+        ``x0_known`` and ``x0_true`` are taken from the file only when the arrays ``"u"`` and
+        ``"y"`` are read without column selection; otherwise every ``x0_known`` is True.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A directory, a file that is not an ``.npz`` archive, an unknown array name (listing the
+        available ones), an array that needs pickle, arrays of different (batch, T), column
+        indices out of range or empty, or invalid data (see :class:`SequenceData`).
+    TypeError
+        ``inputs`` / ``outputs`` not a name or a list of names, or non-numeric data.
     """
     path = check_input_file(path, "path")
     try:

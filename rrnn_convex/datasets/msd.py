@@ -1,13 +1,13 @@
 """The paper's benchmark system: a chain of four carts with nonlinear springs and dampers.
 
 Revay, Wang & Manchester, "A Convex Parameterization of Robust Recurrent Neural Networks",
-numerical example: a mass-spring-damper chain
+numerical example: a mass-spring-damper chain::
 
     wall - spring/damper 0 - cart 0 - spring/damper 1 - cart 1 - ... - cart 3
 
 with spring constants ``k = linspace(1, 0.5, 4)``, dampers ``c = 0.5 linspace(0.5, 1, 4)``,
 masses ``m = 0.5 linspace(0.5, 1, 4)``; spring i exerts ``k_i f(e_i)`` with ``e_i`` its
-extension and the piecewise-linear profile
+extension and the piecewise-linear profile::
 
     f(e) = 0.25 e        for |e| < 1,
     f(e) = e - 0.75      for e >= 1,
@@ -38,7 +38,20 @@ N_CARTS = 4
 
 
 def spring_force(e):
-    """The paper's piecewise-linear spring profile f(e): slope 0.25 inside |e| < 1, slope 1 outside."""
+    """The paper's piecewise-linear spring profile f(e): slope 0.25 inside ``|e| < 1``, slope 1 outside.
+
+    ``f(e) = 0.25 e + 0.75 (e - clip(e, -1, 1))``: continuous and odd.
+
+    Parameters
+    ----------
+    e : array_like
+        Spring extensions (any shape); not checked for NaN/inf.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shaped like ``e`` (0-d for a scalar).
+    """
     e = np.asarray(e, dtype=np.float64)
     return 0.25 * e + 0.75 * (e - np.clip(e, -1.0, 1.0))
 
@@ -51,6 +64,35 @@ class MassSpringDamper:
     ``noise_std`` the output-noise level used by :meth:`simulate` unless overridden, and
     ``substeps`` the number of RK4 steps per sample (10 keeps the error against a tight RK45
     solution near 1e-5, far below the 0.05 noise).
+
+    Parameters
+    ----------
+    k : array_like, shape (n_carts,)
+        Spring constants, the wall's spring first (default ``linspace(1, 0.5, 4)``);
+        n_carts >= 1.
+    c : array_like, shape (n_carts,)
+        Damping constants (default ``0.5 linspace(0.5, 1, 4)``).
+    mass : array_like, shape (n_carts,)
+        Positive masses (default ``0.5 linspace(0.5, 1, 4)``).
+    Ts : float
+        Sampling period in seconds (> 0).
+    noise_std : float
+        Output-noise standard deviation (>= 0).
+    substeps : int
+        RK4 steps per sample (>= 1).
+
+    Attributes
+    ----------
+    m, p : int
+        One input (the force on cart 0) and one output (the position of the last cart).
+
+    Raises
+    ------
+    ValueError
+        Arrays not 1-D or not one value per cart, no spring, a non-positive mass, NaN or inf,
+        ``Ts <= 0``, ``noise_std < 0`` or ``substeps`` not a positive integer.
+    TypeError
+        Non-numeric arrays or scalars.
     """
 
     k: np.ndarray = field(default_factory=lambda: np.linspace(1.0, 0.5, N_CARTS))
@@ -85,6 +127,7 @@ class MassSpringDamper:
     # ----------------------------------------------------------------- structure
     @property
     def n_carts(self) -> int:
+        """Number of carts (and of springs and dampers)."""
         return self.k.shape[0]
 
     @property
@@ -121,7 +164,20 @@ class MassSpringDamper:
         return np.ascontiguousarray(L.T), np.ascontiguousarray(E.T), np.ascontiguousarray(G.T), b
 
     def dynamics(self, x, u):
-        """Time derivative of the state: x of shape (batch, 8) (interleaved), u of shape (batch,)."""
+        """Time derivative of the state: x of shape (batch, 8) (interleaved), u of shape (batch,).
+
+        Parameters
+        ----------
+        x : array_like, shape (batch, n)
+            States, positions and velocities interleaved (n = 8 for four carts); not checked.
+        u : array_like, shape (batch,) or scalar
+            The force on cart 0.
+
+        Returns
+        -------
+        numpy.ndarray, shape (batch, n)
+            ``dx/dt``.
+        """
         x = np.asarray(x, dtype=np.float64)
         Dm, Cd = self._matrices()
         d, v = x[:, 0::2], x[:, 1::2]
@@ -139,6 +195,25 @@ class MassSpringDamper:
         ``states[t]`` is the state at time ``t Ts``; between samples the input is the linear
         interpolation of ``u[t]`` and ``u[t+1]``. Integration: RK4 with ``substeps`` steps per
         sample, vectorised over the batch.
+
+        Parameters
+        ----------
+        u : array_like, shape (T,), (T, 1) or (batch, T, 1)
+            The input force, T >= 1.
+        x0 : array_like, shape (n,), (1, n) or (batch, n), optional
+            Initial states (positions and velocities interleaved); zeros by default.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (batch, T, n) for a 3-D ``u``, else (T, n); the first sample is ``x0``.
+
+        Raises
+        ------
+        ValueError
+            A ``u`` of another shape or without samples, a bad ``x0``, NaN or inf.
+        TypeError
+            Non-numeric ``u``.
         """
         arr = as_float_array(u, "u", ndim=(1, 2, 3))
         batched = arr.ndim == 3
@@ -186,6 +261,31 @@ class MassSpringDamper:
         ``noise_std`` defaults to the system's ``noise_std`` (0.05); pass 0 for the noise-free
         output. ``rng`` is a ``numpy.random.Generator`` or a seed (fresh entropy when None).
         Returns y shaped (T, 1) or (batch, T, 1) (and the states with ``return_states=True``).
+
+        Parameters
+        ----------
+        u : array_like, shape (T,), (T, 1) or (batch, T, 1)
+        x0 : array_like, shape (n,), (1, n) or (batch, n), optional
+        noise_std : float, optional
+            >= 0; the system's ``noise_std`` when None.
+        rng : numpy.random.Generator, int or None
+            Source of the noise.
+        return_states : bool
+            Also return the noise-free states.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            Shape (batch, T, 1) for a 3-D ``u``, else (T, 1).
+        states : numpy.ndarray
+            Only with ``return_states``: as :meth:`states`.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`states`, or a negative or non-finite ``noise_std``.
+        TypeError
+            Non-numeric ``u`` or ``noise_std``.
         """
         xs = self.states(u, x0)
         y = xs[..., -2:-1].copy()
@@ -199,6 +299,25 @@ class MassSpringDamper:
         """Continuous-time (A, B, C) of the chain with every spring replaced by ``slope * k_i e``.
 
         ``slope = 0.25`` is the small-signal model (inner spring segment), 1 the large-signal one.
+
+        Parameters
+        ----------
+        slope : float
+            The spring slope (any finite value).
+
+        Returns
+        -------
+        A : numpy.ndarray, shape (n, n)
+        B : numpy.ndarray, shape (n, 1)
+        C : numpy.ndarray, shape (1, n)
+            In the state ordering of :meth:`states`: ``dx/dt = A x + B u``, ``y = C x``.
+
+        Raises
+        ------
+        ValueError
+            A non-finite ``slope``.
+        TypeError
+            A non-numeric ``slope``.
         """
         slope = check_scalar(slope, "slope")
         Dm, Cd = self._matrices()
@@ -224,6 +343,32 @@ def random_hold_input(T: int, width: float, rng=None, *, batch: int | None = Non
     ``[-width/2, width/2]``; the last hold is cut at ``T``. Returns (T, 1), or with ``batch``
     one stream of ``batch * T`` samples reshaped to (batch, T, 1) as the authors did for the
     training set (holds may continue across sequence boundaries).
+
+    Parameters
+    ----------
+    T : int
+        Samples per sequence (>= 1).
+    width : float
+        Peak-to-peak range of the levels (>= 0).
+    rng : numpy.random.Generator, int or None
+        Random source (fresh entropy when None).
+    batch : int, optional
+        Number of sequences (>= 1).
+    period : int
+        Hold lengths are drawn from ``{0, ..., period - 1}`` (>= 2).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (T, 1), or (batch, T, 1) with ``batch``.
+
+    Raises
+    ------
+    ValueError
+        ``T``, ``batch`` or ``period`` not a positive integer, ``period < 2``, or a negative or
+        non-finite ``width``.
+    TypeError
+        A non-numeric ``width``.
     """
     T = _check_count(T, "T")
     width = check_scalar(width, "width", low=0.0, low_inclusive=True)
@@ -261,6 +406,17 @@ class MSDSplits:
     ``init``: the 5000-sample width-1 zero-initial-state record for subspace initialisation
     (the authors' ``train_u1``); ``val``: 5000 samples, width 3, zero initial state;
     ``tests``: width -> 5000-sample test record from zero initial state (widths 1, 2, 3, 4).
+
+    Parameters
+    ----------
+    train : SequenceData
+        The training sequences.
+    init : SequenceData
+        The record for subspace initialisation.
+    val : SequenceData
+        The validation record.
+    tests : dict of float to SequenceData
+        Test records by input width.
     """
 
     train: SequenceData
@@ -269,7 +425,15 @@ class MSDSplits:
     tests: dict
 
     def as_dict(self) -> dict:
-        """The sets keyed by the authors' file names (``train_u3``, ``train_u1``, ``val``, ``test_u1``...)."""
+        """The sets keyed by the authors' file names (``train_u3``, ``train_u1``, ``val``, ``test_u1``...).
+
+        Returns
+        -------
+        dict of str to SequenceData
+            The training set under ``train_u<width>`` (from its ``meta["width"]``; ``train_u3``
+            without one, ``train`` when the width is 1), the init record under ``train_u1``,
+            ``val``, and ``test_u<width>`` for every test.
+        """
         train_key = _width_name("train", self.train, "u3")
         train_key = "train" if train_key == "train_u1" else train_key  # never shadow the init record
         out = {train_key: self.train, "train_u1": self.init, "val": self.val}
@@ -298,6 +462,42 @@ def make_datasets(seed: int = 0, *, system: MassSpringDamper | None = None, n_tr
     Every split draws from its own stream ``SeedSequence([seed, index])``, so the same seed gives
     identical data and changing one split's size leaves the others unchanged. The long records
     are integrated together in one batch.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative.
+    system : MassSpringDamper, optional
+        The paper's system by default.
+    n_train, train_length : int
+        Number and length of the training sequences (>= 1).
+    train_width : float
+        Input width of the training sequences (>= 0).
+    x0_range : float
+        Range of the random training initial states (>= 0).
+    test_length : int
+        Length of the long records (>= 1).
+    val_width, init_width : float
+        Input widths of the validation and the initialisation records (>= 0).
+    test_widths : sequence of float
+        One test record per width (>= 0).
+    period : int
+        See :func:`random_hold_input`.
+
+    Returns
+    -------
+    MSDSplits
+        ``train`` (n_train, train_length, 1) with ``x0_true`` (n_train, n); ``init``, ``val`` and
+        each test (1, test_length, 1) with a zero ``x0_true``; ``meta`` holds ``width``,
+        ``seed`` and ``source``; ``ts`` is ``system.Ts``.
+
+    Raises
+    ------
+    TypeError
+        A ``system`` that is not a :class:`MassSpringDamper`, or a non-numeric width or range.
+    ValueError
+        A negative or non-integer ``seed``, a count or length that is not a positive integer,
+        ``period < 2``, or a negative or non-finite width or range.
     """
     system = MassSpringDamper() if system is None else system
     if not isinstance(system, MassSpringDamper):
@@ -365,6 +565,26 @@ def load_paper_msd(folder) -> MSDSplits:
     ``{'u', 'y'}`` of arrays shaped (batches, 1, T), converted to (batch, T, 1). The files are
     pickles: only load them from a source you trust. Raises FileNotFoundError naming the
     folder and the missing file.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder with ``train_u3.npy``, ``train_u1.npy``, ``val.npy`` and ``test_u1.npy`` to
+        ``test_u4.npy`` (``PAPER_FILES``).
+
+    Returns
+    -------
+    MSDSplits
+        ``ts = 0.5``; ``x0_known`` False for the training set only; ``meta`` holds ``width``
+        and ``source``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such folder, or a missing file.
+    ValueError
+        A file that is not a readable ``.npy``, does not hold a dict with ``'u'`` and ``'y'``,
+        or holds arrays that are not 3-D or contain NaN/inf.
     """
     from pathlib import Path
     folder = Path(folder)

@@ -54,11 +54,23 @@ class GeneralisationStudy:
     seed: int | None
 
     def as_dict(self) -> dict:
-        """width -> array of NSE values (one per realisation), ready for a box plot."""
+        """width -> array of NSE values (one per realisation), ready for a box plot.
+
+        Returns
+        -------
+        dict of float to numpy.ndarray
+            Each value a copy, shape (realisations,).
+        """
         return {float(w): self.nse[i].copy() for i, w in enumerate(self.widths)}
 
     def median(self) -> np.ndarray:
-        """The median NSE of every width, (k,)."""
+        """The median NSE of every width, (k,).
+
+        Returns
+        -------
+        numpy.ndarray, shape (k,)
+            In the order of ``widths``.
+        """
         return np.median(self.nse, axis=1)
 
 
@@ -76,8 +88,8 @@ def generalisation_data(widths=None, realisations: int = 20, horizon: int = 1000
     For every width, ``realisations`` sequences of ``horizon`` samples of the true system
     (:class:`~rrnn_convex.datasets.MassSpringDamper`, noise included) driven by the paper's
     random piecewise-constant input of that width and started from states uniform on
-    ``[-x0_range, x0_range]`` (``x0_known`` False, the states kept in ``x0_true``). Every width
-    has its own stream ``SeedSequence([seed, i])``; all sequences are integrated as one batch.
+    ``[-x0_range, x0_range]`` (``x0_known`` False, the states kept in ``x0_true``). Width i
+    has its own stream ``SeedSequence([seed, 1000 + i])``; all sequences are integrated as one batch.
     Compute it once and pass it to :func:`generalisation_study` to compare several models.
 
     Parameters
@@ -105,8 +117,11 @@ def generalisation_data(widths=None, realisations: int = 20, horizon: int = 1000
     Raises
     ------
     ValueError
-        If ``widths`` is empty or has a negative width, ``realisations`` or ``horizon`` is not
-        an integer >= 1, or ``x0_range`` is negative.
+        If ``widths`` is not 1-D, is empty or has a negative or non-finite width,
+        ``realisations``, ``horizon`` or ``period`` is not an integer >= 1 (``period`` >= 2),
+        or ``x0_range`` is negative.
+    TypeError
+        Non-numeric ``widths`` or ``x0_range``.
     """
     from ..datasets import MassSpringDamper, SequenceData, random_hold_input
     system = MassSpringDamper() if system is None else system

@@ -53,7 +53,23 @@ PAPER_NSE = {"Theta": (.0636, .0502, .0610, .0670), "Theta_3": (.4011, .2765, .2
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of the comparison: ``kind`` "scp" (RobustRNNRegressor with ``model_set``) or
-    "lstm" (LSTMRegressor, Levenberg-Marquardt); ``gamma_path`` for the small-gamma sets."""
+    "lstm" (LSTMRegressor, Levenberg-Marquardt); ``gamma_path`` for the small-gamma sets.
+
+    Parameters
+    ----------
+    name : str
+        The model's name in the tables (e.g. ``"Theta_5"``).
+    kind : {"scp", "lstm"}
+        The trainer.
+    model_set : str, optional
+        The registered model set (``"scp"`` only).
+    gamma : float, optional
+        The gain bound of ``"theta_gamma"``.
+    gamma_path : tuple of float
+        The continuation path (``RobustRNNRegressor(gamma_path=...)``).
+    activation : str
+        ``"relu"``; ``"tanh"`` for the LSTM (recorded only: the LSTM's cell is always tanh).
+    """
 
     name: str
     kind: str
@@ -65,7 +81,14 @@ class ModelSpec:
 
 def default_specs() -> list[ModelSpec]:
     """The paper's models. Small gammas are fitted through a path of gammas (continuation):
-    from the N4SID start they stall in a poor local minimum (README, "Small gamma")."""
+    from the N4SID start they stall in a poor local minimum (README, "Small gamma").
+
+    Returns
+    -------
+    list of ModelSpec
+        RNN, LSTM, SRNN, ci-RNN, Theta and Theta_15, _10, _8, _5 (path 10), _3 (path 10, 5), in
+        this order (the order of the tables).
+    """
     specs = [ModelSpec("RNN", "scp", "elman"), ModelSpec("LSTM", "lstm", activation="tanh"),
              ModelSpec("SRNN", "scp", "srnn"), ModelSpec("ci-RNN", "scp", "cirnn"),
              ModelSpec("Theta", "scp", "theta")]
@@ -77,7 +100,36 @@ def default_specs() -> list[ModelSpec]:
 
 @dataclass(frozen=True)
 class Settings:
-    """Sizes and budgets. ``FULL`` is the paper-size run, ``QUICK`` a smoke test."""
+    """Sizes and budgets. ``FULL`` is the paper-size run, ``QUICK`` a smoke test.
+
+    Parameters
+    ----------
+    n : int
+        States (and, for the SCP models, neurons); the LSTM's hidden units.
+    max_iter : int
+        Iterations of each fit (of the final stage of a gamma path).
+    path_iter : int
+        Iterations of each earlier stage of a gamma path.
+    time_budget : float
+        Seconds per fit.
+    patience : int
+        Early-stopping patience of each fit.
+    n_train : int
+        Training sequences of generated data.
+    lipschitz_horizon, lipschitz_starts, lipschitz_steps : int
+        Options of :func:`~rrnn_convex.analysis.lipschitz_lower_bound`.
+    realisations, horizon : int
+        Of the generalisation study (:func:`~rrnn_convex.experiments.generalisation.generalisation_data`);
+        ``realisations = 0`` skips it.
+    widths : tuple of float
+        Input widths of the generalisation study.
+    seed : int
+        Seeds the data generation, the fits and the Lipschitz search.
+    data : {"auto", "paper", "generated"}
+        Which data (see :func:`load_data`).
+    solver : str, optional
+        The SDP solver of the fits and certificates.
+    """
 
     n: int = 10
     max_iter: int = 60
@@ -171,7 +223,28 @@ def _slug(name: str) -> str:
 
 
 def fit_spec(spec: ModelSpec, data: dict, s: Settings, progress: bool = False):
-    """Train one model; returns (model, estimator)."""
+    """Train one model; returns (model, estimator).
+
+    The ReLU Elman RNN starts from N4SID on ``train_u1`` embedded by
+    :func:`~rrnn_convex.init.elman_from_lti`; the other SCP models from the estimator's own
+    start; all are fitted on ``train_u3`` with ``val`` for early stopping.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : dict of str to SequenceData
+        The splits of :func:`load_data` (``train_u3``, ``train_u1``, ``val`` used).
+    s : Settings
+    progress : bool
+        Passed to the estimator.
+
+    Returns
+    -------
+    model : ImplicitRNN or LSTM
+        The fitted model (``est.model_``).
+    est : RobustRNNRegressor or LSTMRegressor
+        The fitted estimator.
+    """
     tr, val = data["train_u3"], data["val"]
     if spec.kind == "lstm":
         from ..baselines.lstm import LSTMRegressor
@@ -216,7 +289,35 @@ def _save_model(model, path: Path) -> None:
 
 
 def evaluate(spec: ModelSpec, model, est, data: dict, s: Settings, seconds: float, gen_data) -> dict:
-    """The table row of one trained model (and its generalisation curve)."""
+    """The table row of one trained model (and its generalisation curve).
+
+    An ImplicitRNN whose estimator has no certified ``certificate_`` is certified here (minimal
+    gamma); the LSTM gets none.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    model : ImplicitRNN or LSTM
+    est : object
+        The fitted estimator (``certificate_``, ``n_iter_``, ``history_``, ``path_`` are read
+        where present).
+    data : dict of str to SequenceData
+        With ``test_u1`` .. ``test_u4`` and ``val``.
+    s : Settings
+    seconds : float
+        The fit's wall time.
+    gen_data : dict or None
+        Records of :func:`~rrnn_convex.experiments.generalisation.generalisation_data`; None
+        skips the generalisation curve.
+
+    Returns
+    -------
+    dict
+        JSON-ready: model, kind, model_set, gamma_set, gamma_path, ``nse_<test>`` and
+        ``nse_val`` (mean over sequences and channels), contracting, certified_gamma, verified,
+        lipschitz_lb, iterations, seconds, path, history and, with ``gen_data``,
+        generalisation (``widths``, ``median_nse``).
+    """
     from ..analysis import lipschitz_lower_bound
     from .generalisation import generalisation_study
     from ..certify import certify
@@ -258,7 +359,19 @@ def evaluate(spec: ModelSpec, model, est, data: dict, s: Settings, seconds: floa
 # ---------------------------------------------------------------------- the run
 @dataclass
 class Run:
-    """Where a run keeps its files, and what it did."""
+    """Where a run keeps its files, and what it did.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The output folder.
+    rows : list of dict
+        The table rows (:func:`evaluate`), in the order of :func:`default_specs`.
+    skipped : list of str
+        Models finished by an earlier run (read back, not trained).
+    data_source : str
+        One line saying where the data came from.
+    """
 
     out: Path
     rows: list = field(default_factory=list)
@@ -369,7 +482,19 @@ COLUMNS = ("model", *(f"nse_{k}" for k in TESTS), "nse_val", "certified_gamma", 
 
 
 def write_tables(rows, out: Path, source: str = "") -> None:
-    """``results.csv`` and ``results.md`` (with the paper's published NSE where there is one)."""
+    """``results.csv`` and ``results.md`` (with the paper's published NSE where there is one).
+
+    The published values are shown only when ``source`` says the data are the authors' files.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of :func:`evaluate`.
+    out : pathlib.Path
+        The folder written to (atomically).
+    source : str
+        The data description of :func:`load_data` (first line of ``results.md``).
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -390,7 +515,26 @@ def write_tables(rows, out: Path, source: str = "") -> None:
 
 
 def write_figures(rows, out: Path, data: dict) -> None:
-    """The paper's Fig. 2 (NSE vs Lipschitz lower bound), Figs. 3-4 (generalisation) and traces."""
+    """The paper's Fig. 2 (NSE vs Lipschitz lower bound), Figs. 3-4 (generalisation) and traces.
+
+    Writes ``fig_nse_vs_lipschitz.png``, ``fig_generalisation.png`` (only when a row has a
+    generalisation curve) and ``fig_traces.png`` (the saved models LSTM, Theta, Theta_3 and
+    Theta_10 that exist under ``out/models``) into ``out``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of :func:`evaluate`.
+    out : pathlib.Path
+        The run's folder.
+    data : dict of str to SequenceData
+        With ``test_u3``.
+
+    Raises
+    ------
+    rrnn_convex.errors.MissingDependency
+        Without matplotlib (an ImportError).
+    """
     from ..plots import figure, save_figure
 
     fig = figure(6.5, 4.5)
@@ -464,6 +608,29 @@ def _load_model(path: Path):
 
 
 def main(argv=None) -> int:
+    """The command line ``rrnn experiment msd`` / ``python -m rrnn_convex.experiments.msd``.
+
+    Runs :func:`run` with ``--out``, ``--quick``, ``--models``, ``--data`` and ``--progress``
+    and prints ``results.md``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 when every model that should carry a certificate has a verified one (the LSTM and
+        the sets registered with ``certifies=False`` excepted), else 1.
+
+    Raises
+    ------
+    SystemExit
+        On invalid arguments or ``--help`` (argparse).
+    ValueError, FileNotFoundError
+        As :func:`run`.
+    """
     ap = argparse.ArgumentParser(prog="rrnn experiment msd", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="msd_results", help="output folder (reused to resume)")

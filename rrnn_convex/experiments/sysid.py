@@ -52,7 +52,34 @@ __all__ = ["Recipe", "RECIPES", "PUBLISHED", "INIT_PACKAGE", "run", "default_dat
 @dataclass(frozen=True)
 class Recipe:
     """How a benchmark is fitted: model size, activation, training windows, minibatch, budget,
-    decimation. ``quick`` holds the overrides of ``--quick`` (a smoke test, not a result)."""
+    decimation. ``quick`` holds the overrides of ``--quick`` (a smoke test, not a result).
+
+    Every field but ``n_states``, ``n_neurons``, ``decimate``, ``quick`` and ``note`` is passed
+    to :class:`~rrnn_convex.fit.RobustRNNRegressor` as the keyword of the same name.
+
+    Parameters
+    ----------
+    n_states, n_neurons : int
+        Model size.
+    time_budget : float
+        Seconds of the fit.
+    activation : str
+    window : "auto", int or None
+        Training windows (see :class:`~rrnn_convex.fit.RobustRNNRegressor`).
+    window_stride : int, optional
+    batch_size : int, optional
+        Windows per step (None: all).
+    decimate : int
+        Decimation factor of the training data (anti-aliased); the predictions are
+        interpolated back to the raw rate for scoring.
+    restarts, restart_iter : int
+        Restarts of the fit and their iterations.
+    quick : dict
+        Overrides with ``quick=True`` (any of the fields above and estimator options such as
+        ``max_iter``).
+    note : str
+        A description for the report.
+    """
 
     n_states: int
     n_neurons: int
@@ -188,7 +215,44 @@ def run(name: str, out=None, *, quick: bool = False, folder=None, recipe: Recipe
 
     ``folder``: where the benchmark files are (default :func:`default_data_folder`, i.e.
     ``$RRNN_DATA/sysid``, else the ``nonlinear_benchmarks`` package's cache). ``recipe``
-    overrides :data:`RECIPES`.
+    overrides ``RECIPES``.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``RECIPES`` (case-insensitive, ``-`` for ``_``).
+    out : str or os.PathLike, optional
+        Folder for ``model.npz`` (and its certificate), ``result.json``, ``result.md`` and
+        ``prediction.png`` (with matplotlib); created if needed. None: nothing is written.
+    quick : bool
+        Apply the recipe's ``quick`` overrides (a smoke test).
+    folder : str or os.PathLike, optional
+        The benchmark files (see above).
+    recipe : Recipe, optional
+        Instead of the benchmark's entry in ``RECIPES``.
+    seed : int
+        Of the fit and the Lipschitz search.
+    progress : bool
+        Show the fit's progress bar.
+    log : callable
+        Called with every line of the report (the result table included).
+
+    Returns
+    -------
+    dict
+        JSON-ready: benchmark, quick, recipe, settings, unit, tests (per test set: ``init``,
+        the init lengths scored, longest first; ``rmse`` and ``rmse_n4sid``, init (as a
+        string) -> RMSE per sequence and channel in ``unit``; ``rmse_zero_state``), n4sid_order,
+        contracting, verified, certified_gamma, lipschitz_lower_bound, fit_seconds,
+        wall_seconds, iterations, stop_reason, stop_detail, start, published, machine.
+
+    Raises
+    ------
+    ValueError
+        An unknown benchmark, or from the loader, the recipe's settings or the fit.
+    FileNotFoundError
+        No benchmark files (see :func:`default_data_folder` and
+        :func:`~rrnn_convex.datasets.benchmarks.load_benchmark`).
     """
     from ..analysis import lipschitz_lower_bound
     from ..datasets.benchmarks import load_benchmark
@@ -253,7 +317,20 @@ def run(name: str, out=None, *, quick: bool = False, folder=None, recipe: Recipe
 
 
 def table(result: dict) -> list[str]:
-    """The result as Markdown lines: one row per test set and init length."""
+    """The result as Markdown lines: one row per test set and init length.
+
+    Parameters
+    ----------
+    result : dict
+        As returned by :func:`run`.
+
+    Returns
+    -------
+    list of str
+        A Markdown table (the zero-state RMSE on the first row of each test set, the published
+        results of the test set whose name starts with the test's), a blank line and a
+        summary line.
+    """
     unit = result["unit"]
     lines = [f"| {result['benchmark']} test | init | RMSE [{unit}] | N4SID [{unit}] | zero state [{unit}] | "
              f"published [{unit}] |", "|---|---|---|---|---|---|"]
