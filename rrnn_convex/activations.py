@@ -81,6 +81,7 @@ class Activation:
         Parameters
         ----------
         v : numpy.ndarray
+            Pre-activations, any shape.
 
         Returns
         -------
@@ -109,10 +110,12 @@ class Activation:
         Parameters
         ----------
         v : casadi.SX or casadi.MX
+            Pre-activations.
 
         Returns
         -------
         casadi expression
+            Of ``v``'s type and shape.
         """
         import casadi as ca
         if self.name == "relu":
@@ -128,7 +131,13 @@ class Activation:
         raise ValueError(f"activation: unknown name {self.name!r}")
 
     def to_dict(self) -> dict:
-        """The fields as a JSON-ready dict (read back by :func:`get_activation`)."""
+        """The fields as a JSON-ready dict (read back by :func:`get_activation`).
+
+        Returns
+        -------
+        dict
+            ``{"name": ..., "alpha": ..., "beta": ..., "slope": ...}``.
+        """
         return {"name": self.name, "alpha": self.alpha, "beta": self.beta, "slope": self.slope}
 
 
@@ -165,6 +174,7 @@ def leaky_relu(slope: float = 0.01) -> Activation:
     Returns
     -------
     Activation
+        ``Activation("leaky_relu", slope, 1.0, slope)``.
 
     Raises
     ------
@@ -195,6 +205,8 @@ def get_activation(spec) -> Activation:
     Returns
     -------
     Activation
+        ``spec`` itself for an Activation; the module's instances ``RELU``, ``TANH``,
+        ``SIGMOID`` and ``IDENTITY`` for those names.
 
     Raises
     ------

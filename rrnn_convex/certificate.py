@@ -75,7 +75,25 @@ def _set_name(contracting, gamma) -> str | None:
 
 @dataclass(frozen=True)
 class Verification:
-    """Result of :meth:`Certificate.verify`: ``ok`` iff every condition was proven."""
+    """Result of :meth:`Certificate.verify`: ``ok`` iff every condition was proven.
+
+    True in a boolean context exactly when ``ok``.
+
+    Parameters
+    ----------
+    ok : bool
+        Every condition was proven.
+    reason : str
+        What was proven, or the first condition that failed.
+    proven_margin : float
+        A proven lower bound on the LMI's smallest eigenvalue (NaN when the LMI was not reached).
+    method : str
+        How the proof is done (``VERIFICATION_METHOD``).
+    estimate : float
+        The float estimate of the LMI's smallest eigenvalue (NaN when the LMI was not reached).
+    allowance : float
+        The rounding allowance the proof had to beat (NaN when the LMI was not reached).
+    """
 
     ok: bool
     reason: str
@@ -94,9 +112,46 @@ class Certificate:
 
     ``contracting`` and ``gamma`` are claims; they are only set by :func:`certify` after the
     rigorous check passed, and :meth:`verify` re-checks them independently of any solver.
-    ``Q`` is the metric (``V(dx) = (E dx)' Q (E dx)``, i.e. Q = P^-1 of DESIGN.md), ``lam`` the
-    diagonal of Lambda, ``margin`` the LMI's smallest eigenvalue (float estimate) and
-    ``proven_margin`` a proven lower bound on it.
+    ``Q`` is the metric (``V(dx) = (E dx)' Q (E dx)``, i.e. Q = P^-1 of the lifted LMI,
+    docs/design.md section 3.5), ``lam`` the diagonal of Lambda, ``margin`` the LMI's smallest
+    eigenvalue (float estimate) and ``proven_margin`` a proven lower bound on it.
+
+    Parameters
+    ----------
+    model_hash : str
+        :meth:`ImplicitRNN.weights_hash <rrnn_convex.model.ImplicitRNN.weights_hash>` of the
+        certified model.
+    contracting : bool
+        The claim of contraction (False: "not certified").
+    gamma : float or None
+        The claimed incremental l2 gain bound; None for contraction alone or nothing.
+    Q : numpy.ndarray or None
+        The metric on ``E dx``, shape (n, n), symmetric; None when nothing is certified.
+    lam : numpy.ndarray or None
+        The multipliers, shape (q,), >= 0; None when nothing is certified.
+    alpha, beta : float
+        The slope bounds the certificate assumes.
+    margin : float
+        The LMI's smallest eigenvalue (float estimate); NaN when unknown.
+    proven_margin : float
+        A proven lower bound on it; NaN when unknown.
+    solver : str or None
+        The solver whose point this is (``"KYP-IPM"`` for the KYP path).
+    status : str
+        The solver's status, or where a constructive point came from.
+    solve_seconds : float
+        Wall time of the certification.
+    formulation : str
+        ``"dense"``, ``"lifted"``, ``"kyp"`` or ``"constructive"``.
+    sdp_margin : float
+        The margin imposed in the SDP (or, for the contraction and fixed-gamma SDPs, the margin
+        t it reached); NaN when unknown.
+    reason : str
+        What was proven, or why nothing was.
+    attempts : tuple of dict
+        Every solver attempt (solver, status, seconds, mode, ...).
+    verification : str
+        How the claim was checked (``VERIFICATION_METHOD``).
     """
 
     model_hash: str
@@ -301,6 +356,7 @@ class Certificate:
         Returns
         -------
         Certificate
+            As from :meth:`from_dict`.
 
         Raises
         ------
@@ -405,6 +461,7 @@ def linearised_radius(model: ImplicitRNN) -> tuple[float, float]:
     Parameters
     ----------
     model : ImplicitRNN
+        The model.
 
     Returns
     -------
@@ -430,7 +487,7 @@ def infeasible_contraction_reason(t: float, how: str = "with trace(Q) normalised
 
     "not contracting" when t is clearly negative, or when ``model`` has a linearisation (every
     slope alpha, or every slope beta) with spectral radius above 1 (:func:`linearised_radius`);
-    otherwise, with |t| at the solvers' tolerance (``MARGINAL_T``, t <= 1 by the normalisation),
+    otherwise, with ``|t|`` at the solvers' tolerance (``MARGINAL_T``, t <= 1 by the normalisation),
     "not certifiable (within solver accuracy)": such a model may contract marginally. (A t near 0
     alone proves nothing: a metric concentrated on the stable modes also gives t -> 0-.)
 

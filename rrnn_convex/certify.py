@@ -1,6 +1,6 @@
 """Certification of given weights: contraction and the smallest certifiable incremental l2 gain.
 
-``certify(model)`` solves the exact fixed-weight LMI of DESIGN.md section 3 (no relaxation),
+``certify(model)`` solves the exact fixed-weight LMI of docs/design.md section 3.5 (no relaxation),
 then re-checks the solver's point rigorously in float64 (:mod:`rrnn_convex.rigorous`) from the
 model's actual weights. Only a point that passes that check becomes a certificate; otherwise the
 answer is "not certified" with the reason.
@@ -53,6 +53,7 @@ def scale_refusal(model: ImplicitRNN) -> str:
     Parameters
     ----------
     model : ImplicitRNN
+        The model.
 
     Returns
     -------
@@ -99,6 +100,7 @@ class EquationUnits:
         Returns
         -------
         ImplicitRNN
+            E, F, B1, B2 and bx multiplied by ``2^k``; the other weights unchanged.
         """
         if self.k == 0:
             return self.model
@@ -147,7 +149,7 @@ def _checked_gamma(model, gamma):
 def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None = None, *,
             formulation: str = "auto", margin: float = 1e-9, fallback: bool = True,
             contraction_only: bool = False, time_limit: float | None = DEFAULT_TIME_LIMIT) -> Certificate:
-    """Certify contraction and an incremental l2-gain bound of ``model`` (DESIGN.md section 3).
+    """Certify contraction and an incremental l2-gain bound of ``model`` (docs/design.md section 3.5).
 
     Scale: the answer does not depend on the units of the state equations: the model is
     certified as ``transform(2^k I)`` with max|E| ~ 1 and the metric mapped back
@@ -219,6 +221,9 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     ValueError
         For a bad ``gamma``, ``formulation``, ``margin``, ``time_limit`` or solver name, or both
         ``gamma`` and ``contraction_only``.
+    SolverUnavailable
+        The requested solver cannot run here (e.g. MOSEK without a licence), or no SDP solver
+        is installed.
     """
     gamma = _checked_gamma(model, gamma)
     if formulation not in FORMULATIONS:
@@ -265,6 +270,7 @@ def certify_scalable(model: ImplicitRNN, gamma: float | None = None, *, solver: 
     Parameters
     ----------
     model : ImplicitRNN
+        The model to certify.
     gamma : float, optional
         None: the smallest certifiable gamma; G: decide G.
     solver : str, optional
@@ -278,12 +284,14 @@ def certify_scalable(model: ImplicitRNN, gamma: float | None = None, *, solver: 
         Initial number of equispaced frequencies in [0, pi]; more are added where the Riccati
         pencil shows the frequency inequality failing (at most ``max_rounds`` rounds).
     max_rounds : int
+        Rounds of relaxation, Riccati solve and verification at the most.
     rtol : float
         When the relaxation's multipliers certify a gamma within ``(1 + rtol)`` of its optimum (a
         lower bound), that gamma (tightened by ``bisections`` Riccati solves) is accepted instead
         of adding frequencies; ``rtol=0`` refines the frequencies until the lower bound itself is
         certified.
     bisections : int
+        Riccati solves of the bisection on gamma.
     fallback : bool
         When this path cannot produce a verified certificate (e.g. leaky-ReLU slopes whose Riccati
         metric is indefinite), run the exact :func:`certify` with ``solver`` instead of answering
@@ -303,6 +311,8 @@ def certify_scalable(model: ImplicitRNN, gamma: float | None = None, *, solver: 
     Returns
     -------
     Certificate
+        Verified, or "not certified" with the reason (and, after the exact fallback, the
+        attempts of both paths).
 
     Raises
     ------
@@ -311,6 +321,8 @@ def certify_scalable(model: ImplicitRNN, gamma: float | None = None, *, solver: 
     ValueError
         For a bad ``gamma``, ``margin``, ``time_limit`` or solver name, or both ``gamma`` and
         ``contraction_only``.
+    SolverUnavailable
+        A ``solver`` that cannot run here.
     """
     with _blas.blas_threads(blas_threads):
         gamma = _checked_gamma(model, gamma)

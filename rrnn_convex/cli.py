@@ -737,7 +737,15 @@ def _print_scores(yhat, Y, k: int | None, names_out: list) -> None:
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The ``rrnn`` argument parser (subcommands demo, certify, verify, project, fit, simulate, sweep,
-    experiment, benchmark; each added by its ``_add_*`` function)."""
+    experiment, benchmark; each added by its ``_add_*`` function).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A new parser whose description is this module's docstring from "Model files:" on (after
+        its first line); each subcommand's parser sets ``func``, the function that runs it.
+        Parse errors exit with code 2 and a one-line message.
+    """
     head, _, rest = __doc__.partition("Model files:")
     text = head.splitlines()[0] + "\n\nModel files:" + rest
     text = text.replace("``", "").replace(":mod:`rrnn_convex.io_models`", "rrnn_convex.io_models").rstrip()
@@ -1005,7 +1013,30 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    """Run the ``rrnn`` command; returns the exit code (0 ok, 1 not certified, 2 bad input, 3 internal error)."""
+    """Run the ``rrnn`` command; returns the exit code (0 ok, 1 not certified, 2 bad input, 3 internal error).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``rrnn`` (None: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: ``EXIT_OK`` (0), ``EXIT_NOT_CERTIFIED`` (1, also for
+        :class:`~rrnn_convex.errors.NotCertifiable`), ``EXIT_BAD_INPUT`` (2: ValueError,
+        OSError, a missing or unsupported optional dependency, an unavailable solver),
+        ``EXIT_INTERNAL`` (3: any other exception), 130 on KeyboardInterrupt and 141 on a
+        closed output pipe. Errors are printed as one line on stderr.
+
+    Raises
+    ------
+    SystemExit
+        From argparse: ``--help`` (code 0) or invalid arguments (code 2).
+    Exception
+        With ``--debug`` or the environment variable ``RRNN_TRACEBACK`` set, the exceptions
+        that exit codes 1 to 3 stand for are re-raised instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(args.debug or os.environ.get("RRNN_TRACEBACK"))

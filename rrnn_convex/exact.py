@@ -1,6 +1,6 @@
 """The exact fixed-weight certification SDP and its search for a verified certificate.
 
-:class:`FixedWeightSDP` is the LMI of DESIGN.md section 3 for given weights, with the full metric
+:class:`FixedWeightSDP` is the LMI of docs/design.md section 3.5 for given weights, with the full metric
 as a variable (no relaxation). :class:`ExactSearch` runs it, re-checks each point the solvers
 return with :meth:`~rrnn_convex.certificate.Certificate.verify`, and when a point misses the
 check tries, in order: a re-solve in preconditioned coordinates (:class:`Preconditioning`), a
@@ -31,7 +31,17 @@ _OK_STATUSES = ("optimal", "optimal_inaccurate")
 
 class Point(NamedTuple):
     """A candidate (Q, lam, value): the certificate's metric, the multipliers and gamma (or the
-    contraction margin t, for the contraction SDP)."""
+    contraction margin t, for the contraction SDP).
+
+    Parameters
+    ----------
+    Q : numpy.ndarray, shape (n, n)
+        The metric on ``E x`` (symmetric).
+    lam : numpy.ndarray, shape (q,)
+        The multipliers (>= 0).
+    value : float
+        gamma, or the contraction margin t.
+    """
 
     Q: np.ndarray
     lam: np.ndarray
@@ -39,7 +49,17 @@ class Point(NamedTuple):
 
 
 class Solved(NamedTuple):
-    """A point as one solver returned it, with the solver's name and status."""
+    """A point as one solver returned it, with the solver's name and status.
+
+    Parameters
+    ----------
+    point : Point
+        The point, in the original model's terms.
+    solver : str
+        The solver's name.
+    status : str
+        Its status (``"optimal"`` or ``"optimal_inaccurate"``).
+    """
 
     point: Point
     solver: str
@@ -60,7 +80,7 @@ class FixedWeightSDP:
     the metric Qx = E'QE on x as the variable (the solver needs no rigour; the certificate's
     Q = E^-T Qx E^-1 is re-checked against the actual weights). ``"dense"`` (default) is
     :func:`~rrnn_convex.lmi.dissipation_lmi`, size n + q + m + p, with dense A'QxA blocks;
-    ``"lifted"`` is DESIGN.md's block with E -> Qx, F -> Qx A, ..., P -> Qx, size
+    ``"lifted"`` is the lifted block of docs/design.md section 3.3 with E -> Qx, F -> Qx A, ..., P -> Qx, size
     2n + q + m + p, whose blocks are products with Qx. Interior-point solvers pay for the LMI's
     size (their Newton system has (N(N+1)/2)^2 entries for an N x N LMI), so dense is faster
     here (see benchmarks/certify_scaling.py).
@@ -70,9 +90,26 @@ class FixedWeightSDP:
     model : ImplicitRNN
         The model, with fixed weights.
     mode : {"min_gamma", "fixed_gamma", "contraction"}
+        The problem, as above.
     gamma : float or None
         The gain for ``"fixed_gamma"``; ignored otherwise.
     formulation : {"dense", "lifted"}
+        The LMI's form, as above (any other value builds the dense form).
+
+    Attributes
+    ----------
+    problem : cvxpy.Problem
+        The SDP.
+    Qv : cvxpy.Variable, shape (n, n)
+        The metric Qx on x of the explicit form.
+    lam : cvxpy.Variable, shape (q,)
+        The multipliers (nonnegative).
+    margin : cvxpy.Parameter
+        The margin of ``"min_gamma"`` (set by :meth:`solve`).
+    g : cvxpy.Variable
+        gamma (mode ``"min_gamma"`` only).
+    t : cvxpy.Variable
+        The margin t (the other modes only).
     """
 
     def __init__(self, model: ImplicitRNN, mode: str, gamma: float | None, formulation: str):
@@ -131,6 +168,7 @@ class FixedWeightSDP:
         Returns
         -------
         rrnn_convex.solvers.Attempt
+            The run's status, time and detail; the point is in the variables (:meth:`point`).
         """
         self.margin.value = margin
         return _solvers.run(self.problem, solver, time_limit=time_limit)
@@ -141,6 +179,8 @@ class FixedWeightSDP:
         Returns
         -------
         Point
+            ``Q = E^-T Qx E^-1`` symmetrised, ``lam`` clipped at 0, subnormal entries of both
+            flushed to 0 (:func:`~rrnn_convex.certificate.flush_subnormal`).
 
         Raises
         ------
@@ -372,6 +412,7 @@ class ExactSearch:
         Returns
         -------
         Certificate
+            Verified, or "not certified" with the reason.
         """
         for step in (self.direct_step, self.preconditioned_step, self.contraction_step, self.anchor_step):
             answer = step()
@@ -386,10 +427,13 @@ class ExactSearch:
         Parameters
         ----------
         gamma : float
+            The gain bound to decide.
 
         Returns
         -------
         Certificate
+            Verified for ``gamma``, or "not certified" with the reason (naming the smallest
+            certifiable gamma when one was found).
         """
         # the primary solver only: at a large gamma the SDP is badly scaled (an unbounded-looking
         # t), and the smallest certifiable gamma below decides faster than a first-order fallback
@@ -412,7 +456,13 @@ class ExactSearch:
 
     # ------------------------------------------------------------------ solving and checking
     def time_left(self) -> float | None:
-        """Seconds left of the budget (None: no budget)."""
+        """Seconds left of the budget (None: no budget).
+
+        Returns
+        -------
+        float or None
+            Negative once the budget is spent.
+        """
         return None if self.deadline is None else self.deadline - time.perf_counter()
 
     def solve(self, mode: str, gamma: float | None = None, *, sdp_model: ImplicitRNN | None = None,
@@ -425,6 +475,7 @@ class ExactSearch:
         Parameters
         ----------
         mode : {"min_gamma", "fixed_gamma", "contraction"}
+            The SDP (:class:`FixedWeightSDP`).
         gamma : float, optional
             The gain of ``"fixed_gamma"``.
         sdp_model : ImplicitRNN, optional
@@ -437,6 +488,8 @@ class ExactSearch:
         Returns
         -------
         Solved or None
+            The first point returned with an "optimal" or "optimal_inaccurate" status; None
+            when no solver gave one or the budget ran out.
         """
         sdp = None
         m_used = self.margin if margin_value is None else margin_value
@@ -470,6 +523,7 @@ class ExactSearch:
         Parameters
         ----------
         solved : Solved
+            The point to check.
         gamma_claim : float or None
             The gain to claim (None: contraction).
         entry : dict, optional
@@ -478,6 +532,7 @@ class ExactSearch:
         Returns
         -------
         Certificate or None
+            The certificate (not yet with the final margins, see :meth:`finish`), or None.
         """
         entry = self.attempts[-1] if entry is None else entry
         cert = Certificate(**self.base, Q=solved.point.Q, lam=solved.point.lam, gamma=gamma_claim,
@@ -496,12 +551,16 @@ class ExactSearch:
         Parameters
         ----------
         cert : Certificate or None
+            A certificate that passed :meth:`check`, or None.
         reason : str
             Why not (for None), or a note appended to the verification's reason.
 
         Returns
         -------
         Certificate
+            With the verification's margin and reason, the attempts and the elapsed time; "not
+            certified" (mentioning the time limit or an ill-conditioned E where they apply) for
+            None.
         """
         if cert is None:
             return self._not_certified(reason)
@@ -532,7 +591,14 @@ class ExactSearch:
 
     # ------------------------------------------------------------------ contraction
     def contraction_point(self) -> Solved | None:
-        """The max-margin contraction SDP's point (its value is the margin t), or None; solved once."""
+        """The max-margin contraction SDP's point (its value is the margin t), or None; solved once.
+
+        Returns
+        -------
+        Solved or None
+            None when no solver returned a point (or the budget was spent); later calls return
+            the first call's result.
+        """
         if not self._contraction_done:
             self._contraction_done = True
             self._contraction_solved = self.solve("contraction")
@@ -569,6 +635,12 @@ class ExactSearch:
         The primary solver first: an infeasible gamma SDP (a non-contracting model) often ends in
         a solver error, and the contraction SDP decides that case cheaply before the other
         solvers are tried.
+
+        Returns
+        -------
+        Certificate or None
+            The answer: verified, or "not certified" when the contraction SDP shows that the
+            model does not contract; None to go on with the next step.
         """
         solved = self.solve("min_gamma", names=self.sequence[:1])
         if solved is None and len(self.sequence) > 1:
@@ -589,7 +661,14 @@ class ExactSearch:
 
     def preconditioned_step(self) -> Certificate | None:
         """Step 2: from a nearly feasible direct point, the preconditioned re-solve; else a margin
-        raised to the rounding allowance. Points that miss the check become candidates."""
+        raised to the rounding allowance. Points that miss the check become candidates.
+
+        Returns
+        -------
+        Certificate or None
+            The answer (the lower verified gamma of this step and step 1) when the preconditioned
+            re-solve verifies; None to go on.
+        """
         solved, direct = self.direct_solved, self.direct
         self.usable = solved is not None and _nearly_feasible(self.model, solved.point)
         if self.usable:
@@ -603,7 +682,15 @@ class ExactSearch:
         return None
 
     def contraction_step(self) -> Certificate | None:
-        """Step 3: the contraction certificate and a gamma proven for its (Q, lam): the anchor."""
+        """Step 3: the contraction certificate and a gamma proven for its (Q, lam): the anchor.
+
+        Returns
+        -------
+        Certificate or None
+            "Not certified" when contraction is not certified; the contraction certificate
+            alone (gamma None) when no finite gamma can be proven for its (Q, lam); None (the
+            anchor is set) to go on.
+        """
         cert, why = self.contraction_certificate()
         if cert is None:
             return self.finish(None, why)
@@ -620,6 +707,12 @@ class ExactSearch:
 
         The anchor's gamma may be far from optimal: the answer is then near-optimal, so it is
         preconditioned once more from that answer.
+
+        Returns
+        -------
+        Certificate or None
+            The lower verified gamma of the two preconditioned solves; None when step 2 had a
+            usable point or the solve from the anchor does not verify.
         """
         if self.usable:
             return None
@@ -632,7 +725,14 @@ class ExactSearch:
     def rounding_step(self) -> Certificate:
         """Step 4: certified rounding of the candidates that did not verify, towards the verified
         point with the lowest gamma (a nearby strictly feasible point makes the rounding cheap),
-        else the contraction anchor; the lowest verified gamma is the answer."""
+        else the contraction anchor; the lowest verified gamma is the answer.
+
+        Returns
+        -------
+        Certificate
+            The lowest verified gamma among the candidates, else the anchor's gamma (from the
+            contraction metric).
+        """
         verified = sorted((c for c, _ in self.candidates if c is not None), key=lambda c: c.gamma)
         anchor = Point(verified[0].Q, verified[0].lam, verified[0].gamma) if verified else self.anchor
         best = None
@@ -668,6 +768,9 @@ class ExactSearch:
         Returns
         -------
         Certificate or None
+            The first verified point with status "optimal"; None when a point verifies with
+            another status, no point verifies, E'QE is not numerically positive definite or no
+            solver returns a point.
         """
         preconditioning = Preconditioning(Q, gamma_hint)
         try:

@@ -12,6 +12,30 @@ def example_elman(n: int = 8, m: int = 1, p: int = 1, seed: int = 0, spectral_no
 
     With ``spectral_norm < 1`` and a 1-Lipschitz activation it is contracting (the SRNN
     condition), so it always has a certificate; the certified gamma is what is interesting.
+
+    Parameters
+    ----------
+    n : int
+        States (= neurons).
+    m, p : int
+        Inputs and outputs.
+    seed : int
+        Seed of the random weights (``numpy.random.default_rng``).
+    spectral_norm : float
+        ``||W||_2`` of the recurrent weight.
+    activation : str
+        The activation's name.
+
+    Returns
+    -------
+    ImplicitRNN
+        ``W`` Gaussian rescaled to the spectral norm, ``U`` Gaussian / sqrt(m), ``b`` 0.1 times
+        Gaussian, ``C`` Gaussian / sqrt(n), no feedthrough.
+
+    Raises
+    ------
+    ValueError
+        An unknown activation.
     """
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((n, n))

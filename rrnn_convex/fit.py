@@ -339,7 +339,17 @@ def _default_fixed(model: ImplicitRNN, model_set: ModelSet) -> dict:
 @dataclass(frozen=True)
 class Windows:
     """Training windows cut from the training sequences: window ``k`` is samples
-    ``starts[k] .. starts[k] + length`` of sequence ``sequence[k]``."""
+    ``starts[k] .. starts[k] + length`` of sequence ``sequence[k]``.
+
+    Parameters
+    ----------
+    length : int
+        Samples per window.
+    sequence : numpy.ndarray of int, shape (windows,)
+        The training sequence each window is cut from.
+    starts : numpy.ndarray of int, shape (windows,)
+        The first sample of each window.
+    """
 
     length: int
     sequence: np.ndarray
@@ -348,7 +358,25 @@ class Windows:
     @classmethod
     def cut(cls, batch: int, T: int, length: int | None, stride: int | None) -> "Windows":
         """Windows of ``length`` samples every ``stride`` samples (the last one ends at T);
-        ``length=None`` or ``length >= T``: the whole sequences."""
+        ``length=None`` or ``length >= T``: the whole sequences.
+
+        Parameters
+        ----------
+        batch : int
+            Number of training sequences.
+        T : int
+            Their length.
+        length : int or None
+            Samples per window (not validated here: the estimator checks it).
+        stride : int or None
+            Samples between window starts (None: ``length``, no overlap).
+
+        Returns
+        -------
+        Windows
+            Sequence by sequence, the windows in the order of their starts; a last window is
+            added at ``T - length`` when the stride does not reach it.
+        """
         if length is None or length >= T:
             return cls(T, np.arange(batch), np.zeros(batch, dtype=int))
         stride = length if stride is None else stride
@@ -360,22 +388,69 @@ class Windows:
 
     @property
     def count(self) -> int:
+        """The number of windows."""
         return int(self.sequence.shape[0])
 
     def whole(self, T: int) -> bool:
+        """Whether the windows are whole sequences of length ``T``.
+
+        Parameters
+        ----------
+        T : int
+            The sequences' length.
+
+        Returns
+        -------
+        bool
+            True when every window is ``T`` samples long and starts at sample 0.
+        """
         return self.length == T and not np.any(self.starts)
 
     def take(self, X: np.ndarray) -> np.ndarray:
-        """(windows, length, channels) from (batch, T, channels)."""
+        """(windows, length, channels) from (batch, T, channels).
+
+        Parameters
+        ----------
+        X : numpy.ndarray, shape (batch, T, channels)
+            Sequences as cut by :meth:`cut`.
+
+        Returns
+        -------
+        numpy.ndarray, shape (windows, length, channels)
+            A copy (fancy indexing).
+        """
         idx = self.starts[:, None] + np.arange(self.length)[None, :]
         return X[self.sequence[:, None], idx]
 
     def states(self, model: ImplicitRNN, U: np.ndarray, x0: np.ndarray) -> np.ndarray:
-        """The state at each window's start, simulating the whole sequences from ``x0``."""
+        """The state at each window's start, simulating the whole sequences from ``x0``.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model simulated.
+        U : numpy.ndarray, shape (batch, T, m)
+            The whole input sequences.
+        x0 : numpy.ndarray, shape (batch, n)
+            Their initial states (as accepted by :meth:`ImplicitRNN.simulate
+            <rrnn_convex.model.ImplicitRNN.simulate>`).
+
+        Returns
+        -------
+        numpy.ndarray, shape (windows, n)
+            The simulated state at sample ``starts[k]`` of sequence ``sequence[k]``.
+        """
         _, xs = model.simulate(U, x0, return_states=True)
         return xs[self.sequence, self.starts]
 
     def to_dict(self) -> dict:
+        """The windows as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            ``length``, ``count`` and the lists ``sequence`` and ``starts``.
+        """
         return {"length": self.length, "count": self.count, "sequence": self.sequence.tolist(),
                 "starts": self.starts.tolist()}
 
@@ -384,93 +459,162 @@ class Windows:
 class RobustRNNRegressor(ParamsMixin):
     """Fit an implicit RNN in a model set by sequential convex programming.
 
-    Parameters (stored as given, each as the attribute of the same name; ``fit`` does the work,
-    scikit-learn style; ``get_params`` / ``set_params`` read and change them, and
-    ``sklearn.base.clone`` works):
+    The parameters are stored as given, each as the attribute of the same name; ``fit`` does the
+    work, scikit-learn style; ``get_params`` / ``set_params`` read and change them, and
+    ``sklearn.base.clone`` works. They are validated by :meth:`fit`.
 
-    n_states, n_neurons : model size (n, q).
-    model_set : a registered set name (:meth:`ModelSet.names <rrnn_convex.sets.ModelSet.names>`):
+    Parameters
+    ----------
+    n_states, n_neurons : int
+        Model size (n, q). The Elman-like sets (``"cirnn"``, ``"srnn"``, ``"elman"``) need
+        ``n_neurons == n_states``.
+    model_set : str
+        A registered set name (:meth:`ModelSet.names <rrnn_convex.sets.ModelSet.names>`):
         "theta" (contracting), "theta_gamma" (needs ``gamma``), "cirnn", "srnn", "elman" (plain
         Elman RNN, no constraint), "unconstrained" (any implicit RNN); ``gamma`` given with
         model_set "theta" means "theta_gamma".
-    gamma : the certified incremental l2 gain bound, in the data's physical units.
-    activation : "relu" (default), "tanh", ... (see :mod:`rrnn_convex.activations`).
-    parametrization : for Theta / Theta_gamma, "free_C1" (default: the neurons' input weights
-        are trained through Ct = Lambda C1, Dt = Lambda D12, as the authors did; needs alpha = 0)
-        or "fixed_C1" (random neurons C1, D12 stay fixed).
-    normalize : fit on data normalised per channel (mean 0, standard deviation 1, fitted on the
+    gamma : float, optional
+        The certified incremental l2 gain bound, in the data's physical units.
+    activation : str, dict or Activation
+        "relu" (default), "tanh", ... (see :mod:`rrnn_convex.activations`).
+    parametrization : {"free_C1", "fixed_C1"}
+        For Theta / Theta_gamma, "free_C1" (default: the neurons' input weights are trained
+        through Ct = Lambda C1, Dt = Lambda D12, as the authors did; needs alpha = 0) or
+        "fixed_C1" (random neurons C1, D12 stay fixed).
+    normalize : bool
+        Fit on data normalised per channel (mean 0, standard deviation 1, fitted on the
         training data; :class:`~rrnn_convex.scaling.ChannelScaling`). The returned model and
         its certificate are in physical units either way; gamma is always physical. Default True.
-    window, window_stride : train on windows of ``window`` samples cut every ``window_stride``
-        samples (default: ``window // 2``, i.e. half-overlapping) from each training sequence,
-        each with its own learned initial state. ``"auto"`` (default): whole sequences up to
-        ``AUTO_WINDOW_MAX`` (5000) samples, else windows of ``AUTO_WINDOW`` (2048). None: whole
-        sequences. Windows make long records cheap, but a window shorter than the plant's
-        slowest time scale hides it (each window's initial state absorbs the drift).
-    init_samples : samples at the start of each validation sequence used to estimate its initial
+    window : "auto", int or None
+        Train on windows of ``window`` samples (at least 2) cut every ``window_stride`` samples
+        from each training sequence, each with its own learned initial state. ``"auto"``
+        (default): whole sequences up to ``AUTO_WINDOW_MAX`` (5000) samples, else windows of
+        ``AUTO_WINDOW`` (2048). None: whole sequences. Windows make long records cheap, but a
+        window shorter than the plant's slowest time scale hides it (each window's initial
+        state absorbs the drift).
+    window_stride : int, optional
+        Samples between window starts (default: ``window // 2``, i.e. half-overlapping).
+    init_samples : int
+        Samples at the start of each validation sequence used to estimate its initial
         state (:func:`~rrnn_convex.initial_state.estimate_initial_state`) and excluded from the
         validation NSE. 0 (default): zero initial state and the whole sequence (the paper's
         convention for its validation set).
-    margin : LMI margin of the step problems (the certificate is re-checked rigorously).
-    max_iter : iteration cap. None (default): no cap with a ``time_budget``, else 50.
-    time_budget : wall-time budget in seconds (None = no limit), checked inside iterations too.
-    patience : stop after this many passes over the training data without a better validation NSE
+    margin : float
+        LMI margin of the step problems (the certificate is re-checked rigorously).
+    max_iter : int, optional
+        Iteration cap. None (default): no cap with a ``time_budget``, else
+        ``DEFAULT_MAX_ITER`` (50).
+    time_budget : float, optional
+        Wall-time budget in seconds (None = no limit), checked inside iterations too.
+    patience : int
+        Stop after this many passes over the training data without a better validation NSE
         (only with validation data): ``patience`` accepted steps when every window is linearised
         at each step, ``patience * ceil(windows / batch)`` accepted steps with minibatches (each
         step sees a fraction of the data, and the validation NSE is noisier from step to step).
-    tol : convergence: stop when the training loss fell by less than ``tol`` (relative) per
+    tol : float
+        Convergence: stop when the training loss fell by less than ``tol`` (relative) per
         iteration over the last ``CONVERGENCE_WINDOW`` (10) iterations, or when no damped step
         lowers it at all.
-    mu0 : initial Levenberg-Marquardt damping (with "identity": relative to the mean diagonal of J'J).
-    damping : "marquardt" (default: mu d' diag(J'J) d, independent of how each weight is scaled;
+    mu0 : float
+        Initial Levenberg-Marquardt damping (with "identity": relative to the mean diagonal of
+        J'J).
+    damping : {"marquardt", "identity"}
+        "marquardt" (default: mu d' diag(J'J) d, independent of how each weight is scaled;
         on the paper's data it reached validation NSE .0526 for Theta_10 in 30 steps where
         "identity" reached .1183 in 40) or "identity" (mu ||d||^2).
-    batch_size : training windows linearised per step, a new random minibatch at each step.
+    batch_size : "auto", int or None
+        Training windows linearised per step, a new random minibatch at each step.
         ``"auto"`` (default): enough whole windows for about ``AUTO_BATCH_SAMPLES`` (25,000)
         samples, all of them when they hold fewer (then a fit is the same as with None). None:
         every window at every step. An integer: that many (all when it is not smaller than the
         number of windows). The step's cost grows with it, its accuracy too; ``batch_size_``
         records the count used.
-    n_jobs : threads that share the training windows in the linearisation (default 2; -1: one
+    n_jobs : int
+        Threads that share the training windows in the linearisation (default 2; -1: one
         per core). Measured on a 2-core machine (``benchmarks/linearize_speed.py``): two threads
         are faster than one both on an idle machine and with the other core busy. A fit is
         reproducible for a given n_jobs; another n_jobs changes only the order of floating-point
         sums in J'J, which the step's solver can amplify (about 1e-5 relative in the first
         step's loss, measured).
-    learn_x0 : learn one initial state per training window (else zero initial states).
-    seed : for the random neurons (C1, D12), minibatches; fits are reproducible.
-    checkpoint, checkpoint_every : path (``.npz``) written atomically every k iterations, at the
+    learn_x0 : bool
+        Learn one initial state per training window (else zero initial states).
+    train_biases : bool
+        Train the biases bx, bv, by (else they keep the start model's values).
+    seed : int
+        For the random neurons (C1, D12), minibatches; fits are reproducible.
+    solver : str, optional
+        The SDP solver of the steps, projections and certificates (None: Clarabel, see
+        :func:`~rrnn_convex.solvers.solver_sequence`).
+    checkpoint : str or os.PathLike, optional
+        A path (``.npz``) written atomically every ``checkpoint_every`` iterations, at the
         end, and on KeyboardInterrupt (SIGINT: the state at the start of the interrupted
         iteration); ``fit(..., resume=path)`` continues exactly from it.
-    progress : show a tqdm progress bar (loss, validation NSE, mu, margin).
-    gamma_path, path_iter : continuation in gamma for Theta_gamma. ``gamma_path=(10, 5)`` with
-        ``gamma=3`` first fits Theta_10 from the N4SID start (``path_iter`` iterations), projects
-        that model onto Theta_5 and fits it (``path_iter`` iterations), then projects onto
-        Theta_3 and fits the final model. A small gamma well below the data's gain otherwise
-        tends to stall in a poor local minimum near the projected LTI start (paper data,
-        gamma = 5: validation NSE .196 from the N4SID start, .109 through gamma 10).
-        ``time_budget`` covers all stages; each stage is recorded in ``path_``; ``resume``
-        continues the final stage only (the stages before it are short and not checkpointed).
+    checkpoint_every : int
+        Iterations between checkpoints.
+    progress : bool
+        Show a tqdm progress bar (loss, validation NSE, mu, margin).
+    gamma_path : sequence of float
+        Continuation in gamma for Theta_gamma, gammas decreasing towards ``gamma``.
+        ``gamma_path=(10, 5)`` with ``gamma=3`` first fits Theta_10 from the N4SID start
+        (``path_iter`` iterations), projects that model onto Theta_5 and fits it (``path_iter``
+        iterations), then projects onto Theta_3 and fits the final model. A small gamma well
+        below the data's gain otherwise tends to stall in a poor local minimum near the
+        projected LTI start (paper data, gamma = 5: validation NSE .196 from the N4SID start,
+        .109 through gamma 10). ``time_budget`` covers all stages; each stage is recorded in
+        ``path_``; ``resume`` continues the final stage only (the stages before it are short and
+        not checkpointed).
+    path_iter : int
+        Iterations of each ``gamma_path`` stage before the final one.
+    restarts : int
+        The fit is non-convex and its local minima depend on the random neurons. With
+        ``restarts=k`` (k > 1), k starts with seeds ``seed``, ``seed + 1``, ... are each fitted
+        for ``restart_iter`` iterations (and at most ``1 / (2k)`` of the time budget), and the
+        best one (validation NSE, else training loss) is continued. Recorded in ``restarts_``;
+        only with the N4SID start (not with ``init_model`` or ``resume``).
+    restart_iter : int
+        Iterations of each restart before the best one is continued.
 
-    restarts, restart_iter : the fit is non-convex and its local minima depend on the random
-        neurons. With ``restarts=k`` (k > 1), k starts with seeds ``seed``, ``seed + 1``, ... are
-        each fitted for ``restart_iter`` iterations (and at most ``1 / (2k)`` of the time budget),
-        and the best one (validation NSE, else training loss) is continued. Recorded in
-        ``restarts_``; only with the N4SID start (not with ``init_model`` or ``resume``).
+    Attributes
+    ----------
+    model_ : ImplicitRNN
+        The fitted model (the best iterate by validation NSE, else the last), in physical units.
+    certificate_ : Certificate or None
+        Verified, for ``model_``, with the smallest certifiable gamma for the sets without a
+        gamma; None for "unconstrained" and "elman" unless the final model happens to certify.
+    history_ : list of dict
+        One dict per iteration: ``iteration``, ``loss`` (normalised sum of squares), ``val_nse``,
+        ``mu``, ``accepted``, ``margin``, ``slack``, ``seconds``, ``info``, ``step_sdps``,
+        ``interior_steps``, ``seconds_<phase>`` (for each of ``PHASES``) and
+        ``certificate_from``.
+    x0_ : numpy.ndarray, shape (windows, n)
+        Learned initial states of ``model_``, one per training window (a scaling leaves the
+        state unchanged).
+    windows_ : Windows
+        The training windows.
+    batch_size_ : int or None
+        Windows per step; None: all.
+    scaling_ : ChannelScaling
+        The normalisation fitted on the training data.
+    start_ : dict
+        How the start was chosen.
+    stop_reason_ : str
+        One of ``STOP_REASONS``.
+    stop_detail_ : str
+        The stop reason in words.
+    n_iter_ : int
+        Iterations run (of the final stage).
+    path_ : list of dict
+        One dict per ``gamma_path`` stage: gamma, iterations, val_nse, seconds, stop_reason.
+    restarts_ : list of dict
+        One dict per restart: seed, iterations, score, scored_by, seconds, stop_reason, chosen.
 
+    Notes
+    -----
     The start: N4SID models of orders 1..n on the normalised training sequences, the one with
     the smallest training simulation error, padded to n states with input filters, in
     coordinates whose states have unit covariance along the data, embedded in Theta by its
     Lyapunov matrix (:func:`~rrnn_convex.init.linear_start`); random neurons; its initial
     states seed the learned ones.
-
-    Fitted attributes: ``model_`` (physical units), ``certificate_`` (verified, for ``model_``;
-    None for "unconstrained" unless the final model happens to certify), ``history_`` (one dict
-    per iteration: loss (normalised sum of squares), val_nse, mu, accepted, margin, slack,
-    seconds, info), ``x0_`` (learned initial states, one per training window), ``windows_``,
-    ``batch_size_`` (windows per step; None: all), ``scaling_``, ``start_`` (how the start was chosen), ``stop_reason_`` (one of
-    ``STOP_REASONS``) and ``stop_detail_``, ``n_iter_``, ``path_`` (one dict per ``gamma_path``
-    stage: gamma, iterations, val_nse, seconds).
     """
 
     def __init__(self, n_states: int = 10, n_neurons: int = 10, *, model_set: str = "theta",
@@ -681,6 +825,42 @@ class RobustRNNRegressor(ParamsMixin):
         estimated over its first ``init_samples`` samples (zero state when ``init_samples`` is 0).
         ``init_model``: start here (physical units) instead of the N4SID start; it must be in the
         set. ``resume``: a checkpoint written by a previous fit with the same settings and data.
+
+        Parameters
+        ----------
+        u : array_like, shape (batch, T, m) or (T, m)
+            Training inputs, physical units.
+        y : array_like, shape (batch, T, p) or (T, p)
+            Training outputs.
+        validation : tuple of array_like, optional
+            ``(u_val, y_val)`` with the training data's channels (any batch and length).
+        init_model : ImplicitRNN, optional
+            The start, in physical units and in the set.
+        resume : str or os.PathLike, optional
+            A checkpoint to continue from (see ``checkpoint``).
+
+        Returns
+        -------
+        RobustRNNRegressor
+            ``self``, with the fitted attributes set.
+
+        Raises
+        ------
+        ValueError
+            Bad data (shapes, NaN/inf, validation channels that differ), an invalid setting
+            (naming it), an ``init_model`` with other dimensions or not in the set, or a
+            checkpoint that is not one or was written for other settings or data.
+        TypeError
+            An ``init_model`` that is not an ImplicitRNN, or a non-numeric setting.
+        FileNotFoundError
+            No checkpoint at ``resume``.
+        NotCertifiable
+            No certified start: the start has no point in the lifted LMI, or a ``gamma_path``
+            stage model does not project onto the next gamma.
+        SolverUnavailable
+            The requested ``solver`` cannot run here.
+        KeyboardInterrupt
+            Re-raised after the checkpoint (if any) is written.
         """
         t_start = time.perf_counter()
         U, Y = paired_sequences(u, y)
@@ -767,7 +947,33 @@ class RobustRNNRegressor(ParamsMixin):
     def simulate(self, u, x0=None, *, y_init=None, init_samples=None):
         """Simulate the fitted model (physical units; zero initial state by default, or the
         state estimated from the first ``init_samples`` samples of ``y_init``); does not change
-        state. See :meth:`ImplicitRNN.simulate <rrnn_convex.model.ImplicitRNN.simulate>`."""
+        state. See :meth:`ImplicitRNN.simulate <rrnn_convex.model.ImplicitRNN.simulate>`.
+
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+            Inputs, physical units.
+        x0 : array_like, shape (n,), (1, n) or (batch, n), optional
+            Initial state(s); zeros by default. Excludes ``y_init``.
+        y_init : array_like, optional
+            Measured outputs shaped like ``u`` with p channels, to estimate the initial state
+            from (with ``init_samples``).
+        init_samples : int, optional
+            How many leading samples of ``y_init`` the estimate uses.
+
+        Returns
+        -------
+        numpy.ndarray
+            The outputs, shape (T, p) or (batch, T, p) like ``u``.
+
+        Raises
+        ------
+        NotFitted
+            Before :meth:`fit`.
+        ValueError
+            Wrong shapes or NaN/inf, or an invalid combination of ``x0``, ``y_init`` and
+            ``init_samples``.
+        """
         check_fitted(self, "simulate")
         if y_init is None and init_samples is None:
             return self.model_.simulate(u, x0)
@@ -775,7 +981,29 @@ class RobustRNNRegressor(ParamsMixin):
 
     def save(self, path, meta: dict | None = None) -> Path:
         """Write the fitted model (``.npz``, with the scaling and ``meta`` recorded) and its
-        certificate (``.cert.json`` beside it), atomically."""
+        certificate (``.cert.json`` beside it), atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The model file; ``.npz`` is appended when the suffix is different.
+        meta : dict, optional
+            JSON-serialisable metadata, stored with ``scaling`` and ``init_samples`` (keys of
+            ``meta`` replace those two).
+
+        Returns
+        -------
+        pathlib.Path
+            The model file written; the certificate (when ``certificate_`` is not None) is at
+            ``path.with_suffix(".cert.json")``.
+
+        Raises
+        ------
+        NotFitted
+            Before :meth:`fit`.
+        TypeError, ValueError
+            ``meta`` that is not a dict or not JSON-serialisable.
+        """
         check_fitted(self, "save")
         info = {"scaling": self.scaling_.to_dict(), "init_samples": int(self.init_samples)} | dict(meta or {})
         out = self.model_.save(path, meta=info)

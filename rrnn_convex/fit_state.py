@@ -143,6 +143,10 @@ class FitState:
         settings : dict
             :meth:`settings_of` of the fit that resumes.
 
+        Returns
+        -------
+        None
+
         Raises
         ------
         ValueError
@@ -208,6 +212,19 @@ class FitState:
     @classmethod
     def load(cls, path) -> tuple["FitState", dict]:
         """(state, meta) from a checkpoint written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The checkpoint file.
+
+        Returns
+        -------
+        state : FitState
+            The saved state; fields the checkpoint predates get their ``absent`` value.
+        meta : dict
+            The checkpoint's JSON metadata: the stored ``json`` fields, ``activation``,
+            ``version``, ``scaling`` and ``windows`` (``length``, ``count``).
 
         Raises
         ------

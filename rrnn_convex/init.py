@@ -34,16 +34,20 @@ def from_lti(A, B, C, D=None, *, neurons: int = 1, activation="relu") -> tuple[I
     A : array_like, shape (n, n)
         Schur stable (spectral radius < 1).
     B : array_like, shape (n, m)
+        Input matrix.
     C : array_like, shape (p, n)
+        Output matrix (required).
     D : array_like, shape (p, m), optional
         Zeros by default.
     neurons : int
         Number of (inactive) neurons of the implicit RNN, at least 1.
     activation : str or Activation
+        The neurons' activation (they do not act: B1 = 0, C1 = 0, D21 = 0).
 
     Returns
     -------
     model : ImplicitRNN
+        E = X, F = X A, B2 = X B, C2 = C, D22 = D, every neuron weight zero.
     certificate : Certificate
         Contraction with the metric ``Q = X^-1`` on ``E x`` (X the Lyapunov matrix).
 
@@ -126,18 +130,24 @@ def from_cirnn(E, W, U, b=None, C=None, D=None, P=None, activation="relu") -> tu
     Parameters
     ----------
     E, W : array_like, shape (n, n)
+        The left-hand matrix and the recurrent weight.
     U : array_like, shape (n, m)
+        The input weight.
     b : array_like, shape (n,), optional
+        The neurons' bias (zeros).
     C : array_like, shape (p, n), optional
         The identity by default.
     D : array_like, shape (p, m), optional
+        Feedthrough (zeros).
     P : array_like, shape (n,) or (n, n), optional
         The diagonal ci-RNN certificate, positive.
     activation : str or Activation
+        ``"relu"`` by default.
 
     Returns
     -------
     model : ImplicitRNN
+        The ci-RNN as an implicit RNN (n = q).
     certificate : Certificate or None
         None when ``P`` is not given; "not certified" (with the reason) when the constructive
         certificate does not pass the rigorous check.
@@ -203,7 +213,9 @@ def n4sid(u, y, order: int, horizon: int | None = None, *, stable: bool = True,
     Parameters
     ----------
     u : array_like, shape (T, m) or (batch, T, m)
+        Inputs.
     y : array_like, shape (T, p) or (batch, T, p)
+        Outputs.
     order : int
         The model order, ``1 <= order < horizon * p``.
     horizon : int, optional
@@ -216,7 +228,7 @@ def n4sid(u, y, order: int, horizon: int | None = None, *, stable: bool = True,
     Returns
     -------
     A, B, C, D : numpy.ndarray
-        The state-space matrices.
+        The state-space matrices, shapes (order, order), (order, m), (p, order), (p, m).
 
     Raises
     ------
@@ -465,6 +477,7 @@ def pad_states(A, B, C, n: int, x0=None, *, seed=0):
     n : int
         The number of states wanted, at least k.
     x0 : array_like, shape (batch, k), optional
+        Initial states of the system.
     seed : int
         For the random input directions of the filters.
 
@@ -517,11 +530,15 @@ class LinearStart:
     Parameters
     ----------
     A, B, C, D : numpy.ndarray
-        The state-space matrices.
+        The state-space matrices, shapes (n, n), (n, m), (p, n), (p, m).
     x0 : numpy.ndarray, shape (batch, n)
+        The initial state of each data sequence.
     order : int
+        The N4SID order used.
     scores : dict
+        Order -> training simulation RMSE of every usable order.
     failed : dict
+        Order -> why it could not be used.
     """
 
     A: np.ndarray
@@ -544,12 +561,20 @@ class LinearStart:
         neurons : int
             Number of neurons q.
         activation : str or Activation
+            The neurons' activation.
         seed : int
             For the random neurons.
 
         Returns
         -------
         ImplicitRNN
+            Contracting: B1 = D21 = 0, so the neurons do not act and the state follows the
+            stable A.
+
+        Raises
+        ------
+        ValueError
+            ``neurons < 1``, an unknown activation, or an A that is not stable.
         """
         rng = np.random.default_rng(seed)
         lti, _ = from_lti(self.A, self.B, self.C, self.D, neurons=neurons, activation=activation)
@@ -559,7 +584,14 @@ class LinearStart:
                            activation=lti.activation)
 
     def report(self) -> dict:
-        """A JSON-safe summary (for a fit's history)."""
+        """A JSON-safe summary (for a fit's history).
+
+        Returns
+        -------
+        dict
+            ``order``, ``n_states``, ``train_rmse_by_order`` and ``failed_orders`` (orders as
+            string keys).
+        """
         return {"order": int(self.order), "n_states": int(self.A.shape[0]),
                 "train_rmse_by_order": {str(k): float(v) for k, v in self.scores.items()},
                 "failed_orders": {str(k): v for k, v in self.failed.items()}}
@@ -593,6 +625,7 @@ def linear_start(u, y, n: int, orders=None, *, seed: int = 0, max_radius: float 
     Returns
     -------
     LinearStart
+        The order with the smallest training simulation RMSE, padded and whitened.
 
     Raises
     ------

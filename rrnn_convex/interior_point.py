@@ -22,7 +22,18 @@ def _H(A):
 
 
 def herm(A):
-    """The Hermitian part ``(A + A*) / 2`` of (a stack of) square matrices."""
+    """The Hermitian part ``(A + A*) / 2`` of (a stack of) square matrices.
+
+    Parameters
+    ----------
+    A : numpy.ndarray, shape (..., d, d)
+        Real or complex square matrices (the last two axes).
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., d, d)
+        ``(A + conj(A)^T) / 2`` over the last two axes.
+    """
     return 0.5 * (A + _H(A))
 
 
@@ -46,6 +57,17 @@ class Blocks:
         The number of variables.
     dense : sequence of (int, numpy.ndarray)
         Dense coefficients: variable index and its K x d x d stack.
+
+    Attributes
+    ----------
+    C : numpy.ndarray, shape (K, d, d)
+        The constant terms, each block scaled by ``1 / max(|C_k|, |coefficients|)``.
+    sig : numpy.ndarray, shape (K, r)
+        The factor weights with each block's scale.
+    K, d : int
+        The number and size of the blocks.
+    S : scipy.sparse.csr_matrix, shape (r, nv)
+        Factor column -> variable incidence.
     """
 
     def __init__(self, C, Fh, sig, var, nv, dense=()):
@@ -65,14 +87,36 @@ class Blocks:
         self.S = sp.csr_matrix((np.ones(len(var)), (np.arange(len(var)), var)), shape=(len(var), nv))
 
     def op(self, y):
-        """A(y), K x d x d."""
+        """A(y), K x d x d.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (nv,)
+            The variables.
+
+        Returns
+        -------
+        numpy.ndarray, shape (K, d, d)
+            ``sum_i y_i A_ki`` for every block (scaled as ``C``).
+        """
         out = (self.Fh * (self.sig * y[self.var])[:, None, :]) @ self.FhH
         for i, D in self.dense:
             out = out + y[i] * D
         return out
 
     def adj(self, Y):
-        """A*(Y) = sum_k A_k*(Y_k) (real part)."""
+        """A*(Y) = sum_k A_k*(Y_k) (real part).
+
+        Parameters
+        ----------
+        Y : numpy.ndarray, shape (K, d, d)
+            One (Hermitian) matrix per block.
+
+        Returns
+        -------
+        numpy.ndarray, shape (nv,)
+            ``Re sum_k tr(A_ki Y_k)`` for each variable i.
+        """
         v = np.sum(self.sig * np.real(np.sum(self.Fh.conj() * (Y @ self.Fh), axis=1)), axis=0)
         out = self.S.T @ v
         for i, D in self.dense:
@@ -80,7 +124,20 @@ class Blocks:
         return out
 
     def schur(self, X, Zi):
-        """``M_ij = sum_k Re tr(A_ki X_k A_kj Z_k^-1)``."""
+        """``M_ij = sum_k Re tr(A_ki X_k A_kj Z_k^-1)``.
+
+        Parameters
+        ----------
+        X : numpy.ndarray, shape (K, d, d)
+            The primal blocks.
+        Zi : numpy.ndarray, shape (K, d, d)
+            The inverses of the dual blocks.
+
+        Returns
+        -------
+        numpy.ndarray, shape (nv, nv)
+            The Schur complement matrix, symmetrised.
+        """
         P = self.FhH @ (X @ self.Fh)
         R = self.FhH @ (Zi @ self.Fh)
         W = np.einsum("kab,kba,ka,kb->ab", P, R, self.sig, self.sig, optimize=True).real
@@ -93,7 +150,26 @@ class Blocks:
 
 
 def max_step(X, dX) -> float:
-    """Largest alpha with X_k + alpha dX_k >= 0 for all k (X_k > 0)."""
+    """Largest alpha with X_k + alpha dX_k >= 0 for all k (X_k > 0).
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (K, d, d)
+        Positive definite Hermitian blocks.
+    dX : numpy.ndarray, shape (K, d, d)
+        The direction.
+
+    Returns
+    -------
+    float
+        ``-1 / lambda_min(L^-1 dX L^-*)`` over the blocks (``X = L L*``), or ``inf`` when
+        no block decreases.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If a block of ``X`` is not positive definite.
+    """
     Li = np.linalg.inv(np.linalg.cholesky(X))
     W = herm(Li @ dX @ _H(Li))
     if W.shape[-1] <= 96:
@@ -104,13 +180,40 @@ def max_step(X, dX) -> float:
 
 
 def lp_step(v, dv) -> float:
-    """Largest alpha with v + alpha dv >= 0 (v > 0)."""
+    """Largest alpha with v + alpha dv >= 0 (v > 0).
+
+    Parameters
+    ----------
+    v : numpy.ndarray, shape (L,)
+        Positive entries.
+    dv : numpy.ndarray, shape (L,)
+        The direction.
+
+    Returns
+    -------
+    float
+        ``min(-v_i / dv_i)`` over the negative ``dv_i``, or ``inf`` when there is none.
+    """
     neg = dv < 0
     return np.inf if not neg.any() else float(np.min(-v[neg] / dv[neg]))
 
 
 def is_pd(B: Blocks, y) -> bool:
-    """Whether every block ``C_k + A_k(y)`` is positive definite (Cholesky)."""
+    """Whether every block ``C_k + A_k(y)`` is positive definite (Cholesky).
+
+    Parameters
+    ----------
+    B : Blocks
+        The LMI blocks.
+    y : numpy.ndarray, shape (nv,)
+        The variables.
+
+    Returns
+    -------
+    bool
+        True when numpy's Cholesky factorisation of every block succeeds (a floating-point
+        test, not a proof).
+    """
     try:
         np.linalg.cholesky(B.C + B.op(y))
         return True
@@ -249,9 +352,13 @@ def ipm(B: Blocks, G, h, c, *, tol=1e-9, max_iter=100, y0=None):
 
     Returns
     -------
-    tuple
-        (y, info) with info["status"] in {"optimal", "inaccurate", "failed"} and the iteration
-        count, gap, infeasibilities, objectives and mu of the returned iterate.
+    y : numpy.ndarray, shape (nv,)
+        The last iterate, or the last one that met the "inaccurate" tolerances when the
+        iterations end without "optimal".
+    info : dict
+        ``status`` in {"optimal", "inaccurate", "failed"} and the iteration count, gap,
+        infeasibilities (``pinf``, ``dinf``), objectives (``pobj``, ``dobj``) and mu of the
+        returned iterate.
     """
     nv = len(c)
     G = np.asarray(G, dtype=float).reshape(-1, nv)

@@ -4,7 +4,7 @@ The exact fixed-weight SDP of :mod:`rrnn_convex.exact` has the full symmetric me
 Q as a variable: n(n+1)/2 unknowns in an (n+q+m+p)-size LMI, so an interior-point solver pays
 ~(n^2/2)^3 per iteration (and Clarabel's dense PSD-cone block alone is (N(N+1)/2)^2 entries).
 This module never treats Q as an optimisation variable. For fixed multipliers (lam, gamma) the
-LMI of DESIGN.md section 3 (dense form, explicit coordinates, metric Qx = E'QE)
+LMI of docs/design.md section 3.5 (dense form, explicit coordinates, metric Qx = E'QE)
 
     M(Qx, lam, g) = K(Qx) + M(0, lam, g) > 0,      K(Qx) = J'QxJ - G'QxG,  G = [A  B1h  B2h]
 
@@ -299,6 +299,7 @@ class KYPSearch:
     Parameters
     ----------
     model : ImplicitRNN
+        The model to certify (a non-identity E is handled through its explicit form).
     gamma : float, optional
         Decide this gain; None: the smallest certifiable one.
     contraction_only : bool
@@ -348,16 +349,40 @@ class KYPSearch:
 
     # ------------------------------------------------------------------ answers
     def time_left(self) -> float | None:
-        """Seconds left of the budget (None: no budget)."""
+        """Seconds left of the budget (None: no budget).
+
+        Returns
+        -------
+        float or None
+            Negative once the budget is spent.
+        """
         return None if self.time_limit is None else self.t_start + self.time_limit - time.perf_counter()
 
     def not_certified(self, reason: str) -> Certificate:
-        """The final "not certified" answer with ``reason`` and the attempts so far."""
+        """The final "not certified" answer with ``reason`` and the attempts so far.
+
+        Parameters
+        ----------
+        reason : str
+            The certificate's reason.
+
+        Returns
+        -------
+        Certificate
+            Not contracting, no gamma, no metric or multipliers; solver ``SOLVER_NAME``,
+            formulation ``FORMULATION``.
+        """
         return Certificate(**self.base, contracting=False, gamma=None, Q=None, lam=None, reason=reason,
                            attempts=tuple(self.attempts), solve_seconds=time.perf_counter() - self.t_start)
 
     def out_of_time(self) -> Certificate:
-        """"Not certified" because the time limit was reached."""
+        """"Not certified" because the time limit was reached.
+
+        Returns
+        -------
+        Certificate
+            As from :meth:`not_certified`, the reason naming the time limit.
+        """
         return self.not_certified(f"not certified: time limit of {self.time_limit:g} s reached after "
                                   f"{len(self.attempts)} recorded step(s) (see attempts; raise time_limit "
                                   f"to try longer)")
@@ -378,6 +403,8 @@ class KYPSearch:
         Returns
         -------
         Certificate
+            Verified (solver ``SOLVER_NAME``, formulation ``FORMULATION``), or "not certified";
+            ``fallback_reason`` is set when the exact SDP may still decide.
         """
         self.data = _AffineLMI(self.model, gain=self.mode != "contraction")
         self.attempts.append({"solver": SOLVER_NAME, "status": "setup", "mode": self.mode,
@@ -421,6 +448,8 @@ class KYPSearch:
         Returns
         -------
         Certificate or None
+            The answer (verified, or "not certified"), or None for another round (new
+            frequencies or a larger margin).
         """
         data, q = self.data, self.data.q
         t0 = time.perf_counter()
@@ -476,8 +505,15 @@ class KYPSearch:
 
         Returns
         -------
-        tuple
-            (Qx or None, gamma, margin, the pencil's unit-circle angles at (g, eps_d)).
+        Qx : numpy.ndarray or None
+            The metric on x of the explicit form, shape (n, n); None when no Riccati solve
+            succeeded.
+        gamma : float
+            The gamma ``Qx`` is for (``g``, or the one found by bisection).
+        eps_d : float
+            The margin ``Qx`` is for.
+        angles : numpy.ndarray
+            The Riccati pencil's unit-circle angles at (``g``, ``eps_d``) as given.
         """
         data = self.data
         Qx, angles = data.metric(lam, g, eps_d)

@@ -75,6 +75,7 @@ class ParamLayout:
         Returns
         -------
         ParamLayout
+            The names in that order, with their shapes from the model's dimensions.
 
         Raises
         ------
@@ -100,7 +101,13 @@ class ParamLayout:
         return int(sum(self.sizes))
 
     def offsets(self) -> dict[str, slice]:
-        """Field name -> its slice of theta."""
+        """Field name -> its slice of theta.
+
+        Returns
+        -------
+        dict of str to slice
+            In the layout's order; the slices are contiguous and cover ``0 .. size``.
+        """
         out, start = {}, 0
         for name, size in zip(self.names, self.sizes):
             out[name] = slice(start, start + size)
@@ -113,6 +120,7 @@ class ParamLayout:
         Parameters
         ----------
         model : ImplicitRNN
+            A model with the layout's dimensions.
 
         Returns
         -------
@@ -129,11 +137,14 @@ class ParamLayout:
         Parameters
         ----------
         theta : array_like, shape (P,)
+            The trainable weights, row-major, in the layout's order.
         template : ImplicitRNN
+            Gives every other weight and the activation.
 
         Returns
         -------
         ImplicitRNN
+            A new model; ``template`` is not changed.
 
         Raises
         ------
@@ -233,12 +244,14 @@ class Linearization:
         Parameters
         ----------
         d_theta : numpy.ndarray, shape (P,)
+            The weight step.
         mu, mu_x, marquardt
             As in :meth:`reduced`.
 
         Returns
         -------
         numpy.ndarray, shape (B, n)
+            Each sequence's initial-state step, minimising the damped model for ``d_theta``.
         """
         mu_x = mu if mu_x is None else mu_x
         _, Dx = self._damping(marquardt)
@@ -329,6 +342,7 @@ def casadi_step(model: ImplicitRNN, layout: ParamLayout | None = None):
     Parameters
     ----------
     model : ImplicitRNN
+        Gives the dimensions, the activation and the weights not in ``layout``.
     layout : ParamLayout, optional
         The trainable weights (default: all).
 
@@ -393,12 +407,27 @@ class NormalEquations:
         self._res = np.zeros((chunk, B, p))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Buffers (B, p, P), (B, p, n) and (B, p) for this time step's rows of J and residuals."""
+        """Buffers (B, p, P), (B, p, n) and (B, p) for this time step's rows of J and residuals.
+
+        Returns
+        -------
+        rows_theta : numpy.ndarray, shape (B, p, P)
+            The rows of J for the weights, to be written in place.
+        rows_x0 : numpy.ndarray, shape (B, p, n)
+            The rows of J for each sequence's own initial state.
+        residual : numpy.ndarray, shape (B, p)
+            The residuals ``y_hat - y`` of this time step.
+
+        Notes
+        -----
+        The buffers are views into the accumulator, reused after every ``chunk`` time steps:
+        fill all three before :meth:`commit`.
+        """
         k = self.k
         return self._theta[k], self._state[k], self._res[k]
 
     def commit(self) -> None:
-        """File the rows written into :meth:`rows`."""
+        """File the rows written into :meth:`rows` (folded into the sums every ``chunk`` calls)."""
         self.k += 1
         if self.k == self.chunk:
             self._flush()

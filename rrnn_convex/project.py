@@ -51,7 +51,30 @@ NORMS = ("normalized", "implicit")
 
 @dataclass(frozen=True)
 class Projection:
-    """Result of :func:`project`: the projected model, its verified certificate, the distance."""
+    """Result of :func:`project`: the projected model, its verified certificate, the distance.
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+        The projected model (the given model itself when it is already in the set).
+    certificate : Certificate
+        Its certificate from the rigorous check (contraction only for Theta).
+    distance : float
+        The weighted Frobenius distance from the model as given (``norm="implicit"``) or in its
+        explicit form (``norm="normalized"``) to the projection; 0 when nothing moved.
+    norm : str
+        The distance used, one of ``NORMS``.
+    target : str
+        The class name of the target set (``"Contracting"``, ``"GainBounded"``, ...).
+    moved : bool
+        False when the model was already in the set.
+    seconds : float
+        Wall time of the whole call.
+    solver : str or None
+        The solver whose solution passed the check (None when nothing moved).
+    margin : float
+        The SDP margin that gave it (0.0 when nothing moved).
+    """
 
     model: ImplicitRNN
     certificate: Certificate
@@ -84,6 +107,26 @@ def projection_solvers(solver: str | None, dims: dict) -> list[str]:
     interior-point Schur complement grows like n^6 (n = q = 32: Clarabel 22 s, SCS 0.24 s; n = 128:
     SCS 4-5 s; benchmarks/project_scaling.py). SCS's inaccuracy costs nothing in rigour: every
     projected model is re-certified from its weights alone.
+
+    Parameters
+    ----------
+    solver : str or None
+        The solver to try first; None chooses by size as above.
+    dims : dict
+        The model's dimensions ``{"n", "q", "m", "p"}`` (only n + q is read).
+
+    Returns
+    -------
+    list of str
+        Solver names (upper case): ``solver`` (or the default) first, then the other
+        installed ones.
+
+    Raises
+    ------
+    ValueError
+        An unknown solver name.
+    SolverUnavailable
+        The requested solver cannot run here, or no SDP solver is installed.
     """
     sequence = _solvers.solver_sequence(solver)
     if solver is None and dims["n"] + dims["q"] >= AUTO_MIN_SIZE and "SCS" in sequence:
@@ -106,6 +149,52 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     A model already in the set comes back unchanged (distance 0). Raises ValueError for a
     gamma below what the fixed weights allow (naming the bound) or an infeasible problem, and
     RuntimeError if no margin gives a model that passes the rigorous check.
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+        The model to project, in the units its gain is stated in.
+    gamma : float, optional
+        The gain bound (> 0) of Theta_gamma; None: Theta (contraction). Excludes ``target``.
+    norm : {"normalized", "implicit"}
+        The distance (see the module docstring). Ignored for the sets with a forced structure
+        (SRNN, ci-RNN), whose structure is representation-specific: the model as given is used.
+    solver : str, optional
+        The SDP solver tried first (see :func:`projection_solvers`); also used by the
+        re-certification.
+    target : ModelSet, optional
+        A constrained set to project onto instead (:meth:`ModelSet.constrained
+        <rrnn_convex.sets.ModelSet.constrained>`); excludes ``gamma``.
+    fixed : iterable of str
+        Names of further weights to hold fixed (``E``, ..., ``D22``).
+    weights : dict, optional
+        Weight name -> positive factor of its squared Frobenius distance (default 1 each).
+    margins : sequence of float
+        SDP margins tried in turn.
+    time_limit : float, optional
+        Overall budget in seconds (> 0; None: none).
+
+    Returns
+    -------
+    Projection
+        The projected model, its certificate and the distance.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not an ImplicitRNN, or a non-numeric ``gamma``, weight factor or
+        ``time_limit``.
+    ValueError
+        An unknown ``norm``, both ``gamma`` and ``target``, a ``target`` that is not a
+        constrained set, an unknown weight name in ``fixed`` or ``weights``, a non-positive
+        ``gamma``, factor or ``time_limit``, a model whose dimensions or structure the set
+        refuses, ``gamma <= ||D22||_2`` with D22 fixed, or a problem that the last solver
+        reports infeasible.
+    NotCertifiable
+        No margin gave a model that passes the rigorous check, or the time limit was reached
+        (a RuntimeError).
+    SolverUnavailable
+        The requested solver cannot run here.
     """
     if not isinstance(model, ImplicitRNN):
         raise TypeError(f"model: expected an ImplicitRNN, got {type(model).__name__}")

@@ -117,6 +117,7 @@ def power_of_two_exponent(x: float) -> int:
     Parameters
     ----------
     x : float
+        Any number.
 
     Returns
     -------
@@ -143,6 +144,13 @@ class Bounded:
         The computed values (converted to float64). A plain array is taken as exact.
     err : array_like, optional
         The entrywise bound on ``|exact - val|`` (default: zeros, i.e. exact).
+
+    Attributes
+    ----------
+    val : numpy.ndarray
+        The values, float64.
+    err : numpy.ndarray
+        The error bounds, float64, shaped like ``val``.
     """
 
     __array_ufunc__ = None  # make numpy defer to our reflected operators
@@ -153,7 +161,18 @@ class Bounded:
 
     @staticmethod
     def wrap(x) -> "Bounded":
-        """``x`` itself if it is a :class:`Bounded`, else ``Bounded(x)`` (taken as exact)."""
+        """``x`` itself if it is a :class:`Bounded`, else ``Bounded(x)`` (taken as exact).
+
+        Parameters
+        ----------
+        x : Bounded or array_like
+            A bounded array, or values taken as exact.
+
+        Returns
+        -------
+        Bounded
+            ``x`` itself (not a copy), or a new Bounded with zero error.
+        """
         return x if isinstance(x, Bounded) else Bounded(x)
 
     @property
@@ -211,6 +230,7 @@ class Bounded:
         Returns
         -------
         Bounded
+            The assembled values and error bounds (assembly adds no error).
         """
         rows = [[Bounded.wrap(b) for b in row] for row in rows]
         val = np.block([[b.val for b in row] for row in rows])
@@ -243,7 +263,9 @@ def accurate_matmul(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarra
     Parameters
     ----------
     A : numpy.ndarray, shape (r, k)
+        The left factor, float64, finite.
     B : numpy.ndarray, shape (k, c)
+        The right factor, float64, finite.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Model sets as CVXPY variables and constraints (DESIGN.md section 3).
+"""Model sets as CVXPY variables and constraints (docs/design.md section 3.3).
 
 A model set turns the model's weights into cvxpy variables (or keeps some of them fixed), adds
 certificate variables (P, lambda, gamma) and returns the constraints that put the model in the
@@ -54,6 +54,25 @@ class SetVariables:
     Theta_gamma) ``Dt = Lambda D12`` (in ``extra``), and ``params["C1"]`` (``params["D12"]``)
     is None until :meth:`to_model` recovers ``C1 = Lambda^-1 Ct``. Theta does not involve D12,
     so there it is an ordinary free variable.
+
+    Attributes
+    ----------
+    params : dict
+        Weight name (``"E"``, ``"F"``, ..., ``"D22"``) -> a cvxpy Variable of the weight's shape,
+        a fixed float64 array (given in ``fixed`` or forced by the set's structure), or None
+        (C1, D12 under ``free_C1``).
+    cert : dict
+        The certificate variables: ``"P"`` (n, n) and ``"lam"`` (q,) for Theta / Theta_gamma,
+        plus ``"gamma"`` for Theta_gamma (a Variable when the set's gamma is None, else the
+        number); ``"P"`` (a diagonal expression) and ``"p"`` (n,) for the ci-RNN set; empty
+        for the other sets.
+    constraints : list
+        The cvxpy constraints that put the model in the set.
+    free : tuple of str
+        The names of the weights that are cvxpy Variables, in storage order.
+    extra : dict
+        ``"Ct"`` (q, n) and, for Theta_gamma, ``"Dt"`` (q, m) under ``free_C1``: Variables, or
+        ``Lambda C1`` (``Lambda D12``) expressions when C1 (D12) is fixed. Empty otherwise.
     """
 
     params: dict
@@ -63,6 +82,24 @@ class SetVariables:
     extra: dict = field(default_factory=dict)
 
     def value(self, name: str) -> np.ndarray:
+        """The value of one weight: a variable's solved value, or the fixed array.
+
+        Parameters
+        ----------
+        name : str
+            A key of ``params`` (``"E"``, ..., ``"D22"``).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, of the weight's shape once the problem has been solved (an unsolved
+            variable, or a None entry, gives a 0-d NaN array).
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a key of ``params``.
+        """
         v = self.params[name]
         return np.asarray(v.value if isinstance(v, cp.Expression) else v, dtype=np.float64)
 
@@ -72,6 +109,25 @@ class SetVariables:
         The model is in the variables' own coordinates: for a set built with a
         :class:`~rrnn_convex.scaling.ChannelScaling` ``s`` these are the normalised ones, and
         the set's gamma is the gain of ``s.to_physical(model)`` (``biases`` likewise normalised).
+
+        Parameters
+        ----------
+        activation : str, dict or Activation
+            The model's activation (see :func:`~rrnn_convex.activations.get_activation`).
+        biases : dict, optional
+            ``bx`` (n,), ``bv`` (q,) and ``by`` (p,), passed to the model (None: zeros).
+
+        Returns
+        -------
+        ImplicitRNN
+            Every weight in ``params`` that is not None at its value; under ``free_C1``,
+            ``C1 = Ct / lambda`` (and ``D12 = Dt / lambda``) row by row.
+
+        Raises
+        ------
+        ValueError
+            Under ``free_C1``, if a solved lambda is not positive; or if the values do not make a
+            valid :class:`~rrnn_convex.model.ImplicitRNN` (e.g. the problem was not solved).
         """
         vals = {}
         for name in MATRIX_NAMES:
@@ -125,15 +181,51 @@ class ModelSet:
 
     ``build(dims, activation, fixed)`` returns :class:`SetVariables`. Subclasses set
     ``structure(dims)`` (weights the set forces to constants, e.g. the Elman form of SRNN) and
-    ``add_constraints(params, dims, act)`` (certificate variables and constraints). The LMI
+    ``add_constraints(sv, dims, act, fixed)`` (certificate variables and constraints). The LMI
     sets (Theta, Theta_gamma) also support the ``free_C1`` change of variables.
 
-    Class attributes that callers ask instead of testing the type: ``key`` (the registered
-    name), ``gain`` (the set bounds the incremental gain: its name needs a ``gamma``),
-    ``uses_multiplier`` (its LMI has the S-procedure multiplier Lambda: the lifted LMI of Theta /
-    Theta_gamma), ``certifies`` (its models carry a certificate; False for the unconstrained
-    baselines), ``elman_structure`` (its models are Elman RNNs, one neuron per state) and
-    ``gamma`` (the gain bound, None for the sets that bound no gain).
+    The class attributes below are what callers ask instead of testing the type.
+
+    Parameters
+    ----------
+    margin : float
+        The constraints ask the set's LMI to be >= ``margin * I``; >= 0.
+    parametrization : {"fixed_C1", "free_C1"}
+        The variables of the LMI sets: C1 and D12 held fixed (given in ``build``'s ``fixed``),
+        or the change of variables ``Ct = Lambda C1`` (and ``Dt = Lambda D12``) of
+        docs/design.md section 3.4. The other sets ignore it.
+
+    Attributes
+    ----------
+    key : str or None
+        The registered name.
+    gain : bool
+        The set bounds the incremental gain: its name needs a ``gamma``.
+    uses_multiplier : bool
+        Its LMI has the S-procedure multiplier Lambda: the lifted LMI of Theta / Theta_gamma.
+    certifies : bool
+        Its models carry a certificate; False for the unconstrained baselines.
+    elman_structure : bool
+        Its models are Elman RNNs, one neuron per state.
+    gamma : float or None
+        The gain bound, None for the sets that bound no gain.
+    structure_text : str
+        The forced structure in words, for error messages ("" without one).
+    name_options : tuple of str
+        The constructor arguments :meth:`from_name` passes on from its ``options``.
+    gain_bounded : str or None
+        The registered name of the same set with a gain bound (``"theta_gamma"`` for Theta).
+    margin : float
+        As given.
+    parametrization : str
+        As given.
+
+    Raises
+    ------
+    TypeError
+        If ``margin`` is not a real number.
+    ValueError
+        If ``margin`` is negative or not finite, or ``parametrization`` is unknown.
     """
 
     key: str | None = None
@@ -299,14 +391,38 @@ class ModelSet:
 
     @property
     def name(self) -> str:
+        """The class name (``"GainBounded"``, ...), used in messages."""
         return type(self).__name__
 
     def structure(self, dims: dict) -> dict:
-        """Weights forced to constant arrays by the set's model structure (none by default)."""
+        """Weights forced to constant arrays by the set's model structure (none by default).
+
+        Parameters
+        ----------
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+
+        Returns
+        -------
+        dict
+            Weight name -> float64 array of the weight's shape; empty for the sets without a
+            structure.
+        """
         return {}
 
     def check_dims(self, dims: dict) -> None:
-        """Raise a ValueError when the dimensions do not fit the set."""
+        """Raise a ValueError when the dimensions do not fit the set.
+
+        Parameters
+        ----------
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+
+        Raises
+        ------
+        ValueError
+            If the set cannot have these dimensions (never, in the base class).
+        """
 
     # ------------------------------------------------------------------ variables
     def build(self, dims: dict, activation, fixed: dict | None = None) -> SetVariables:
@@ -314,6 +430,35 @@ class ModelSet:
 
         ``dims``: {"n", "q", "m", "p"}. ``fixed``: weights held at given arrays (e.g. C1, D12 in
         the ``fixed_C1`` parametrisation of Theta / Theta_gamma, which requires them).
+
+        Parameters
+        ----------
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``: states, neurons, inputs, outputs (each
+            converted with ``int``).
+        activation : str, dict or Activation
+            The activation; its slope bounds enter the LMI.
+        fixed : dict, optional
+            Weight name -> array of the weight's shape, held at that value. A weight that the
+            set's structure forces may be given only at its forced value.
+
+        Returns
+        -------
+        SetVariables
+            A cvxpy Variable for every weight neither fixed nor forced (named in ``free``), the
+            certificate variables and the constraints.
+
+        Raises
+        ------
+        ValueError
+            Malformed ``dims`` or dimensions the set refuses (:meth:`check_dims`), an unknown
+            activation, an unknown weight name in ``fixed``, a fixed weight of the wrong shape,
+            with NaN or inf or differing from the forced structure, C1 or D12 missing from
+            ``fixed`` under ``fixed_C1`` (Theta, Theta_gamma), ``free_C1`` with an activation
+            whose ``alpha * beta != 0``, or an activation with slopes outside [-1, 1] (ci-RNN
+            and SRNN sets).
+        TypeError
+            A fixed weight that is not an array of real numbers.
         """
         act = get_activation(activation)
         try:
@@ -354,16 +499,58 @@ class ModelSet:
         return sv
 
     def add_constraints(self, sv: SetVariables, dims: dict, act: Activation, fixed: dict) -> None:
+        """Add the set's certificate variables to ``sv.cert`` and its constraints to
+        ``sv.constraints`` (called by :meth:`build`; each subclass implements it).
+
+        Parameters
+        ----------
+        sv : SetVariables
+            The weights built so far; completed in place.
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+        act : Activation
+            The activation.
+        fixed : dict
+            The ``fixed`` argument of :meth:`build` (the LMI sets read only its keys).
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in the base class.
+        """
         raise NotImplementedError
 
     def contains(self, model: ImplicitRNN) -> bool:
         """Whether ``model`` has the set's structure (for the structural sets); a quick check,
-        not a certificate."""
+        not a certificate.
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model.
+
+        Returns
+        -------
+        bool
+            True when every weight the set forces has its forced value (always, for the sets
+            without a structure).
+        """
         return not self.structure_differences(model)
 
     def structure_differences(self, model: ImplicitRNN) -> list[str]:
         """The weights of ``model`` that differ from the set's forced structure (in the order of
-        :meth:`structure`; empty for the sets without one)."""
+        :meth:`structure`; empty for the sets without one).
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model.
+
+        Returns
+        -------
+        list of str
+            The names of the differing weights (exact comparison).
+        """
         forced = self.structure(model.dims)
         return [k for k, v in forced.items() if not np.array_equal(getattr(model, k), v)]
 
@@ -468,7 +655,8 @@ class ModelSet:
 
 
 class _LMISet(ModelSet):
-    """Theta / Theta_gamma: DESIGN.md's lifted LMI with P, Lambda (and gamma) free."""
+    """Theta / Theta_gamma: the lifted LMI of docs/design.md section 3.3 with P, Lambda (and
+    gamma) free."""
 
     uses_multiplier = True
 
@@ -479,6 +667,18 @@ class _LMISet(ModelSet):
         self.scaling = scaling
 
     def check_dims(self, dims):
+        """Check the input and output counts against the scaling, if any.
+
+        Parameters
+        ----------
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+
+        Raises
+        ------
+        ValueError
+            If ``(m, p)`` differ from the scaling's.
+        """
         if self.scaling is not None:
             self.scaling.check_dims(dims["m"], dims["p"], "dims")
 
@@ -567,6 +767,26 @@ class _LMISet(ModelSet):
         return ops
 
     def add_constraints(self, sv, dims, act, fixed):
+        """The lifted LMI >= ``margin * I``, with ``P`` (symmetric) and ``lam`` (>= 0) added to
+        ``sv.cert`` (and ``gamma``, a Variable when the set's gamma is None, for Theta_gamma).
+
+        Parameters
+        ----------
+        sv : SetVariables
+            Completed in place (``cert``, ``constraints``, ``extra`` under ``free_C1``).
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+        act : Activation
+            Its slope bounds ``alpha``, ``beta`` enter the LMI.
+        fixed : dict
+            Under ``free_C1``, a fixed C1 (D12) gives ``Ct = Lambda C1`` (``Dt = Lambda D12``)
+            instead of a variable.
+
+        Raises
+        ------
+        ValueError
+            Under ``free_C1``, if ``act.alpha * act.beta != 0``.
+        """
         n, q, m = dims["n"], dims["q"], dims["m"]
         params = sv.params
         lam = cp.Variable(q, nonneg=True, name="lam")
@@ -595,12 +815,29 @@ class _LMISet(ModelSet):
 
 @register("theta")
 class Contracting(_LMISet):
-    """Theta: the contracting implicit RNNs (DESIGN.md section 3, contraction LMI > margin I).
+    """Theta: the contracting implicit RNNs (docs/design.md section 3.3, contraction LMI > margin I).
 
     ``scaling`` (a :class:`~rrnn_convex.scaling.ChannelScaling`) is accepted so that callers can
     treat both LMI sets alike, and ignored: rescaling inputs and outputs leaves E, F, B1, C1 and
     the state unchanged, so a model contracts in normalised units exactly when it contracts in
     physical units. Only its dimensions are checked against ``dims``.
+
+    Parameters
+    ----------
+    margin : float
+        The LMI is constrained to be >= ``margin * I``; >= 0.
+    parametrization : {"fixed_C1", "free_C1"}
+        C1 and D12 fixed in :meth:`~ModelSet.build`, or the variables ``Ct = Lambda C1`` (D12
+        stays an ordinary variable: the contraction LMI does not involve it).
+    scaling : ChannelScaling, optional
+        Checked against the dimensions only.
+
+    Raises
+    ------
+    TypeError
+        If ``scaling`` is neither None nor a ChannelScaling, or ``margin`` is not a number.
+    ValueError
+        If ``margin`` is negative or not finite, or ``parametrization`` is unknown.
     """
 
     name_options = ("margin", "parametrization")
@@ -618,6 +855,27 @@ class GainBounded(_LMISet):
     model's, written in the normalised weights: B2, Lambda D12 (and D12 in the ``2ab`` terms)
     times Su^-1, C2 and D21 times Sy on the left, D22 as Sy D22 Su^-1 (Su, Sy the diagonal input
     and output scales). These are constant factors, so the set stays convex.
+
+    Parameters
+    ----------
+    gamma : float, optional
+        The gain bound, > 0; None makes it a variable.
+    margin : float
+        The LMI is constrained to be >= ``margin * I``; >= 0.
+    parametrization : {"fixed_C1", "free_C1"}
+        C1 and D12 fixed in :meth:`~ModelSet.build`, or the variables ``Ct = Lambda C1`` and
+        ``Dt = Lambda D12``.
+    scaling : ChannelScaling, optional
+        The physical units in which ``gamma`` bounds the gain (None: the model's own).
+
+    Raises
+    ------
+    TypeError
+        If ``scaling`` is neither None nor a ChannelScaling, or ``gamma`` or ``margin`` is not
+        a number.
+    ValueError
+        If ``gamma`` is not positive and finite, ``margin`` is negative or not finite, or
+        ``parametrization`` is unknown.
     """
 
     gain = True
@@ -642,11 +900,35 @@ class _ElmanLikeSet(ModelSet):
     structure_text = "E x+ = sigma(W x + U u + b), y = C x + D u"
 
     def check_dims(self, dims):
+        """Require as many neurons as states.
+
+        Parameters
+        ----------
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+
+        Raises
+        ------
+        ValueError
+            If ``n != q``.
+        """
         if dims["n"] != dims["q"]:
             raise ValueError(f"dims: the {self.name} needs as many neurons as states (n = q), "
                              f"got n={dims['n']}, q={dims['q']}")
 
     def check_activation(self, act: Activation) -> None:
+        """Require slope bounds within [-1, 1].
+
+        Parameters
+        ----------
+        act : Activation
+            The activation.
+
+        Raises
+        ------
+        ValueError
+            If ``max(|alpha|, |beta|) > 1``.
+        """
         if max(abs(act.alpha), abs(act.beta)) > 1.0:
             raise ValueError(f"activation: the {self.name} needs slopes in [-1, 1], got [{act.alpha}, {act.beta}]")
 
@@ -658,21 +940,78 @@ class CIRNNSet(_ElmanLikeSet):
     As an ImplicitRNN: F = 0, B1 = I, B2 = 0, D21 = 0 (forced), C1 = W, D12 = U, E free;
     constraint :func:`~rrnn_convex.lmi.cirnn_lmi` ``[[E + E' - P, W'], [W, P]] > margin I`` with
     P diagonal. Needs n = q and an activation with slopes in [-1, 1].
+
+    Parameters
+    ----------
+    margin : float
+        The LMI is constrained to be >= ``margin * I``; >= 0.
+
+    Raises
+    ------
+    TypeError
+        If ``margin`` is not a number.
+    ValueError
+        If ``margin`` is negative or not finite.
     """
 
     name_options = ("margin",)
 
     def membership(self, model, *, solver=None, **certify_options):
         """None: membership needs the diagonal-P LMI, which :func:`~rrnn_convex.certify.certify`
-        does not decide (a projection is always solved)."""
+        does not decide (a projection is always solved).
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model (unused).
+        solver : str, optional
+            Unused.
+        **certify_options
+            Unused.
+
+        Returns
+        -------
+        None
+        """
         return None
 
     def structure(self, dims):
+        """The Elman structure without E: F = 0, B1 = I, B2 = 0, D21 = 0.
+
+        Parameters
+        ----------
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+
+        Returns
+        -------
+        dict
+            ``"F"`` (n, n), ``"B1"`` (n, q), ``"B2"`` (n, m) and ``"D21"`` (p, q) as float64 arrays.
+        """
         s = _elman_structure(dims)
         del s["E"]
         return s
 
     def add_constraints(self, sv, dims, act, fixed):
+        """:func:`~rrnn_convex.lmi.cirnn_lmi` >= ``margin * I`` with ``P = diag(p)``; ``P`` and
+        ``p`` (n,) are added to ``sv.cert``.
+
+        Parameters
+        ----------
+        sv : SetVariables
+            Completed in place.
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+        act : Activation
+            Checked to have slopes in [-1, 1].
+        fixed : dict
+            Unused.
+
+        Raises
+        ------
+        ValueError
+            If the activation's slopes leave [-1, 1].
+        """
         self.check_activation(act)
         p = cp.Variable(dims["n"], name="p")
         sv.cert["P"] = cp.diag(p)
@@ -685,7 +1024,20 @@ class CIRNNSet(_ElmanLikeSet):
 class SRNNSet(_ElmanLikeSet):
     """Stable RNNs of Miller & Hardt: the Elman RNN ``h+ = sigma(W h + U u + b)`` with
     ``||W||_2 <= 1 - eps`` (:func:`~rrnn_convex.lmi.srnn_lmi`). As an ImplicitRNN: E = I, F = 0,
-    B1 = I, B2 = 0, D21 = 0 (forced), C1 = W. Needs n = q and a 1-Lipschitz activation."""
+    B1 = I, B2 = 0, D21 = 0 (forced), C1 = W. Needs n = q and a 1-Lipschitz activation.
+
+    Parameters
+    ----------
+    eps : float
+        The spectral norm bound is ``1 - eps``; in (0, 1].
+
+    Raises
+    ------
+    TypeError
+        If ``eps`` is not a number.
+    ValueError
+        If ``eps`` is outside (0, 1] or not finite.
+    """
 
     name_options = ("eps",)
 
@@ -695,15 +1047,63 @@ class SRNNSet(_ElmanLikeSet):
 
     def membership(self, model, *, solver=None, **certify_options):
         """The certificate of a model with the Elman structure and ``||W||_2 <= 1 - eps``, else
-        None (without solving anything)."""
+        None (without solving anything).
+
+        Parameters
+        ----------
+        model : ImplicitRNN
+            The model, in physical units.
+        solver : str, optional
+            The SDP solver.
+        **certify_options
+            Passed on to :meth:`~ModelSet.certificate`.
+
+        Returns
+        -------
+        Certificate or None
+            The contraction certificate if it certifies; None when the structure or the norm
+            bound fails (no solve), or the certificate does not certify.
+        """
         if not (self.contains(model) and np.linalg.norm(model.C1, 2) <= 1 - self.eps):
             return None
         return super().membership(model, solver=solver, **certify_options)
 
     def structure(self, dims):
+        """The Elman structure: E = I, F = 0, B1 = I, B2 = 0, D21 = 0.
+
+        Parameters
+        ----------
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+
+        Returns
+        -------
+        dict
+            ``"E"``, ``"F"`` (n, n), ``"B1"`` (n, q), ``"B2"`` (n, m) and ``"D21"`` (p, q) as
+            float64 arrays.
+        """
         return _elman_structure(dims)
 
     def add_constraints(self, sv, dims, act, fixed):
+        """:func:`~rrnn_convex.lmi.srnn_lmi` of C1 = W (``||W||_2 <= 1 - eps``) as a PSD
+        constraint; no certificate variables.
+
+        Parameters
+        ----------
+        sv : SetVariables
+            Completed in place.
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+        act : Activation
+            Checked to have slopes in [-1, 1].
+        fixed : dict
+            Unused.
+
+        Raises
+        ------
+        ValueError
+            If the activation's slopes leave [-1, 1].
+        """
         self.check_activation(act)
         sv.constraints.append(_psd(srnn_lmi(W=sv.params["C1"], eps=self.eps), 0.0))
 
@@ -720,9 +1120,33 @@ class ElmanSet(_ElmanLikeSet):
         super().__init__(margin=0.0)
 
     def structure(self, dims):
+        """The Elman structure: E = I, F = 0, B1 = I, B2 = 0, D21 = 0.
+
+        Parameters
+        ----------
+        dims : dict
+            ``{"n": n, "q": q, "m": m, "p": p}``.
+
+        Returns
+        -------
+        dict
+            ``"E"``, ``"F"`` (n, n), ``"B1"`` (n, q), ``"B2"`` (n, m) and ``"D21"`` (p, q) as
+            float64 arrays.
+        """
         return _elman_structure(dims)
 
     def add_constraints(self, sv, dims, act, fixed):
+        """No constraint and no certificate variables.
+
+        Parameters
+        ----------
+        sv, dims, act, fixed
+            As for :meth:`ModelSet.add_constraints`; unused.
+
+        Returns
+        -------
+        None
+        """
         return None
 
 
@@ -736,6 +1160,17 @@ class Unconstrained(ModelSet):
         super().__init__(margin=0.0)
 
     def add_constraints(self, sv, dims, act, fixed):
+        """No constraint and no certificate variables.
+
+        Parameters
+        ----------
+        sv, dims, act, fixed
+            As for :meth:`ModelSet.add_constraints`; unused.
+
+        Returns
+        -------
+        None
+        """
         return None
 
 

@@ -114,6 +114,7 @@ def mosek_status() -> tuple[bool, str]:
     Returns
     -------
     usable : bool
+        True when MOSEK is installed and a licence can be checked out.
     explanation : str
         Why not, or "MOSEK licensed".
     """
@@ -161,6 +162,8 @@ def solver_sequence(solver: str | None = None, fallback: bool = True) -> list[st
     Returns
     -------
     list of str
+        Upper-case names of ``KNOWN_SOLVERS``: the first solver, then (with ``fallback``) the
+        other available ones in preference order.
 
     Raises
     ------
@@ -210,7 +213,13 @@ class Attempt:
     detail: str = ""
 
     def to_dict(self) -> dict:
-        """The fields as a JSON-ready dict (as stored in ``Certificate.attempts``)."""
+        """The fields as a JSON-ready dict (as stored in ``Certificate.attempts``).
+
+        Returns
+        -------
+        dict
+            ``solver``, ``status``, ``seconds`` and ``detail``.
+        """
         return {"solver": self.solver, "status": self.status, "seconds": self.seconds, "detail": self.detail}
 
 
@@ -232,6 +241,7 @@ def solve_with_quadratic(problem: cp.Problem, solver: str, x: cp.Variable, H: np
         A minimisation whose objective has a quadratic term (so that the solver data has a
         quadratic-objective matrix).
     solver : str
+        A cvxpy solver name.
     x : cvxpy.Variable
         The variable of the added quadratic form.
     H : numpy.ndarray
@@ -275,7 +285,9 @@ def run(problem: cp.Problem, solver: str, *, time_limit: float | None = None, qu
     Parameters
     ----------
     problem : cvxpy.Problem
+        The problem; its variables receive the solution.
     solver : str
+        A cvxpy solver name (``KNOWN_SOLVERS`` get ``SOLVER_OPTIONS``).
     time_limit : float, optional
         Seconds for this call.
     quadratic : tuple, optional
