@@ -63,28 +63,6 @@ html_title = f"rrnn_convex {release}"
 html_static_path: list[str] = []
 
 
-# Docstrings that are not valid reStructuredText yet and would stop a ``-W`` build: they are shown
-# verbatim (as preformatted text) until they are rewritten in numpy style. Each lives in a module
-# whose docstrings belong to another part of the code base; remove an entry once it is fixed.
-VERBATIM_DOCSTRINGS = {
-    "rrnn_convex.fit.RobustRNNRegressor",
-    "rrnn_convex.baselines.barrier.BarrierSGD",
-    "rrnn_convex.datasets.msd",
-    "rrnn_convex.datasets.msd.spring_force",
-    "rrnn_convex.certificate.infeasible_contraction_reason",
-}
-
-
-def _verbatim(app, what, name, obj, options, lines):
-    """Replace a listed docstring by a literal block of its text (runs after numpydoc)."""
-    if name not in VERBATIM_DOCSTRINGS:
-        return
-    import inspect
-
-    text = inspect.getdoc(obj) or ""
-    lines[:] = ["::", ""] + ["    " + line for line in text.splitlines()] + [""]
-
-
 class RrnnHelp(Directive):
     """``.. rrnn-help:: [subcommand]``: the ``--help`` text of the ``rrnn`` command (or of one
     subcommand) as a literal block, taken from :func:`rrnn_convex.cli.build_parser` when the
@@ -149,5 +127,4 @@ class RrnnModules(Directive):
 def setup(app):
     app.add_directive("rrnn-help", RrnnHelp)
     app.add_directive("rrnn-modules", RrnnModules)
-    app.connect("autodoc-process-docstring", _verbatim, priority=900)
     return {"parallel_read_safe": True}
