@@ -24,7 +24,7 @@ import numpy as np
 
 from ._io import reject_booleans, strict_json, write_text_atomic
 from ._version import __version__
-from .lmi import dissipation_lmi, equation_exponent, model_operands
+from .lmi import dissipation_lmi, equation_exponent, model_D11, model_operands
 from .model import ImplicitRNN
 from .rigorous import TINY, prove_pd
 
@@ -184,7 +184,11 @@ class Certificate:
         Checks, each proven with rounding errors accounted for: the weights hash matches; the
         certificate's slope bounds contain the activation's; lambda >= 0; Q symmetric and
         Q > 0; E'QE > 0 (so E is invertible); and the dissipation LMI (gain form when gamma is
-        claimed, contraction form otherwise) is positive definite.
+        claimed, contraction form otherwise) is positive definite. The LMI is built from the
+        model's actual weights, its equilibrium term D11 included. Its dw block, which dominates
+        the S-procedure's ``2L - (a+b)(L D11 + D11'L) + 2ab D11'L D11``, then proves that
+        ``w = sigma(C1 x + D11 w + ...)`` has at most one solution (two solutions would make that
+        form <= 0 on their difference).
 
         Parameters
         ----------
@@ -473,8 +477,15 @@ def linearised_radius(model: ImplicitRNN) -> tuple[float, float]:
     except np.linalg.LinAlgError:
         return float("nan"), float("nan")
     worst, at = -np.inf, float("nan")
+    D11 = model_D11(model)
     for delta in {model.activation.alpha, model.activation.beta}:
-        A = Einv @ (model.F + delta * model.B1 @ model.C1)
+        K = delta * model.C1  # w = delta v = delta (C1 x + D11 w): w = (I - delta D11)^-1 delta C1 x
+        if D11 is not None:
+            try:
+                K = np.linalg.solve(np.eye(model.q) - delta * D11, K)
+            except np.linalg.LinAlgError:
+                continue  # no linearisation at this slope (the model is not well-posed there)
+        A = Einv @ (model.F + model.B1 @ K)
         rho = float(np.max(np.abs(np.linalg.eigvals(A)))) if model.n else 0.0
         if rho > worst:
             worst, at = rho, float(delta)

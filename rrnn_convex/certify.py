@@ -26,7 +26,7 @@ from .certificate import (  # noqa: F401 (re-exported: modules and tests import 
     certificate_from, infeasible_contraction_reason, linearised_radius)
 from .exact import ILL_CONDITIONED_E, ExactSearch  # noqa: F401 (ILL_CONDITIONED_E re-exported)
 from .kyp import KYPSearch
-from .lmi import equation_exponent
+from .lmi import equation_exponent, model_D11
 from .model import ImplicitRNN
 
 FORMULATIONS = ("auto", "lifted", "dense", "kyp")
@@ -63,8 +63,8 @@ def scale_refusal(model: ImplicitRNN) -> str:
     k = equation_exponent(model)
     N = model.n + model.q + model.m + model.p
     tops = {}
-    for name in ("E", "F", "B1", "B2", "C1", "D12", "C2", "D21", "D22"):
-        X = np.abs(np.asarray(getattr(model, name), dtype=np.float64))
+    for name in ("E", "F", "B1", "B2", "C1", "D11", "D12", "C2", "D21", "D22"):
+        X = np.abs(np.asarray(getattr(model, name, np.zeros(0)), dtype=np.float64))
         if X.size:
             tops[name] = float(np.ldexp(X.max(), k)) if name in ("E", "F", "B1", "B2") else float(X.max())
     name = max(tops, key=tops.get)
@@ -187,7 +187,8 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     solver : str, optional
         ``"CLARABEL"`` (default), ``"SCS"`` or ``"MOSEK"``.
     formulation : {"auto", "dense", "lifted", "kyp"}
-        ``"auto"`` (default: ``"kyp"`` when ``n + q >= AUTO_MIN_SIZE`` = 32, else ``"dense"``),
+        ``"auto"`` (default: ``"kyp"`` when ``n + q >= AUTO_MIN_SIZE`` = 32 and the model has no
+        equilibrium term D11, which the KYP path does not support; else ``"dense"``),
         ``"dense"`` or ``"lifted"`` (the exact SDPs of :class:`~rrnn_convex.exact.FixedWeightSDP`),
         or ``"kyp"`` (:func:`certify_scalable`: the multipliers from a frequency-gridded KYP
         relaxation, the metric from a Riccati equation, no metric variable in any SDP; gamma
@@ -243,7 +244,9 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     units = EquationUnits(model)
     unit = units.apply()
     if formulation == "auto":
-        formulation = "kyp" if unit.n + unit.q >= AUTO_MIN_SIZE else "dense"
+        # the KYP path does not support an equilibrium term D11 (kyp.KYPSearch refuses it)
+        large = unit.n + unit.q >= AUTO_MIN_SIZE
+        formulation = "kyp" if large and model_D11(unit) is None else "dense"
     if formulation == "kyp":
         cert = certify_scalable(unit, gamma, solver=solver, contraction_only=contraction_only,
                                 fallback=fallback, time_limit=time_limit)

@@ -20,7 +20,7 @@ import numpy as np
 from . import solvers as _solvers
 from .certificate import (MARGINAL_T, Certificate, Verification, flush_subnormal,
                           infeasible_contraction_reason)
-from .lmi import dissipation_lmi, lifted_lmi, model_operands
+from .lmi import dissipation_lmi, lifted_lmi, model_D11, model_operands
 from .model import ImplicitRNN
 from .rigorous import prove_pd
 
@@ -138,6 +138,9 @@ class FixedWeightSDP:
         common = dict(C1=model.C1, D12=model.D12, C2=model.C2, D21=model.D21, D22=model.D22,
                       alpha=model.activation.alpha, beta=model.activation.beta,
                       Lam=Lam, LC1=Lam @ model.C1, LD12=Lam @ model.D12, gamma=g)
+        D11 = model_D11(model)
+        if D11 is not None:  # the equilibrium term: E does not touch it, so it is the same in explicit form
+            common.update(D11=D11, LD11=Lam @ D11)
         A, B1h, B2h, _ = model._explicit_matrices()
         Qx = self.Qv  # the metric on x of the explicit form (E'QE for the certificate's Q)
         if self.formulation == "lifted":

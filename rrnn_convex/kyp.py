@@ -63,7 +63,7 @@ import scipy.linalg as sla
 from . import _blas
 from .certificate import Certificate, certificate_from, infeasible_contraction_reason
 from .interior_point import Blocks, herm, ipm, is_pd
-from .lmi import dissipation_lmi, model_operands
+from .lmi import dissipation_lmi, model_D11, model_operands
 from .model import ImplicitRNN
 from .riccati import kyp_metric
 
@@ -406,6 +406,12 @@ class KYPSearch:
             Verified (solver ``SOLVER_NAME``, formulation ``FORMULATION``), or "not certified";
             ``fallback_reason`` is set when the exact SDP may still decide.
         """
+        if model_D11(self.model) is not None:
+            # refused rather than trusted: the Riccati metric and the coefficient factoring have only
+            # been derived and tested for v = C1 x + D12 u; the exact SDP handles D11 (and certify
+            # runs it for such models)
+            return self._give_up("not certified by the KYP path: the model has an equilibrium term "
+                                 "D11 != 0, which this path does not support yet (the exact SDP does)")
         self.data = _AffineLMI(self.model, gain=self.mode != "contraction")
         self.attempts.append({"solver": SOLVER_NAME, "status": "setup", "mode": self.mode,
                               "seconds": time.perf_counter() - self.t_start})

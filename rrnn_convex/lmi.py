@@ -98,8 +98,12 @@ def _eye(g, k: int, kind: str):
     return g * np.eye(k)
 
 
+def _add(blocks: dict, key, value):
+    blocks[key] = value if blocks.get(key) is None else blocks[key] + value
+
+
 def sector_blocks(Lam, LC1, LD12, C1, D12, alpha: float, beta: float, kind: str,
-                  with_input: bool = True) -> dict:
+                  with_input: bool = True, *, LD11=None, D11=None) -> dict:
     """The S-procedure term of the slope restriction, as blocks over (dx, dw, du).
 
     ``-2 (dw - a dv)' Lam (b dv - dw)`` with ``dv = C1 dx + D12 du`` contributes
@@ -108,6 +112,27 @@ def sector_blocks(Lam, LC1, LD12, C1, D12, alpha: float, beta: float, kind: str,
     ``LD12 = Lam D12`` are passed separately so that the change of variables ``Ct = Lam C1``
     (alpha = 0) keeps the matrix linear; the ``2ab`` terms need C1 and D12 themselves and are
     omitted when ``ab == 0``.
+
+    **With an equilibrium term** ``v = C1 x + D11 w + D12 u + bv`` (``LD11 = Lam D11`` given),
+    the neurons' input difference is ``dv = C1 dx + D11 dw + D12 du``. Multiplying out::
+
+        -2 (dw - a dv)' Lam (b dv - dw) = 2 dw'Lam dw - 2(a+b) dw'Lam dv + 2ab dv'Lam dv
+
+    and sorting the terms by the pair of blocks they couple (a term ``2 x' S y`` between two
+    different blocks is the off-diagonal block S; ``x' S x`` within a block is its symmetric
+    part):
+
+    * ``2 dw'Lam dw`` is the old ``2 Lam``;
+    * ``-2(a+b) dw'Lam dv`` gives the old ``-(a+b) Lam C1`` and ``-(a+b) Lam D12`` couplings,
+      and, from its ``dw'Lam D11 dw`` part, ``-(a+b) (Lam D11 + D11'Lam)`` in the dw block;
+    * ``2ab dv'Lam dv`` gives the old dx-dx, dx-du and du-du terms, and, wherever one of the
+      two factors is ``D11 dw``: ``2ab C1'Lam D11`` in dx-dw, ``2ab D11'Lam D12`` in dw-du and
+      ``2ab D11'Lam D11`` in dw-dw.
+
+    So the dw block becomes ``2 Lam - (a+b)(Lam D11 + D11'Lam) + 2ab D11'Lam D11`` (for
+    a = 0, b = 1 the only change: ``2 Lam - Lam D11 - D11'Lam``), with ``Lam D11`` entering
+    linearly through ``LD11`` (the REN's ``Dt11``); the ``2ab`` terms need D11 itself.
+    ``LD11=None`` (no equilibrium term) builds exactly the matrix without these terms.
 
     Parameters
     ----------
@@ -125,6 +150,10 @@ def sector_blocks(Lam, LC1, LD12, C1, D12, alpha: float, beta: float, kind: str,
         The kind of the operands (and of the result).
     with_input : bool
         Include the du blocks (the gain LMI); False for the contraction LMI.
+    LD11 : same kind, shape (q, q), optional
+        ``Lam D11`` (or the variable ``Dt11``); None for a model without the equilibrium term.
+    D11 : same kind, shape (q, q), optional
+        D11 itself; needed only with ``LD11`` when ``alpha * beta != 0``.
 
     Returns
     -------
@@ -134,7 +163,8 @@ def sector_blocks(Lam, LC1, LD12, C1, D12, alpha: float, beta: float, kind: str,
     Raises
     ------
     ValueError
-        ``alpha * beta != 0`` and C1 (or, with the du blocks, D12) is None.
+        ``alpha * beta != 0`` and C1 (or, with the du blocks, D12; or, with ``LD11``, D11) is
+        None.
     """
     a, b = _scalar(alpha, kind), _scalar(beta, kind)
     apb = -(a + b)
@@ -150,15 +180,22 @@ def sector_blocks(Lam, LC1, LD12, C1, D12, alpha: float, beta: float, kind: str,
         if with_input:
             blocks[(0, 2)] = ab2 * (C1.T @ LD12)
             blocks[(2, 2)] = ab2 * (D12.T @ LD12)
+    if LD11 is not None:
+        # the equilibrium term's blocks, derived in the docstring
+        _add(blocks, (1, 1), apb * (LD11 + LD11.T))
+        if alpha * beta != 0.0:
+            if D11 is None:
+                raise ValueError("sector_blocks: alpha * beta != 0 needs D11 itself with LD11")
+            _add(blocks, (0, 1), ab2 * (C1.T @ LD11))
+            _add(blocks, (1, 1), ab2 * (D11.T @ LD11))
+            if with_input:
+                _add(blocks, (1, 2), ab2 * (D11.T @ LD12))
     return blocks
 
 
-def _add(blocks: dict, key, value):
-    blocks[key] = value if blocks.get(key) is None else blocks[key] + value
-
-
 def lifted_lmi(*, E, F, B1, P, Lam, LC1, C1=None, alpha: float, beta: float,
-               B2=None, LD12=None, D12=None, C2=None, D21=None, D22=None, gamma=None):
+               B2=None, LD12=None, D12=None, C2=None, D21=None, D22=None, gamma=None,
+               LD11=None, D11=None):
     """The Theta (``gamma=None``) or Theta_gamma block matrix, which must be > 0.
 
     docs/design.md section 3.3. Theta_gamma, order (dx, dw, du, P-block, y-block)::
@@ -191,6 +228,10 @@ def lifted_lmi(*, E, F, B1, P, Lam, LC1, C1=None, alpha: float, beta: float,
         The input and output weights (``LD12 = Lam D12`` or ``Dt``); needed with ``gamma``.
     gamma : float, cvxpy expression or Bounded, optional
         The gain bound; None builds the contraction (Theta) matrix.
+    LD11, D11 : same kind, shape (q, q), optional
+        The equilibrium term ``Lam D11`` (or ``Dt11``) and, when ``alpha * beta != 0``, D11
+        itself: they change only the S-procedure blocks (:func:`sector_blocks`), the dw block
+        above becoming ``2L - (a+b)(L D11 + D11'L) + 2ab D11'L D11``. None: no equilibrium term.
 
     Returns
     -------
@@ -203,10 +244,10 @@ def lifted_lmi(*, E, F, B1, P, Lam, LC1, C1=None, alpha: float, beta: float,
     ValueError
         From :func:`sector_blocks`: ``alpha * beta != 0`` without C1 (and D12).
     """
-    kind = _kind(E, F, B1, P, Lam, LC1, B2, LD12, C2, D21, D22, gamma)
+    kind = _kind(E, F, B1, P, Lam, LC1, B2, LD12, C2, D21, D22, gamma, LD11)
     gain = gamma is not None
     n, q, m, p = _sizes(F, B1, B2, C2, gain)
-    blocks = sector_blocks(Lam, LC1, LD12, C1, D12, alpha, beta, kind, with_input=gain)
+    blocks = sector_blocks(Lam, LC1, LD12, C1, D12, alpha, beta, kind, with_input=gain, LD11=LD11, D11=D11)
     _add(blocks, (0, 0), E + E.T - P)
     blocks[(0, 3)] = F.T
     blocks[(1, 3)] = B1.T
@@ -222,7 +263,8 @@ def lifted_lmi(*, E, F, B1, P, Lam, LC1, C1=None, alpha: float, beta: float,
 
 
 def dissipation_lmi(*, E, F, B1, Q, Lam, LC1, C1=None, alpha: float, beta: float,
-                    B2=None, LD12=None, D12=None, C2=None, D21=None, D22=None, gamma=None):
+                    B2=None, LD12=None, D12=None, C2=None, D21=None, D22=None, gamma=None,
+                    LD11=None, D11=None):
     """The same inequality with the P block eliminated: exact for fixed weights and metric Q.
 
     With ``V(dx) = (E dx)' Q (E dx)`` and ``G = [F B1 B2]`` (``[F B1]`` for Theta), order
@@ -242,7 +284,7 @@ def dissipation_lmi(*, E, F, B1, Q, Lam, LC1, C1=None, alpha: float, beta: float
     B1 : same kind, shape (n, q)
     Q : same kind, shape (n, n)
         The metric on ``E dx`` (symmetric; Q > 0 is a separate condition).
-    Lam, LC1, C1, alpha, beta, B2, LD12, D12, C2, D21, D22, gamma
+    Lam, LC1, C1, alpha, beta, B2, LD12, D12, C2, D21, D22, gamma, LD11, D11
         As in :func:`lifted_lmi`.
 
     Returns
@@ -256,10 +298,10 @@ def dissipation_lmi(*, E, F, B1, Q, Lam, LC1, C1=None, alpha: float, beta: float
     ValueError
         From :func:`sector_blocks`: ``alpha * beta != 0`` without C1 (and D12).
     """
-    kind = _kind(E, F, B1, Q, Lam, LC1, B2, LD12, C2, D21, D22, gamma)
+    kind = _kind(E, F, B1, Q, Lam, LC1, B2, LD12, C2, D21, D22, gamma, LD11)
     gain = gamma is not None
     n, q, m, p = _sizes(F, B1, B2, C2, gain)
-    blocks = sector_blocks(Lam, LC1, LD12, C1, D12, alpha, beta, kind, with_input=gain)
+    blocks = sector_blocks(Lam, LC1, LD12, C1, D12, alpha, beta, kind, with_input=gain, LD11=LD11, D11=D11)
     _add(blocks, (0, 0), E.T @ (Q @ E))
     G = [F, B1, B2] if gain else [F, B1]
     QG = [Q @ g for g in G]
@@ -305,7 +347,8 @@ def model_operands(model, Q, lam, *, bounded: bool = False, equation_exponent: i
     -------
     dict
         Keyword arguments of :func:`dissipation_lmi` except ``gamma``: E, F, B1, B2, C1, D12,
-        C2, D21, D22, Q, Lam, LC1, LD12, alpha, beta.
+        C2, D21, D22, Q, Lam, LC1, LD12, alpha, beta, and D11, LD11 when the model's D11 is
+        nonzero (:func:`model_D11`).
     """
     k = int(equation_exponent)
     if bounded:
@@ -321,9 +364,35 @@ def model_operands(model, Q, lam, *, bounded: bool = False, equation_exponent: i
     ops["Lam"] = wrap(Lam)
     ops["LC1"] = ops["Lam"] @ ops["C1"]
     ops["LD12"] = ops["Lam"] @ ops["D12"]
+    D11 = model_D11(model)
+    if D11 is not None:  # v depends on w: the S-procedure blocks of sector_blocks' docstring
+        ops["D11"] = wrap(D11)
+        ops["LD11"] = ops["Lam"] @ ops["D11"]
     ops["alpha"] = model.activation.alpha
     ops["beta"] = model.activation.beta
     return ops
+
+
+def model_D11(model) -> np.ndarray | None:
+    """The model's equilibrium weight D11 as float64, or None when it is absent or all zero.
+
+    A zero D11 is returned as None so that every builder makes exactly (bit for bit) the matrix
+    of a model without the equilibrium term.
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+
+    Returns
+    -------
+    numpy.ndarray or None
+        D11, shape (q, q), when it has a nonzero entry; otherwise None.
+    """
+    D11 = getattr(model, "D11", None)  # bridge until ImplicitRNN has the field
+    if D11 is None:
+        return None
+    D11 = np.asarray(D11, dtype=np.float64)
+    return D11 if np.any(D11 != 0.0) else None
 
 
 def equation_exponent(model) -> int:
