@@ -2,9 +2,11 @@
 
     E x[t+1] = F x[t] + B1 w[t] + B2 u[t] + bx
     y[t]     = C2 x[t] + D21 w[t] + D22 u[t] + by
-    v[t]     = C1 x[t] + D12 u[t] + bv,      w[t] = sigma(v[t])
+    v[t]     = C1 x[t] + D11 w[t] + D12 u[t] + bv,      w[t] = sigma(v[t])
 
 States x in R^n, inputs u in R^m, outputs y in R^p, q neurons. ``E`` must be invertible.
+``D11`` (the equilibrium feedback, zero by default) makes ``w[t]`` the solution of an equation;
+see :class:`ImplicitRNN` for when it is well-posed and how it is solved.
 """
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ import numpy as np
 from ._io import atomic_path, check_input_file
 from ._validation import as_float_array, check_state_space, initial_states
 from .activations import Activation, get_activation
-from .shapes import BIAS_SHAPES, MATRIX_SHAPES, WEIGHT_FIELDS
+from .shapes import BIAS_SHAPES, MATRIX_SHAPES, OPTIONAL_MATRIX_SHAPES, WEIGHT_FIELDS
 
+#: the format version written for models without D11 (files of such models are unchanged)
 NPZ_FORMAT_VERSION = 1
+#: the format version written for models with a nonzero D11: older readers refuse these files
+#: instead of silently dropping D11; this package reads both
+NPZ_FORMAT_VERSION_D11 = 2
 
 #: E is rejected as singular above this condition number (float64 solves lose all digits there)
 MAX_COND_E = 1e12
@@ -57,14 +63,60 @@ class ImplicitRNN:
         Biases; a (k, 1) or (1, k) array is accepted and flattened.
     activation : str, dict or Activation
         See :func:`~rrnn_convex.activations.get_activation`; ``"relu"`` by default.
+    D11 : array_like, shape (q, q), optional
+        The equilibrium feedback of ``v = C1 x + D11 w + D12 u + bv``; zeros by default (the
+        model of docs/design.md section 2.1). See Notes.
+    well_posed_multiplier : array_like, shape (q,), optional
+        A diagonal ``Lambda > 0`` (its diagonal) with ``2 Lambda - Lambda D11 - D11' Lambda > 0``
+        that proves a general ``D11`` well-posed. Searched for when not given (or when the one
+        given does not prove it); the one used is stored in this field. Ignored (stored as None)
+        when ``D11`` is zero or its neurons can be ordered so that it is strictly lower
+        triangular. Not a weight: it does not enter :meth:`weights_hash`, ``==`` or files.
 
     Raises
     ------
     ValueError
         A wrong shape (naming the field, the expected and the received shape), NaN or inf, no
-        state (n = 0), a singular or numerically singular ``E``, or an unknown activation.
+        state (n = 0), a singular or numerically singular ``E``, an unknown activation, or a
+        ``D11`` that is not known to be well-posed (see Notes).
     TypeError
         A weight that is not an array of real numbers (complex, boolean, strings).
+
+    Notes
+    -----
+    With ``D11`` the neurons' outputs are the solution of ``w = sigma(C1 x + D11 w + D12 u + bv)``
+    (the equilibrium layer of a recurrent equilibrium network). How it is evaluated depends on
+    the structure of ``D11``, which is classified once, at construction:
+
+    * ``D11 == 0``: ``w = sigma(v)``, exactly the code path (and bit for bit the results) of a
+      model without ``D11``.
+    * The graph "neuron i reads neuron j" (``D11[i, j] != 0``) has no cycle, e.g. a strictly
+      lower-triangular ``D11`` (stacked layers, MLP readouts): the neurons are evaluated
+      explicitly, level by level (each level is a block of neurons that read only earlier
+      levels, e.g. a layer). Always well-posed; no solver.
+    * Otherwise ``D11`` must be proved well-posed by a diagonal ``Lambda > 0`` with
+      ``2 Lambda - Lambda D11 - D11' Lambda > 0`` (the w-block of the REN's LMI,
+      ../shared/DESIGN.md section 3b): for every activation of
+      :mod:`~rrnn_convex.activations` (true slopes in [0, 1]) the equilibrium then exists and is
+      unique, because ``w -> (sigma^-1 - I)(w) + (I - D11) w`` is strongly monotone in the
+      inner product weighted by Lambda. The multiplier is ``well_posed_multiplier`` if that
+      proves it, else ``Lambda = I``, else the solution of a small SDP (cvxpy, Clarabel)
+      maximising the smallest eigenvalue; every candidate is checked in float64
+      (:func:`well_posedness_margin`). None found: ValueError naming D11 and what was tried.
+      The equilibrium is then solved to float64 accuracy at every time step: semismooth
+      Newton steps (Jacobian ``I - diag(sigma'(v)) D11``, invertible under the same condition)
+      with a backtracking line search on the residual, warm-started from the previous step's
+      ``w``; where they stall (Newton on the kinks of ReLU can cycle), Douglas-Rachford
+      splitting of the two monotone operators (globally convergent under the same condition,
+      for any Lambda, with unit step whose resolvents are ``sigma`` and a linear solve with
+      ``2I - D11``), followed by Newton polishing. The result is accepted only if the fixed-point residual
+      ``max |w - sigma(C1 x + D11 w + D12 u + bv)|`` is at the level of float64 rounding of
+      ``v``; otherwise :meth:`simulate` raises RuntimeError.
+
+    This is why a general ``D11`` needs a certificate of well-posedness and a strictly
+    lower-triangular one does not: without the monotonicity that Lambda proves, ``D11 = 2 I``
+    with ReLU has no equilibrium for ``C1 x + ... > 0`` (``w = relu(v0 + 2 w)`` diverges) and two
+    for ``v0 < 0`` (``w = 0`` and ``w = -v0``), and no iteration can be trusted.
     """
 
     F: np.ndarray
@@ -80,7 +132,10 @@ class ImplicitRNN:
     bv: np.ndarray | None = None
     by: np.ndarray | None = None
     activation: Activation | str = "relu"
+    D11: np.ndarray | None = None
+    well_posed_multiplier: np.ndarray | None = field(default=None, repr=False, compare=False)
     _explicit: tuple = field(default=None, init=False, repr=False, compare=False)
+    _d11: "_D11Structure" = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -125,6 +180,31 @@ class ImplicitRNN:
             raise ValueError(
                 f"E: must be invertible; got a singular or numerically singular matrix "
                 f"(condition number {cond:.3g} > {MAX_COND_E:.0e})")
+        for name, r, c in OPTIONAL_MATRIX_SHAPES:
+            value = getattr(self, name)
+            expected = (dims[r], dims[c])
+            if value is None:
+                arr = np.zeros(expected)
+            else:
+                arr = as_float_array(value, name, ndim=2)
+                if arr.shape != expected:
+                    raise ValueError(
+                        f"{name}: expected shape {expected} ({r}={dims[r]}, {c}={dims[c]}), got {arr.shape}")
+            arr.setflags(write=False)
+            set_(name, arr)
+        lam = self.well_posed_multiplier
+        if lam is not None:
+            lam = as_float_array(lam, "well_posed_multiplier", ndim=(1, 2))
+            if lam.ndim == 2 and lam.shape[0] == lam.shape[1] and np.array_equal(lam, np.diag(np.diag(lam))):
+                lam = np.diag(lam).copy()
+            if lam.shape != (dims["q"],):
+                raise ValueError(f"well_posed_multiplier: expected shape ({dims['q']},) (q={dims['q']}), "
+                                 f"the diagonal of Lambda, got {lam.shape}")
+        structure = _D11Structure.of(self.D11, lam)
+        if structure.lam is not None:
+            structure.lam.setflags(write=False)
+        set_("well_posed_multiplier", structure.lam)
+        set_("_d11", structure)
         set_("_explicit", None)
 
     # ----------------------------------------------------------------- dimensions
@@ -159,9 +239,11 @@ class ImplicitRNN:
         Returns
         -------
         dict
-            Field name (``WEIGHT_FIELDS``, in storage order) -> read-only float64 array.
+            Field name (``WEIGHT_FIELDS``, in storage order, then ``"D11"`` when it is nonzero)
+            -> read-only float64 array. ``ImplicitRNN(**weights, activation=...)`` rebuilds
+            the model.
         """
-        return {name: getattr(self, name) for name in WEIGHT_FIELDS}
+        return {name: getattr(self, name) for name in WEIGHT_FIELDS + self._extra_fields()}
 
     # ----------------------------------------------------------------- forms
     def _explicit_matrices(self):
@@ -299,10 +381,15 @@ class ImplicitRNN:
         vu = ub @ self.D12.T + self.bv
         xu = ub @ B2h.T + bxh
         yu = ub @ self.D22.T + self.by
+        plain = self._d11.kind == "zero"
+        w = None
         for t in range(T):
             if return_states:
                 xs[:, t] = x
-            w = sigma(x @ self.C1.T + vu[:, t])
+            if plain:  # no D11: the explicit path, unchanged
+                w = sigma(x @ self.C1.T + vu[:, t])
+            else:
+                w = self.neurons(x @ self.C1.T + vu[:, t], w0=w)
             y[:, t] = x @ self.C2.T + w @ self.D21.T + yu[:, t]
             x = x @ A.T + w @ B1h.T + xu[:, t]
         if return_states:
@@ -311,6 +398,73 @@ class ImplicitRNN:
             y = y[0]
             xs = xs[0] if return_states else None
         return (y, xs) if return_states else y
+
+    @property
+    def d11_kind(self) -> str:
+        """How ``w`` is evaluated: ``"zero"`` (no D11), ``"acyclic"`` (level by level) or ``"general"``.
+
+        See the Notes of :class:`ImplicitRNN`. ``"general"`` models carry the multiplier that
+        proves them well-posed in :attr:`well_posed_multiplier`.
+        """
+        return self._d11.kind
+
+    @property
+    def neuron_levels(self) -> tuple:
+        """The neurons in evaluation order: a tuple of index arrays, each a block of neurons that read
+        only earlier blocks through D11 (one block of all neurons when D11 is zero; empty for a
+        ``"general"`` D11)."""
+        if self._d11.kind == "zero":
+            return (np.arange(self.q),)
+        return self._d11.levels
+
+    def neurons(self, v0, w0=None) -> np.ndarray:
+        """The neurons' outputs ``w = sigma(v0 + D11 w)`` for inputs ``v0 = C1 x + D12 u + bv`` without D11.
+
+        Explicit for a zero or acyclic D11; for a general D11 the equilibrium solved to float64
+        accuracy (see the Notes of :class:`ImplicitRNN`).
+
+        Parameters
+        ----------
+        v0 : array_like, shape (q,) or (batch, q)
+            The neurons' inputs without the ``D11 w`` term.
+        w0 : array_like, optional
+            A starting guess, shaped like ``v0`` (only used for a general D11).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``w``, shaped like ``v0``.
+
+        Raises
+        ------
+        ValueError
+            ``v0`` or ``w0`` of the wrong shape, or NaN/inf.
+        RuntimeError
+            The equilibrium solver did not reach float64 accuracy (the residual is reported).
+        """
+        v0 = as_float_array(v0, "v0", ndim=(1, 2))
+        single = v0.ndim == 1
+        vb = v0[None] if single else v0
+        if vb.shape[1] != self.q:
+            raise ValueError(f"v0: expected the last axis to hold the model's q={self.q} neurons, "
+                             f"got shape {v0.shape}")
+        sigma, D = self.activation, self.D11
+        kind = self._d11.kind
+        if kind == "zero":
+            w = sigma(vb)
+        elif kind == "acyclic":
+            w = np.zeros_like(vb)
+            for idx in self._d11.levels:
+                w[:, idx] = sigma(vb[:, idx] + w @ D[idx].T)
+        else:
+            if w0 is None:
+                start = sigma(vb)
+            else:
+                start = as_float_array(w0, "w0", ndim=(1, 2)).reshape(-1, self.q).copy()
+                if start.shape != vb.shape:
+                    raise ValueError(f"w0: expected shape {v0.shape}, like v0, got {np.shape(w0)}")
+            w = _solve_equilibrium(sigma, D, vb, start)
+        return w[0] if single else w
 
     def _estimated_x0(self, u, ub, x0, y_init, init_samples) -> np.ndarray:
         """The initial states estimated from ``y_init[:init_samples]`` (see :meth:`simulate`)."""
@@ -332,6 +486,9 @@ class ImplicitRNN:
     def weights_hash(self) -> str:
         """SHA-256 of the float64 weights, their shapes and the activation: names a model exactly.
 
+        ``D11`` enters only when it is nonzero, after the other fields, so the hash of a model
+        without D11 is the one it always had.
+
         A certificate records this hash; :meth:`Certificate.verify
         <rrnn_convex.certify.Certificate.verify>` refuses a model whose hash differs.
 
@@ -342,11 +499,15 @@ class ImplicitRNN:
         """
         h = hashlib.sha256()
         h.update(json.dumps(self.activation.to_dict(), sort_keys=True).encode())
-        for name in WEIGHT_FIELDS:
+        for name in WEIGHT_FIELDS + self._extra_fields():
             arr = np.ascontiguousarray(getattr(self, name), dtype="<f8")
             h.update(f"{name}{arr.shape}".encode())
             h.update(arr.tobytes())
         return h.hexdigest()
+
+    def _extra_fields(self) -> tuple:
+        """The optional weight fields this model has (``("D11",)`` when D11 is nonzero, else empty)."""
+        return () if self._d11.kind == "zero" else ("D11",)
 
     # ----------------------------------------------------------------- conversions
     @classmethod
@@ -476,6 +637,10 @@ class ImplicitRNN:
     def save(self, path, *, meta: dict | None = None) -> Path:
         """Write the model to ``path`` (``.npz``) atomically; returns the path written.
 
+        A nonzero ``D11`` is stored as the entry ``D11`` with format version
+        ``NPZ_FORMAT_VERSION_D11`` (2), which older versions of the package refuse; models
+        without D11 are written exactly as before (version 1, no ``D11`` entry).
+
         ``meta``: an optional JSON-serialisable dict describing the model's use, e.g.
         ``{"inputs": ["u"], "outputs": ["y"], "scaling": {...}, "ts": 4.0, "init_samples": 50}``
         (numpy arrays and scalars are converted to lists and numbers; NaN/inf are refused). It
@@ -504,10 +669,11 @@ class ImplicitRNN:
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        payload = {name: np.asarray(getattr(self, name)) for name in WEIGHT_FIELDS}
+        extra = self._extra_fields()
+        payload = {name: np.asarray(getattr(self, name)) for name in WEIGHT_FIELDS + extra}
         payload["activation"] = np.array(json.dumps(self.activation.to_dict()))
         payload["kind"] = np.array("rrnn_convex.ImplicitRNN")
-        payload["format_version"] = np.array(NPZ_FORMAT_VERSION)
+        payload["format_version"] = np.array(NPZ_FORMAT_VERSION_D11 if extra else NPZ_FORMAT_VERSION)
         if meta is not None:
             payload["meta"] = np.array(_meta_json(meta))
         with atomic_path(path) as tmp:
@@ -535,8 +701,9 @@ class ImplicitRNN:
             v = data["format_version"]
             if v.shape != () or v.dtype.kind not in "iu" or int(v) < 1:
                 problem = f"has a 'format_version' that is not a positive integer: {v.tolist()!r}"
-            elif int(v) > NPZ_FORMAT_VERSION:
-                problem = f"has file format version {int(v)}, newer than this package supports ({NPZ_FORMAT_VERSION})"
+            elif int(v) > NPZ_FORMAT_VERSION_D11:
+                problem = (f"has file format version {int(v)}, newer than this package supports "
+                           f"({NPZ_FORMAT_VERSION_D11})")
         if problem:
             data.close()
             raise ValueError(f"path: {str(path)!r} {problem}")
@@ -545,6 +712,8 @@ class ImplicitRNN:
     @classmethod
     def load(cls, path) -> "ImplicitRNN":
         """Read a model written by :meth:`save` (its ``meta``, if any, is ignored: see :meth:`read_meta`).
+
+        A file without a ``D11`` entry (every file of version 1) is a model with ``D11 = 0``.
 
         Parameters
         ----------
@@ -568,6 +737,7 @@ class ImplicitRNN:
                 raise ValueError(f"path: {str(path)!r} is missing the entries {missing} of an ImplicitRNN file")
             try:
                 kwargs = {name: data[name] for name in WEIGHT_FIELDS}
+                kwargs |= {name: data[name] for name, _, _ in OPTIONAL_MATRIX_SHAPES if name in data.files}
             except ValueError as exc:  # object arrays need pickle
                 raise ValueError(f"path: {str(path)!r} holds arrays that need pickle to read ({exc})") from None
             text = str(data["activation"])
@@ -619,7 +789,8 @@ class ImplicitRNN:
         if not isinstance(other, ImplicitRNN):
             return NotImplemented
         return self.activation == other.activation and all(
-            np.array_equal(getattr(self, k), getattr(other, k)) for k in WEIGHT_FIELDS)
+            np.array_equal(getattr(self, k), getattr(other, k))
+            for k in WEIGHT_FIELDS + tuple(name for name, _, _ in OPTIONAL_MATRIX_SHAPES))
 
 
 def _meta_json(meta) -> str:
@@ -639,3 +810,232 @@ def _meta_json(meta) -> str:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"meta: expected a JSON-serialisable dict (str keys; numbers, strings, lists, dicts; "
                          f"no NaN/inf), got {meta!r:.200} ({exc})") from None
+
+
+# ---------------------------------------------------------------------- the equilibrium layer (D11)
+#: a multiplier proves D11 well-posed when :func:`well_posedness_margin` exceeds this (scale-free;
+#: far above the rounding of the float64 eigenvalue computation, about 1e-16)
+MIN_WELL_POSEDNESS_MARGIN = 1e-9
+#: the accepted fixed-point residual of a general D11's equilibrium, in units of float64's
+#: rounding of the neurons' input ``v`` (eps times ``1 + max |C1 x + D12 u + bv| + |D11| |w|``)
+EQUILIBRIUM_TOL_ULPS = 64
+_EPS = np.finfo(np.float64).eps
+_NEWTON_ITER = 50
+_SPLITTING_ITER = 20000
+
+
+def well_posedness_margin(D11, lam) -> float:
+    """How well a diagonal multiplier proves ``w = sigma(v0 + D11 w)`` well-posed.
+
+    With ``K = Lambda^(1/2) (I - D11) Lambda^(-1/2)`` the margin is
+    ``lambda_min((K + K') / 2) / ||K||_2``: positive exactly when
+    ``2 Lambda - Lambda D11 - D11' Lambda > 0``, and scale-free (at most 1). It is also the
+    ratio of strong monotonicity to Lipschitz constant of ``w -> (I - D11) w`` in the Lambda
+    metric.
+
+    Parameters
+    ----------
+    D11 : array_like, shape (q, q)
+    lam : array_like, shape (q,)
+        The diagonal of Lambda.
+
+    Returns
+    -------
+    float
+        The margin; ``-inf`` when ``lam`` has a non-positive or non-finite entry.
+    """
+    D = np.asarray(D11, dtype=np.float64)
+    lam = np.asarray(lam, dtype=np.float64).reshape(-1)
+    if lam.shape != (D.shape[0],) or not np.all(np.isfinite(lam)) or not np.all(lam > 0):
+        return -np.inf
+    s = np.sqrt(lam / np.max(lam))
+    K = s[:, None] * (np.eye(D.shape[0]) - D) / s[None, :]
+    norm = np.linalg.norm(K, 2)
+    if not np.isfinite(norm) or norm == 0:
+        return -np.inf
+    return float(np.linalg.eigvalsh(0.5 * (K + K.T))[0] / norm)
+
+
+def find_well_posed_multiplier(D11) -> np.ndarray | None:
+    """A diagonal ``Lambda > 0`` with ``2 Lambda - Lambda D11 - D11' Lambda > 0``, or None.
+
+    Solves the small SDP "maximise t subject to ``2 Lambda - Lambda D11 - D11' Lambda >= t I``,
+    ``trace(Lambda) = q``, ``Lambda >= 1e-6``" with cvxpy (Clarabel, then SCS), and returns its
+    Lambda only if :func:`well_posedness_margin` confirms it in float64.
+
+    Parameters
+    ----------
+    D11 : array_like, shape (q, q)
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The diagonal of Lambda (shape (q,)), or None when the SDP finds none.
+    """
+    import cvxpy as cp
+
+    D = np.asarray(D11, dtype=np.float64)
+    q = D.shape[0]
+    lam = cp.Variable(q)
+    t = cp.Variable()
+    L = cp.diag(lam)
+    S = cp.Variable((q, q), symmetric=True)
+    M = 2 * L - L @ D - D.T @ L
+    cons = [S == 0.5 * (M + M.T) - t * np.eye(q), S >> 0, lam >= 1e-6, cp.sum(lam) == q, t <= 1.0]
+    prob = cp.Problem(cp.Maximize(t), cons)
+    for solver in ("CLARABEL", "SCS"):
+        try:
+            prob.solve(solver=solver)
+        except Exception:  # a missing or failing solver: try the next
+            continue
+        if lam.value is not None and prob.status in ("optimal", "optimal_inaccurate"):
+            cand = np.maximum(np.asarray(lam.value, dtype=np.float64), 1e-12)
+            if well_posedness_margin(D, cand) > MIN_WELL_POSEDNESS_MARGIN:
+                return cand
+    return None
+
+
+def _acyclic_levels(D11: np.ndarray):
+    """The neurons as blocks that read only earlier blocks through D11, or None if they form a cycle."""
+    reads = D11 != 0
+    left = np.ones(D11.shape[0], dtype=bool)
+    levels = []
+    while left.any():
+        ready = left & ~(reads & left[None, :]).any(axis=1)
+        if not ready.any():
+            return None
+        levels.append(np.flatnonzero(ready))
+        left &= ~ready
+    return tuple(levels)
+
+
+@dataclass(frozen=True)
+class _D11Structure:
+    """How a model's neurons are evaluated (see the Notes of :class:`ImplicitRNN`)."""
+
+    kind: str                      # "zero", "acyclic" or "general"
+    levels: tuple = ()             # "acyclic": blocks of neurons in evaluation order
+    lam: np.ndarray | None = None  # "general": the multiplier that proves well-posedness
+
+    @classmethod
+    def of(cls, D11: np.ndarray, given) -> "_D11Structure":
+        if not D11.any():
+            return cls("zero")
+        levels = _acyclic_levels(D11)
+        if levels is not None:
+            return cls("acyclic", levels=levels)
+        tried = []
+        candidates = [] if given is None else [("the given well_posed_multiplier", lambda: given)]
+        candidates += [("Lambda = I", lambda: np.ones(D11.shape[0])),
+                       ("an SDP for Lambda (find_well_posed_multiplier)",
+                        lambda: find_well_posed_multiplier(D11))]
+        for what, make in candidates:
+            lam = make()
+            if lam is None:
+                tried.append(f"{what}: none found")
+                continue
+            margin = well_posedness_margin(D11, lam)
+            if margin > MIN_WELL_POSEDNESS_MARGIN:
+                return cls("general", lam=np.array(lam, dtype=np.float64))
+            tried.append(f"{what}: margin {margin:.3g}")
+        raise ValueError(
+            f"D11: the equilibrium w = sigma(C1 x + D11 w + D12 u + bv) is not known to be well-posed: "
+            f"D11 is not strictly lower triangular in any order of the neurons (they read each other in a "
+            f"cycle), and no diagonal Lambda > 0 with 2 Lambda - Lambda D11 - D11' Lambda > 0 was found "
+            f"(tried {'; '.join(tried)}; a margin > {MIN_WELL_POSEDNESS_MARGIN:g} is needed, see "
+            f"well_posedness_margin). Without it the equilibrium may not exist or not be unique. Pass "
+            f"well_posed_multiplier= a Lambda that proves it, or change D11.")
+
+
+def _fixed_point_residual(sigma, D, v0, w):
+    """``w - sigma(v0 + D w)`` row by row, with ``v``."""
+    v = v0 + w @ D.T
+    return w - sigma(v), v
+
+
+def _equilibrium_tolerance(D, v0, w):
+    """The accepted residual per row: EQUILIBRIUM_TOL_ULPS roundings of ``v = v0 + D w``."""
+    return EQUILIBRIUM_TOL_ULPS * _EPS * (1.0 + np.max(np.abs(v0) + np.abs(w) @ np.abs(D).T, axis=1))
+
+
+def _newton(sigma, D, v0, w):
+    """Semismooth Newton steps on ``w - sigma(v0 + D w) = 0`` with a backtracking line search:
+    each row takes the longest of the steps 1, 1/2, ..., 1/2^10 that lowers its residual, and
+    stops when none does."""
+    r, v = _fixed_point_residual(sigma, D, v0, w)
+    rn = np.max(np.abs(r), axis=1)
+    active = np.ones(len(w), dtype=bool)
+    eye = np.eye(D.shape[0])
+    for _ in range(_NEWTON_ITER):
+        active &= rn > _equilibrium_tolerance(D, v0, w)
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        J = eye - sigma.derivative(v[rows])[:, :, None] * D[None]
+        try:
+            step = np.linalg.solve(J, r[rows][..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            break
+        todo = np.ones(rows.size, dtype=bool)
+        for t in 0.5 ** np.arange(11):
+            sel = np.flatnonzero(todo)
+            wn = w[rows[sel]] - t * step[sel]
+            rn_new, vn = _fixed_point_residual(sigma, D, v0[rows[sel]], wn)
+            nn = np.max(np.abs(rn_new), axis=1)
+            better = np.isfinite(nn) & (nn < rn[rows[sel]])
+            idx = rows[sel[better]]
+            w[idx], r[idx], v[idx], rn[idx] = wn[better], rn_new[better], vn[better], nn[better]
+            todo[sel[better]] = False
+            if not todo.any():
+                break
+        active[rows[todo]] = False
+    return w, rn
+
+
+def _splitting(sigma, D, v0, w, target, max_iter):
+    """Douglas-Rachford splitting for ``0 in (sigma^-1 - I)(w) + (I - D) w - v0`` (unit step).
+
+    Both operators are monotone in the inner product weighted by a Lambda that proves
+    well-posedness (the first is diagonal), the second strongly, so the iteration converges from
+    any start whatever Lambda is (it is not needed to run it). With unit step the two resolvents
+    are ``z -> (2I - D)^-1 (z + v0)`` and ``sigma`` itself. Runs until the iterates move by at
+    most ``target`` (per row) or ``max_iter`` iterations.
+    """
+    M = np.linalg.inv(2.0 * np.eye(D.shape[0]) - D).T
+    z = w @ (2.0 * np.eye(D.shape[0]) - D).T - v0
+    for _ in range(max_iter):
+        w = (z + v0) @ M
+        y = sigma(2.0 * w - z)
+        moved = np.max(np.abs(y - w), axis=1)
+        z = z + y - w
+        if np.all(moved <= target):
+            break
+    return (z + v0) @ M
+
+
+def _solve_equilibrium(sigma, D, v0, w):
+    """``w = sigma(v0 + D w)`` per row to float64 accuracy (the Notes of :class:`ImplicitRNN`).
+
+    Newton with a line search first; rows where it stalls go through Douglas-Rachford
+    splitting (globally convergent), first to about sqrt(eps) and then to the tolerance, each
+    stage followed by Newton polishing.
+    """
+    w, rn = _newton(sigma, D, v0, w)
+    for stage in (np.sqrt(_EPS), _EPS):
+        bad = np.flatnonzero(rn > _equilibrium_tolerance(D, v0, w))
+        if bad.size == 0:
+            return w
+        vb = v0[bad]
+        size = np.max(np.abs(vb), axis=1) + np.max(np.abs(w[bad]), axis=1) * np.abs(D).sum(1).max()
+        target = stage * (1.0 + size)
+        wb = _splitting(sigma, D, vb, w[bad], target, _SPLITTING_ITER)
+        wb, rnb = _newton(sigma, D, vb, wb)
+        w[bad], rn[bad] = wb, rnb
+    tol = _equilibrium_tolerance(D, v0, w)
+    if np.any(rn > tol):
+        worst = int(np.argmax(rn / tol))
+        raise RuntimeError(
+            f"D11: the equilibrium w = sigma(C1 x + D11 w + D12 u + bv) was not solved to float64 accuracy: "
+            f"fixed-point residual {rn[worst]:.3g} > {tol[worst]:.3g} (Newton with a line search, then up to "
+            f"{_SPLITTING_ITER} Douglas-Rachford iterations, twice)")
+    return w

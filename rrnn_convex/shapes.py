@@ -17,3 +17,8 @@ BIAS_SHAPES = (("bx", "n"), ("bv", "q"), ("by", "p"))
 MATRIX_NAMES = tuple(name for name, _, _ in MATRIX_SHAPES)
 BIAS_NAMES = tuple(name for name, _ in BIAS_SHAPES)
 WEIGHT_FIELDS = MATRIX_NAMES + BIAS_NAMES
+#: optional matrix fields that are *not* in ``WEIGHT_FIELDS`` (so the sets, the linearisation,
+#: the checkpoints and the hash of models without them are unchanged): the equilibrium
+#: feedback ``D11`` (q x q) of ``v = C1 x + D11 w + D12 u + bv``; zero when absent
+OPTIONAL_MATRIX_SHAPES = (("D11", "q", "q"),)
+OPTIONAL_MATRIX_NAMES = tuple(name for name, _, _ in OPTIONAL_MATRIX_SHAPES)
