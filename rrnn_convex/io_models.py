@@ -20,6 +20,9 @@
   are read with ``torch.load(..., weights_only=True)``, so pickled modules are refused. Needs
   the ``torch`` extra.
 
+:func:`from_torch_rnn` imports a ``torch.nn.RNN`` with any number of stacked layers from Python
+(the layers become a block-lower-triangular ``D11``); files hold one layer only.
+
 Every model is converted to an :class:`~rrnn_convex.model.ImplicitRNN`; a certificate's model
 hash names that converted model, so the same file always gives the same hash. A file of the
 wrong kind raises ValueError saying what was found and what was expected; a missing file
@@ -34,10 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from ._io import check_input_file, reject_booleans, strict_json
+from ._validation import as_float_array
 from .errors import MissingDependency
 from .model import ImplicitRNN
 
-__all__ = ["LoadedModel", "load_any_model", "load_model_file", "MODEL_SUFFIXES"]
+__all__ = ["LoadedModel", "load_any_model", "load_model_file", "from_torch_rnn", "MODEL_SUFFIXES"]
 
 MODEL_SUFFIXES = (".npz", ".json", ".pt", ".pth")
 ELMAN_REQUIRED = ("W", "U", "activation")
@@ -281,3 +285,130 @@ def _load_torch(path: Path, nonlinearity: str | None) -> LoadedModel:
     ro = "Linear readout" if readout is not None else "no readout (output = hidden state)"
     src = "from the file" if file_nl else "given"
     return LoadedModel(model, "torch", f"torch.nn.RNN ({nl}, {src}) + {ro} from {path.name!r}")
+
+
+def from_torch_rnn(rnn, readout=None, nonlinearity: str | None = None) -> ImplicitRNN:
+    """Import a ``torch.nn.RNN`` with one or more stacked layers (relu or tanh), with an optional readout.
+
+    torch computes, for layers ``k = 1 .. L`` (all of hidden size H) and ``h^0_t = u_t``,
+    ``h^k_t = sigma(W_ih^k h^(k-1)_t + b_ih^k + W_hh^k h^k_(t-1) + b_hh^k)``, and the readout
+    acts on ``h^L_t``. The implicit form takes as state all layers' previous hidden states and
+    as neurons all layers' new ones, layer after layer:
+
+    * ``x[t] = (h^1_(t-1), ..., h^L_(t-1))`` (n = L H), ``w[t] = (h^1_t, ..., h^L_t)`` (q = L H);
+    * ``C1 = blockdiag(W_hh^1 .. W_hh^L)``, ``D12 = [W_ih^1; 0]``, ``bv`` the summed biases;
+    * ``D11`` block-lower-triangular: block (k, k - 1) is ``W_ih^k`` (layer k reads layer k - 1
+      at the same time step), so the neurons are evaluated layer by layer
+      (:attr:`~rrnn_convex.model.ImplicitRNN.neuron_levels`), no equilibrium is solved;
+    * ``B1 = I``, ``F = 0``, ``B2 = 0``, ``C2 = 0``, ``D21 = [0 .. 0  C]``, ``by`` the readout's bias.
+
+    Simulating from ``x0 = h_0.transpose(1, 0, 2).reshape(batch, L * H)`` (torch's ``h_0`` has
+    shape (L, batch, H)) reproduces torch's outputs; ``batch_first`` does not matter for the
+    weights. With one layer the result equals :meth:`ImplicitRNN.from_torch_rnn
+    <rrnn_convex.model.ImplicitRNN.from_torch_rnn>` (``D11 = 0``). Dropout between layers acts
+    only in training mode and is ignored. Requires the ``torch`` extra.
+
+    Parameters
+    ----------
+    rnn : torch.nn.RNN or dict
+        The module (unidirectional, no projection) or its ``state_dict`` (keys
+        ``weight_ih_l<k>``, ``weight_hh_l<k>``, optional ``bias_ih_l<k>``, ``bias_hh_l<k>``).
+    readout : torch.nn.Linear, dict, tuple or None
+        The readout of the last layer, its state_dict, a pair ``(C, by)``, or None (output = the
+        last layer's hidden state).
+    nonlinearity : {"relu", "tanh"}, optional
+        Overrides the module's; needed for a state_dict (default "tanh", torch's default).
+
+    Returns
+    -------
+    ImplicitRNN
+
+    Raises
+    ------
+    rrnn_convex.errors.MissingDependency
+        torch is not installed (an ImportError).
+    ValueError
+        A bidirectional module or one with ``proj_size``, an unknown nonlinearity, missing,
+        unexpected or non-consecutive layer keys, or shapes that do not fit.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MissingDependency(_TORCH_HINT) from None
+    if hasattr(rnn, "state_dict"):
+        if getattr(rnn, "bidirectional", False):
+            raise ValueError("rnn: bidirectional torch.nn.RNN is not supported (the model is causal)")
+        if getattr(rnn, "proj_size", 0):
+            raise ValueError("rnn: torch.nn.RNN with proj_size is not supported")
+        nonlinearity = nonlinearity or getattr(rnn, "nonlinearity", None)
+        sd = dict(rnn.state_dict())
+    else:
+        sd = dict(rnn)
+    nonlinearity = nonlinearity or "tanh"
+    if nonlinearity not in ("relu", "tanh"):
+        raise ValueError(f"nonlinearity: torch.nn.RNN supports 'relu' or 'tanh', got {nonlinearity!r}")
+    pattern = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
+    unexpected = sorted(k for k in sd if not pattern.fullmatch(k))
+    if unexpected:
+        raise ValueError(f"rnn: unexpected keys {unexpected} in a torch.nn.RNN state_dict (expected "
+                         f"weight_ih_l<k>, weight_hh_l<k> and optionally bias_ih_l<k>, bias_hh_l<k>)")
+    layers = sorted({int(pattern.fullmatch(k).group(2)) for k in sd})
+    if not layers or layers != list(range(len(layers))):
+        raise ValueError(f"rnn: expected layers 0 .. L-1 (keys *_l0, *_l1, ...), got the keys {sorted(sd)}")
+
+    def arr(x, name, ndim=None):
+        if hasattr(x, "detach"):
+            x = x.detach().cpu().double().numpy()
+        return as_float_array(x, name, ndim=ndim)
+
+    W_hh, W_ih, b = [], [], []
+    for k in layers:
+        for key in (f"weight_ih_l{k}", f"weight_hh_l{k}"):
+            if key not in sd:
+                raise ValueError(f"rnn: state_dict lacks {key} (keys: {sorted(sd)})")
+        Whh = arr(sd[f"weight_hh_l{k}"], f"weight_hh_l{k}", ndim=2)
+        Wih = arr(sd[f"weight_ih_l{k}"], f"weight_ih_l{k}", ndim=2)
+        H = W_hh[0].shape[0] if k else Whh.shape[0]
+        if Whh.shape != (H, H):
+            raise ValueError(f"weight_hh_l{k}: expected shape ({H}, {H}), got {Whh.shape}")
+        if Wih.shape[0] != H or (k and Wih.shape[1] != H):
+            expected = f"({H}, m)" if k == 0 else f"({H}, {H})"
+            raise ValueError(f"weight_ih_l{k}: expected shape {expected}, got {Wih.shape}")
+        bias = np.zeros(H)
+        for key in (f"bias_ih_l{k}", f"bias_hh_l{k}"):
+            if key in sd:
+                bk = arr(sd[key], key)
+                if bk.shape != (H,):
+                    raise ValueError(f"{key}: expected shape ({H},), got {bk.shape}")
+                bias = bias + bk
+        W_hh.append(Whh)
+        W_ih.append(Wih)
+        b.append(bias)
+    L, H, m = len(layers), W_hh[0].shape[0], W_ih[0].shape[1]
+    n = q = L * H
+    if readout is None:
+        C, by = np.eye(H), np.zeros(H)
+    elif isinstance(readout, (tuple, list)):
+        C = arr(readout[0], "readout[0] (C)")
+        no_bias = len(readout) < 2 or readout[1] is None
+        by = np.zeros(C.shape[0]) if no_bias else arr(readout[1], "readout[1] (by)")
+    else:
+        rsd = readout.state_dict() if hasattr(readout, "state_dict") else readout
+        if "weight" not in rsd:
+            raise ValueError(f"readout: expected a torch.nn.Linear or its state_dict, got keys {sorted(rsd)}")
+        C = arr(rsd["weight"], "readout.weight")
+        by = arr(rsd["bias"], "readout.bias") if rsd.get("bias") is not None else np.zeros(C.shape[0])
+    if C.ndim != 2 or C.shape[1] != H:
+        raise ValueError(f"readout: expected a weight of shape (p, {H}), got {C.shape}")
+    p = C.shape[0]
+    C1 = np.zeros((q, n))
+    D11 = np.zeros((q, q))
+    for k in range(L):
+        C1[k * H:(k + 1) * H, k * H:(k + 1) * H] = W_hh[k]
+        if k > 0:
+            D11[k * H:(k + 1) * H, (k - 1) * H:k * H] = W_ih[k]
+    D12 = np.vstack([W_ih[0], np.zeros((q - H, m))])
+    D21 = np.hstack([np.zeros((p, q - H)), C])
+    return ImplicitRNN(E=np.eye(n), F=np.zeros((n, n)), B1=np.eye(n), B2=np.zeros((n, m)), C1=C1, D11=D11,
+                       D12=D12, bv=np.concatenate(b), C2=np.zeros((p, n)), D21=D21, D22=np.zeros((p, m)),
+                       by=by, activation=nonlinearity)
