@@ -64,7 +64,7 @@ def scale_refusal(model: ImplicitRNN) -> str:
     N = model.n + model.q + model.m + model.p
     tops = {}
     for name in ("E", "F", "B1", "B2", "C1", "D11", "D12", "C2", "D21", "D22"):
-        X = np.abs(np.asarray(getattr(model, name, np.zeros(0)), dtype=np.float64))
+        X = np.abs(np.asarray(getattr(model, name), dtype=np.float64))
         if X.size:
             tops[name] = float(np.ldexp(X.max(), k)) if name in ("E", "F", "B1", "B2") else float(X.max())
     name = max(tops, key=tops.get)

@@ -374,7 +374,7 @@ def model_operands(model, Q, lam, *, bounded: bool = False, equation_exponent: i
 
 
 def model_D11(model) -> np.ndarray | None:
-    """The model's equilibrium weight D11 as float64, or None when it is absent or all zero.
+    """The model's equilibrium weight D11 as float64, or None when it is all zero.
 
     A zero D11 is returned as None so that every builder makes exactly (bit for bit) the matrix
     of a model without the equilibrium term.
@@ -388,10 +388,7 @@ def model_D11(model) -> np.ndarray | None:
     numpy.ndarray or None
         D11, shape (q, q), when it has a nonzero entry; otherwise None.
     """
-    D11 = getattr(model, "D11", None)  # bridge until ImplicitRNN has the field
-    if D11 is None:
-        return None
-    D11 = np.asarray(D11, dtype=np.float64)
+    D11 = np.asarray(model.D11, dtype=np.float64)
     return D11 if np.any(D11 != 0.0) else None
 
 

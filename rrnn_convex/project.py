@@ -42,6 +42,7 @@ from . import solvers as _solvers
 from ._validation import check_scalar
 from .certify import DEFAULT_TIME_LIMIT, Certificate
 from .errors import NotCertifiable
+from .lmi import model_D11
 from .model import ImplicitRNN
 from .certify import AUTO_MIN_SIZE
 from .sets import MATRIX_NAMES, Contracting, GainBounded, ModelSet
@@ -188,8 +189,9 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
         An unknown ``norm``, both ``gamma`` and ``target``, a ``target`` that is not a
         constrained set, an unknown weight name in ``fixed`` or ``weights``, a non-positive
         ``gamma``, factor or ``time_limit``, a model whose dimensions or structure the set
-        refuses, ``gamma <= ||D22||_2`` with D22 fixed, or a problem that the last solver
-        reports infeasible.
+        refuses, ``gamma <= ||D22||_2`` with D22 fixed, a model with D11 != 0 and a target
+        set without the equilibrium term (only Theta / Theta_gamma have it; D11 is then held
+        fixed like C1 and D12), or a problem that the last solver reports infeasible.
     NotCertifiable
         No margin gave a model that passes the rigorous check, or the time limit was reached
         (a RuntimeError).
@@ -224,6 +226,9 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
                                f"raise time_limit to try longer")
         return left
 
+    if model_D11(model) is not None and not target.uses_multiplier:
+        raise ValueError(f"model: the {target.name} set has no equilibrium term, so a model with "
+                         f"D11 != 0 can be neither a member nor projected onto it (D11 would be dropped)")
     base = model.explicit() if norm == "normalized" else model
 
     target.check_dims(model.dims)
@@ -244,6 +249,9 @@ def project(model: ImplicitRNN, gamma: float | None = None, *, norm: str = "norm
     if target.uses_multiplier:
         hold |= {"C1", "D12"}
     fixed_arrays = {k: getattr(base, k) for k in hold}
+    D11 = model_D11(base)
+    if D11 is not None:
+        fixed_arrays["D11"] = D11  # held, like C1 and D12: Lambda D11 stays linear
     sequence = projection_solvers(solver, base.dims)
     last_reason = ""
     for margin in margins:

@@ -37,7 +37,7 @@ from ._validation import as_float_array, check_scalar
 from .activations import Activation, get_activation
 from .certify import Certificate, certify
 from .errors import NotCertifiable
-from .lmi import cirnn_lmi, lifted_lmi, srnn_lmi
+from .lmi import cirnn_lmi, lifted_lmi, model_D11, srnn_lmi
 from .model import ImplicitRNN
 from .scaling import ChannelScaling
 from .shapes import MATRIX_NAMES, MATRIX_SHAPES
@@ -72,7 +72,10 @@ class SetVariables:
         The names of the weights that are cvxpy Variables, in storage order.
     extra : dict
         ``"Ct"`` (q, n) and, for Theta_gamma, ``"Dt"`` (q, m) under ``free_C1``: Variables, or
-        ``Lambda C1`` (``Lambda D12``) expressions when C1 (D12) is fixed. Empty otherwise.
+        ``Lambda C1`` (``Lambda D12``) expressions when C1 (D12) is fixed. The equilibrium term
+        (Theta / Theta_gamma): ``"D11"`` (q, q), the fixed array, or ``"Dt11"`` (q, q), the
+        variable ``Lambda D11`` of a set built with ``equilibrium=True`` under ``free_C1``.
+        Empty otherwise.
     """
 
     params: dict
@@ -121,7 +124,8 @@ class SetVariables:
         -------
         ImplicitRNN
             Every weight in ``params`` that is not None at its value; under ``free_C1``,
-            ``C1 = Ct / lambda`` (and ``D12 = Dt / lambda``) row by row.
+            ``C1 = Ct / lambda`` (and ``D12 = Dt / lambda``, ``D11 = Dt11 / lambda``) row by row;
+            a fixed ``extra["D11"]`` as given.
 
         Raises
         ------
@@ -140,6 +144,12 @@ class SetVariables:
             vals["C1"] = np.asarray(self.extra["Ct"].value) / lam[:, None]
             if "Dt" in self.extra:
                 vals["D12"] = np.asarray(self.extra["Dt"].value) / lam[:, None]
+            if "Dt11" in self.extra:
+                vals["D11"] = np.asarray(self.extra["Dt11"].value) / lam[:, None]
+                # the set's dw block 2 Lam - Dt11 - Dt11' > 0 makes lam the model's proof of well-posedness
+                vals["well_posed_multiplier"] = lam
+        if "D11" in self.extra:
+            vals["D11"] = np.asarray(self.extra["D11"], dtype=np.float64)
         return ImplicitRNN(**vals, **(biases or {}), activation=activation)
 
 
@@ -240,6 +250,9 @@ class ModelSet:
     name_options: tuple[str, ...] = ()
     #: the registered name of the same set with a gain bound (Theta -> Theta_gamma), if any
     gain_bounded: str | None = None
+    #: names besides the weight fields that ``build``'s ``fixed`` accepts (``"D11"`` for Theta /
+    #: Theta_gamma, whose LMI has the equilibrium term)
+    optional_fixed: tuple[str, ...] = ()
 
     def __init__(self, margin: float = 1e-6, parametrization: str = "fixed_C1"):
         self.margin = check_scalar(margin, "margin", low=0.0, low_inclusive=True)
@@ -468,9 +481,10 @@ class ModelSet:
         shapes = {"n": n, "q": q, "m": m, "p": p}
         self.check_dims(shapes)
         fixed = dict(fixed or {})
-        unknown = set(fixed) - set(MATRIX_NAMES)
+        unknown = set(fixed) - set(MATRIX_NAMES) - set(self.optional_fixed)
         if unknown:
-            raise ValueError(f"fixed: unknown weight names {sorted(unknown)}; expected some of {MATRIX_NAMES}")
+            raise ValueError(f"fixed: unknown weight names {sorted(unknown)}; expected some of "
+                             f"{MATRIX_NAMES + self.optional_fixed}")
         forced = self.structure(shapes)
         free_c1 = self.uses_multiplier and self.parametrization == "free_C1"
         params, free = {}, []
@@ -659,12 +673,17 @@ class _LMISet(ModelSet):
     gamma) free."""
 
     uses_multiplier = True
+    optional_fixed = ("D11",)
 
-    def __init__(self, margin: float = 1e-6, parametrization: str = "fixed_C1", scaling=None):
+    def __init__(self, margin: float = 1e-6, parametrization: str = "fixed_C1", scaling=None,
+                 equilibrium: bool = False):
         super().__init__(margin, parametrization)
         if scaling is not None and not isinstance(scaling, ChannelScaling):
             raise TypeError(f"scaling: expected a ChannelScaling or None, got {type(scaling).__name__}")
         self.scaling = scaling
+        if not isinstance(equilibrium, (bool, np.bool_)):
+            raise TypeError(f"equilibrium: expected a bool, got {type(equilibrium).__name__}")
+        self.equilibrium = bool(equilibrium)
 
     def check_dims(self, dims):
         """Check the input and output counts against the scaling, if any.
@@ -703,6 +722,9 @@ class _LMISet(ModelSet):
             is none.
         """
         fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
+        D11 = model_D11(model)
+        if D11 is not None:
+            fixed["D11"] = D11
         t = cp.Variable(name="t")
         sv = self.replace(margin=t, parametrization="free_C1").build(model.dims, model.activation, fixed=fixed)
         lam = sv.cert["lam"]
@@ -780,12 +802,24 @@ class _LMISet(ModelSet):
             Its slope bounds ``alpha``, ``beta`` enter the LMI.
         fixed : dict
             Under ``free_C1``, a fixed C1 (D12) gives ``Ct = Lambda C1`` (``Dt = Lambda D12``)
-            instead of a variable.
+            instead of a variable. ``fixed["D11"]``: the equilibrium term held at that array
+            (``Lambda D11`` is linear in Lambda under either parametrisation).
 
         Raises
         ------
         ValueError
-            Under ``free_C1``, if ``act.alpha * act.beta != 0``.
+            Under ``free_C1``, if ``act.alpha * act.beta != 0``; a malformed ``fixed["D11"]``;
+            ``equilibrium=True`` without a fixed D11 under ``fixed_C1`` (``Lambda D11`` would be
+            bilinear).
+
+        Notes
+        -----
+        The equilibrium term ``v = C1 x + D11 w + D12 u + bv`` changes only the S-procedure
+        blocks (:func:`~rrnn_convex.lmi.sector_blocks`): for slope bounds [0, 1] the dw block
+        becomes ``2 Lambda - Lambda D11 - D11' Lambda``. As in the REN's convex
+        parametrisation, the variable is ``Dt11 = Lambda D11`` (``sv.extra["Dt11"]``), so the
+        set stays convex, and ``D11 = Lambda^-1 Dt11``. A set without ``equilibrium`` and
+        without ``fixed["D11"]`` builds exactly the LMI of a model without D11.
         """
         n, q, m = dims["n"], dims["q"], dims["m"]
         params = sv.params
@@ -802,6 +836,7 @@ class _LMISet(ModelSet):
             LC1, LD12 = sv.extra["Ct"], sv.extra.get("Dt")
         else:
             LC1, LD12 = Lam @ params["C1"], Lam @ params["D12"]
+        D11, LD11 = self._equilibrium_operands(sv, fixed, Lam, q)
         sv.cert.update({"P": cp.Variable((n, n), symmetric=True, name="P"), "lam": lam})
         g = None
         if self.gain:
@@ -809,8 +844,26 @@ class _LMISet(ModelSet):
             sv.cert["gamma"] = g
         M = lifted_lmi(E=params["E"], F=params["F"], B1=params["B1"], P=sv.cert["P"], Lam=Lam,
                        LC1=LC1, C1=params["C1"], **self._gain_operands(params, LD12), gamma=g,
-                       alpha=act.alpha, beta=act.beta)
+                       alpha=act.alpha, beta=act.beta, LD11=LD11, D11=D11)
         sv.constraints.append(_psd(M, self.margin))
+
+    def _equilibrium_operands(self, sv, fixed, Lam, q) -> tuple:
+        """``(D11, Lambda D11)`` of the LMI: a fixed D11, the variable Dt11, or (None, None)."""
+        if "D11" in fixed:
+            D11 = as_float_array(fixed["D11"], "fixed['D11']", ndim=2)
+            if D11.shape != (q, q):
+                raise ValueError(f"fixed['D11']: expected shape {(q, q)}, got {D11.shape}")
+            sv.extra["D11"] = D11
+            if not np.any(D11 != 0.0):
+                return None, None  # exactly the LMI without the term
+            return D11, Lam @ D11
+        if not self.equilibrium:
+            return None, None
+        if self.parametrization != "free_C1":
+            raise ValueError("equilibrium: a free D11 needs parametrization='free_C1' (the variable is "
+                             "Dt11 = Lambda D11); under fixed_C1 give D11 in `fixed`")
+        sv.extra["Dt11"] = cp.Variable((q, q), name="Dt11")
+        return None, sv.extra["Dt11"]
 
 
 @register("theta")
@@ -831,6 +884,9 @@ class Contracting(_LMISet):
         stays an ordinary variable: the contraction LMI does not involve it).
     scaling : ChannelScaling, optional
         Checked against the dimensions only.
+    equilibrium : bool
+        Models with the equilibrium term D11 as a variable (``Dt11 = Lambda D11``; needs
+        ``free_C1``). A D11 given in ``build``'s ``fixed`` is used in either case.
 
     Raises
     ------
@@ -867,6 +923,9 @@ class GainBounded(_LMISet):
         ``Dt = Lambda D12``.
     scaling : ChannelScaling, optional
         The physical units in which ``gamma`` bounds the gain (None: the model's own).
+    equilibrium : bool
+        Models with the equilibrium term D11 as a variable (``Dt11 = Lambda D11``; needs
+        ``free_C1``). A D11 given in ``build``'s ``fixed`` is used in either case.
 
     Raises
     ------
@@ -882,8 +941,8 @@ class GainBounded(_LMISet):
     name_options = ("margin", "parametrization", "scaling")
 
     def __init__(self, gamma: float | None = None, margin: float = 1e-6, parametrization: str = "fixed_C1",
-                 scaling=None):
-        super().__init__(margin, parametrization, scaling)
+                 scaling=None, equilibrium: bool = False):
+        super().__init__(margin, parametrization, scaling, equilibrium)
         self.gamma = None if gamma is None else check_scalar(gamma, "gamma", low=0.0)
 
 
