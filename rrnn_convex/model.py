@@ -633,6 +633,41 @@ class ImplicitRNN:
                    C1=W, D12=U, bv=b, C2=np.zeros((p, n)), D21=C, D22=np.zeros((p, m)), by=by,
                    activation=nonlinearity)
 
+    def to_torch(self):
+        """The model as a ``torch.nn.Module`` (float64, batch-first, explicit initial state).
+
+        The module holds the explicit form (docs/design.md section 2.2) as float64 parameters
+        ``A, B1, B2, bx`` (``E^-1 F``, ``E^-1 B1``, ...), ``C1, D11, D12, bv, C2, D21, D22, by``
+        and computes, for ``u`` of shape (batch, T, m) and ``x0`` of shape (batch, n) (zeros
+        when omitted), ``forward(u, x0) -> (y, x_T)`` with ``y`` of shape (batch, T, p) and the
+        final state ``x_T`` of shape (batch, n), the outputs of :meth:`simulate` (to rounding).
+        The neurons are evaluated as in :meth:`neurons`: directly for a zero D11, level by
+        level for an acyclic one (both differentiable by autograd), and for a general D11 by
+        solving the equilibrium in float64 with the same solver (from the current parameter
+        values, without gradient) followed by one Newton correction
+        ``w = w* - J^-1 (w* - sigma(v0 + D11 w*))``, ``J = I - diag(sigma'(v)) D11`` held
+        constant, whose value is ``w*`` and whose gradient is the implicit-function one. Needs
+        the ``torch`` extra.
+
+        Returns
+        -------
+        torch.nn.Module
+            A new module; changing its parameters does not change this model.
+
+        Raises
+        ------
+        rrnn_convex.errors.MissingDependency
+            torch is not installed (an ImportError).
+        """
+        try:
+            import torch
+        except ImportError:
+            from .errors import MissingDependency
+            raise MissingDependency(
+                "to_torch needs PyTorch: install it with `pip install rrnn_convex[torch]` "
+                "(on this project's machines: `pip install torch==2.13.0`)") from None
+        return _torch_module(torch, self)
+
     # ----------------------------------------------------------------- files
     def save(self, path, *, meta: dict | None = None) -> Path:
         """Write the model to ``path`` (``.npz``) atomically; returns the path written.
@@ -1039,3 +1074,85 @@ def _solve_equilibrium(sigma, D, v0, w):
             f"fixed-point residual {rn[worst]:.3g} > {tol[worst]:.3g} (Newton with a line search, then up to "
             f"{_SPLITTING_ITER} Douglas-Rachford iterations, twice)")
     return w
+
+
+# ---------------------------------------------------------------------- torch export
+def _torch_activation(torch, act: Activation):
+    """The activation as a function of torch tensors."""
+    if act.name == "relu":
+        return torch.relu
+    if act.name == "tanh":
+        return torch.tanh
+    if act.name == "sigmoid":
+        return lambda v: 0.5 * (1.0 + torch.tanh(0.5 * v))  # as the numpy version computes it
+    if act.name == "leaky_relu":
+        return lambda v: torch.where(v >= 0.0, v, act.slope * v)
+    if act.name == "identity":
+        return lambda v: v
+    raise ValueError(f"activation: unknown name {act.name!r}")
+
+
+def _torch_module(torch, model: "ImplicitRNN"):
+    """The ``torch.nn.Module`` of :meth:`ImplicitRNN.to_torch`."""
+    nn = torch.nn
+    A, B1h, B2h, bxh = model._explicit_matrices()
+    arrays = {"A": A, "B1": B1h, "B2": B2h, "bx": bxh, "C1": model.C1, "D11": model.D11, "D12": model.D12,
+              "bv": model.bv, "C2": model.C2, "D21": model.D21, "D22": model.D22, "by": model.by}
+    activation, kind = model.activation, model.d11_kind
+    levels = [torch.as_tensor(level, dtype=torch.long) for level in model.neuron_levels]
+    order = torch.as_tensor(np.argsort(np.concatenate(model.neuron_levels)) if levels else np.arange(model.q))
+
+    class ImplicitRNNModule(nn.Module):
+        """An :class:`~rrnn_convex.model.ImplicitRNN` in explicit form; see ``ImplicitRNN.to_torch``."""
+
+        def __init__(self):
+            super().__init__()
+            for name, value in arrays.items():
+                tensor = torch.tensor(np.array(value), dtype=torch.float64)
+                self.register_parameter(name, nn.Parameter(tensor))
+            self.sigma = _torch_activation(torch, activation)
+            self.n, self.q, self.m, self.p = model.n, model.q, model.m, model.p
+
+        def neurons(self, v0, w_prev=None):
+            """w = sigma(v0 + D11 w) for v0 of shape (batch, q)."""
+            if kind == "zero":
+                return self.sigma(v0)
+            if kind == "acyclic":
+                parts, done = [], []
+                for idx in levels:
+                    v = v0[:, idx]
+                    if done:
+                        prev = torch.cat(done)
+                        v = v + torch.cat(parts, dim=1) @ self.D11[idx][:, prev].T
+                    parts.append(self.sigma(v))
+                    done.append(idx)
+                return torch.cat(parts, dim=1)[:, order]
+            D = self.D11.detach().cpu().numpy()
+            v0n = v0.detach().cpu().numpy()
+            start = activation(v0n) if w_prev is None else w_prev.detach().cpu().numpy().copy()
+            w_star = _solve_equilibrium(activation, D, v0n, start)
+            J = np.eye(self.q) - activation.derivative(v0n + w_star @ D.T)[:, :, None] * D[None]
+            ws = torch.as_tensor(w_star, dtype=v0.dtype)
+            r = ws - self.sigma(v0 + ws @ self.D11.T)
+            return ws - torch.linalg.solve(torch.as_tensor(J, dtype=v0.dtype), r.unsqueeze(-1)).squeeze(-1)
+
+        def forward(self, u, x0=None):
+            """Outputs (batch, T, p) and the final state (batch, n) for inputs u (batch, T, m)."""
+            u = torch.as_tensor(u, dtype=torch.float64)
+            if u.dim() != 3 or u.shape[2] != self.m:
+                raise ValueError(f"u: expected shape (batch, T, {self.m}), got {tuple(u.shape)}")
+            batch, T, _ = u.shape
+            x = torch.zeros(batch, self.n, dtype=torch.float64) if x0 is None else \
+                torch.as_tensor(x0, dtype=torch.float64).expand(batch, self.n)
+            vu = u @ self.D12.T + self.bv
+            xu = u @ self.B2.T + self.bx
+            yu = u @ self.D22.T + self.by
+            ys, w = [], None
+            for t in range(T):
+                w = self.neurons(x @ self.C1.T + vu[:, t], w)
+                ys.append(x @ self.C2.T + w @ self.D21.T + yu[:, t])
+                x = x @ self.A.T + w @ self.B1.T + xu[:, t]
+            y = torch.stack(ys, dim=1) if ys else torch.zeros(batch, 0, self.p, dtype=torch.float64)
+            return y, x
+
+    return ImplicitRNNModule()
