@@ -264,7 +264,7 @@ class ImplicitRNN:
         Returns
         -------
         ImplicitRNN
-            The explicit form; C1, D12, C2, D21, D22, bv, by and the activation unchanged.
+            The explicit form; C1, D11, D12, C2, D21, D22, bv, by and the activation unchanged.
         """
         A, B1h, B2h, bxh = self._explicit_matrices()
         return replace(self, E=np.eye(self.n), F=A, B1=B1h, B2=B2h, bx=bxh)
