@@ -102,6 +102,7 @@ def rnn_adjoint(model: ImplicitRNN, ub, xs, g):
     lam_0 : numpy.ndarray
         dL/dx_0, (batch, n).
     """
+    model.require_zero_d11("the adjoint (rnn_adjoint)")
     A, B1h, _, _ = model._explicit_matrices()
     B, T = ub.shape[:2]
     v = xs[:, :T] @ model.C1.T + ub @ model.D12.T + model.bv

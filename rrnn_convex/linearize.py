@@ -313,6 +313,7 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
 
 def _checked(model: ImplicitRNN, u, y, x0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u, y, x0) as float64 arrays (B, T, m), (B, T, p), (B, n), each checked against the model."""
+    model.require_zero_d11("linearize")
     ub, _ = model.check_input(u)
     yb = as_float_array(y, "y", ndim=(2, 3))
     if yb.ndim == 2:
@@ -351,6 +352,7 @@ def casadi_step(model: ImplicitRNN, layout: ParamLayout | None = None):
     casadi.Function
         Inputs ``x`` (n), ``u`` (m), ``theta`` (P); outputs ``x_next`` (n), ``y`` (p).
     """
+    model.require_zero_d11("casadi_step")
     import casadi as ca
     layout = ParamLayout.for_model(model) if layout is None else layout
     x, u, th = ca.SX.sym("x", model.n), ca.SX.sym("u", model.m), ca.SX.sym("theta", layout.size)

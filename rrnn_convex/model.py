@@ -408,6 +408,23 @@ class ImplicitRNN:
         """
         return self._d11.kind
 
+    def require_zero_d11(self, what: str) -> None:
+        """Refuse a nonzero D11 in code that does not model it yet (instead of a silently wrong result).
+
+        Parameters
+        ----------
+        what : str
+            The operation, for the message (e.g. ``"linearize"``).
+
+        Raises
+        ------
+        ValueError
+            If D11 is nonzero.
+        """
+        if self._d11.kind != "zero":
+            raise ValueError(f"model: {what} supports D11 = 0 only so far, got a nonzero D11 (kind {self._d11.kind!r}, "
+                             f"max |D11| = {float(np.max(np.abs(self.D11))):.3g})")
+
     @property
     def neuron_levels(self) -> tuple:
         """The neurons in evaluation order: a tuple of index arrays, each a block of neurons that read
