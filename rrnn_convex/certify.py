@@ -26,7 +26,7 @@ from .certificate import (  # noqa: F401 (re-exported: modules and tests import 
     certificate_from, infeasible_contraction_reason, linearised_radius)
 from .exact import ILL_CONDITIONED_E, ExactSearch  # noqa: F401 (ILL_CONDITIONED_E re-exported)
 from .kyp import KYPSearch
-from .lmi import equation_exponent, model_D11
+from .lmi import equation_exponent
 from .model import ImplicitRNN
 
 FORMULATIONS = ("auto", "lifted", "dense", "kyp")
@@ -187,8 +187,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     solver : str, optional
         ``"CLARABEL"`` (default), ``"SCS"`` or ``"MOSEK"``.
     formulation : {"auto", "dense", "lifted", "kyp"}
-        ``"auto"`` (default: ``"kyp"`` when ``n + q >= AUTO_MIN_SIZE`` = 32 and the model has no
-        equilibrium term D11, which the KYP path does not support; else ``"dense"``),
+        ``"auto"`` (default: ``"kyp"`` when ``n + q >= AUTO_MIN_SIZE`` = 32, else ``"dense"``),
         ``"dense"`` or ``"lifted"`` (the exact SDPs of :class:`~rrnn_convex.exact.FixedWeightSDP`),
         or ``"kyp"`` (:func:`certify_scalable`: the multipliers from a frequency-gridded KYP
         relaxation, the metric from a Riccati equation, no metric variable in any SDP; gamma
@@ -244,9 +243,7 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
     units = EquationUnits(model)
     unit = units.apply()
     if formulation == "auto":
-        # the KYP path does not support an equilibrium term D11 (kyp.KYPSearch refuses it)
-        large = unit.n + unit.q >= AUTO_MIN_SIZE
-        formulation = "kyp" if large and model_D11(unit) is None else "dense"
+        formulation = "kyp" if unit.n + unit.q >= AUTO_MIN_SIZE else "dense"
     if formulation == "kyp":
         cert = certify_scalable(unit, gamma, solver=solver, contraction_only=contraction_only,
                                 fallback=fallback, time_limit=time_limit)

@@ -44,6 +44,12 @@ Every matrix comes from :func:`~rrnn_convex.lmi.dissipation_lmi` (the single sou
 matrices): the constant, the per-neuron multiplier terms and the gamma terms are read off the
 builder by evaluating it at Qx = 0 and unit multipliers, then factored (rank <= 2 each).
 
+An equilibrium term D11 (``v = C1 x + D11 w + D12 u + bv``) needs nothing else: it changes only
+the S-procedure blocks of ``M(0, lam, g)`` (read off the builder like the rest; neuron i's
+coefficient is still a quadratic form in ``(dw_i, dv_i)``, rank <= 2), never ``K(Qx)``, so the
+KYP argument and the Riccati step are unchanged. (The interior-point method may fail to converge
+more often for large D11; the answer is then "not certified" with ``fallback_reason`` set.)
+
 The relaxation's optimum gamma_low (``attempts[-1]["lower_bound"]``, also in the reason) and the
 certified gamma bracket the exact SDP optimum (up to the margin eps ~ 1e-7 relative).
 
@@ -63,7 +69,7 @@ import scipy.linalg as sla
 from . import _blas
 from .certificate import Certificate, certificate_from, infeasible_contraction_reason
 from .interior_point import Blocks, herm, ipm, is_pd
-from .lmi import dissipation_lmi, model_D11, model_operands
+from .lmi import dissipation_lmi, model_operands
 from .model import ImplicitRNN
 from .riccati import kyp_metric
 
@@ -406,12 +412,6 @@ class KYPSearch:
             Verified (solver ``SOLVER_NAME``, formulation ``FORMULATION``), or "not certified";
             ``fallback_reason`` is set when the exact SDP may still decide.
         """
-        if model_D11(self.model) is not None:
-            # refused rather than trusted: the Riccati metric and the coefficient factoring have only
-            # been derived and tested for v = C1 x + D12 u; the exact SDP handles D11 (and certify
-            # runs it for such models)
-            return self._give_up("not certified by the KYP path: the model has an equilibrium term "
-                                 "D11 != 0, which this path does not support yet (the exact SDP does)")
         self.data = _AffineLMI(self.model, gain=self.mode != "contraction")
         self.attempts.append({"solver": SOLVER_NAME, "status": "setup", "mode": self.mode,
                               "seconds": time.perf_counter() - self.t_start})

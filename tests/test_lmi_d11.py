@@ -9,6 +9,7 @@ Claims tested, each in a way that a wrong sign of a D11 block would fail:
   pairs (a reference simulator written here, not the package's);
 * gamma >= the H-infinity norm of every linearisation (neurons at slope 0 or 1, solved through
   ``(I - Delta D11)^-1``);
+* the KYP path (frequency domain, Riccati metric) agrees with the exact SDP;
 * a D11 whose w-block ``2L - L D11 - D11'L`` is indefinite for every diagonal L leaves the LMI
   infeasible, and a certificate of the same weights without D11 does not verify with it;
 * D11 = 0 gives bit-identical matrices and certificates;
@@ -222,13 +223,15 @@ def test_certificate_without_d11_does_not_verify_for_the_model_with_it(certified
     assert not check.ok and "LMI" in check.reason
 
 
-def test_kyp_path_refuses_d11_and_falls_back_to_the_exact_sdp(certified_d11):
+def test_kyp_path_with_d11_agrees_with_the_exact_sdp(certified_d11):
+    """The KYP path reads D11's blocks off the same builder; without the exact fallback its
+    verified gamma is within its rtol (1e-3) above the exact SDP's."""
     _, _, model, cert = certified_d11
-    kyp = certify(model, formulation="kyp")
-    assert kyp.certified and "D11" in kyp.reason
-    assert kyp.gamma == pytest.approx(cert.gamma, rel=1e-6)
-    no_fallback = certify(model, formulation="kyp", fallback=False)
-    assert not no_fallback.certified and "D11" in no_fallback.reason
+    stacked, _ = _stacked_elman()
+    for m, exact in ((model, cert), (stacked, certify(stacked))):
+        kyp = certify(m, formulation="kyp", fallback=False)
+        assert kyp.certified and kyp.formulation == "kyp" and kyp.verify(m).ok, kyp.reason
+        assert exact.gamma * (1 - 1e-6) <= kyp.gamma <= exact.gamma * (1 + 2e-3)
 
 
 def test_lifted_formulation_agrees_with_dense_for_d11(certified_d11):
