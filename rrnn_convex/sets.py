@@ -563,10 +563,15 @@ class ModelSet:
         Returns
         -------
         list of str
-            The names of the differing weights (exact comparison).
+            The names of the differing weights (exact comparison), ``"D11"`` last when the set
+            has a structure (the Elman-like sets, which have no equilibrium term) and the
+            model's D11 is nonzero.
         """
         forced = self.structure(model.dims)
-        return [k for k, v in forced.items() if not np.array_equal(getattr(model, k), v)]
+        wrong = [k for k, v in forced.items() if not np.array_equal(getattr(model, k), v)]
+        if forced and model_D11(model) is not None:
+            wrong.append("D11")
+        return wrong
 
     def check_structure(self, model: ImplicitRNN) -> None:
         """Refuse a model without the set's structure.

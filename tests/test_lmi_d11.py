@@ -404,3 +404,14 @@ def test_project_keeps_d11_and_certifies_the_projection(certified_d11):
     assert out.certificate.verify(out.model).ok
     with pytest.raises(ValueError, match="equilibrium"):
         project(model, target=CIRNNSet())
+
+
+def test_elman_like_sets_do_not_contain_a_model_with_d11():
+    from rrnn_convex.sets import ElmanSet, SRNNSet
+
+    model, _ = _stacked_elman()
+    plain = replace(model, D11=np.zeros((model.q, model.q)))
+    for s in (SRNNSet(), ElmanSet()):
+        assert "D11" in s.structure_differences(model)
+        assert "D11" not in s.structure_differences(plain)
+    assert SRNNSet().membership(model) is None
