@@ -415,3 +415,37 @@ def test_elman_like_sets_do_not_contain_a_model_with_d11():
         assert "D11" in s.structure_differences(model)
         assert "D11" not in s.structure_differences(plain)
     assert SRNNSet().membership(model) is None
+
+
+def test_contraction_with_d11_and_the_linearisation_evidence():
+    from rrnn_convex.certificate import linearised_radius
+
+    base, D11 = _d11_model()
+    good = _with_d11(base, D11)
+    c = certify(good, contraction_only=True)
+    assert c.certified and c.gamma is None and c.verify(good).ok
+    # D11 = 0.95 I amplifies the all-active loop twentyfold: the linearisation at slope 1 is
+    # A + B1 (I - D11)^-1 C1 (computed here independently), with spectral radius > 1
+    bad = _with_d11(base, 0.95 * np.eye(base.q))
+    A1 = base.F + base.B1 @ np.linalg.solve(np.eye(base.q) - 0.95 * np.eye(base.q), base.C1)
+    rho = float(np.max(np.abs(np.linalg.eigvals(A1))))
+    assert rho > 1.0
+    assert linearised_radius(bad) == pytest.approx((rho, 1.0), rel=1e-12)
+    out = certify(bad, contraction_only=True)
+    assert not out.certified and out.reason.startswith("not contracting")
+
+
+def test_d11_with_a_general_e_and_another_representation():
+    """E != I: the exact SDP works in explicit coordinates, where D11 is unchanged; the gamma of
+    the same model in another representation (S E, S F, S B1, ...) is the same."""
+    rng = np.random.default_rng(11)
+    base = random_rnn(rng, 3, 3, 1, 1, scale=0.5, E_far=True)
+    X = rng.standard_normal((3, 3))
+    model = _with_d11(base, 0.5 * np.eye(3) + 0.2 * X / np.linalg.norm(X, 2))
+    a = certify(model)
+    S = rng.standard_normal((3, 3)) + 4 * np.eye(3)
+    other = model.transform(S)
+    assert np.array_equal(other.D11, model.D11)
+    b = certify(other)
+    assert a.certified and b.certified and a.verify(model).ok and b.verify(other).ok
+    assert b.gamma == pytest.approx(a.gamma, rel=1e-4)
