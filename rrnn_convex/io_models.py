@@ -41,9 +41,12 @@ from ._validation import as_float_array
 from .errors import MissingDependency
 from .model import ImplicitRNN
 
-__all__ = ["LoadedModel", "load_any_model", "load_model_file", "from_torch_rnn", "MODEL_SUFFIXES"]
+__all__ = ["LoadedModel", "load_any_model", "load_model_file", "from_torch_rnn", "from_ren", "REN_NAMES",
+           "MODEL_SUFFIXES"]
 
 MODEL_SUFFIXES = (".npz", ".json", ".pt", ".pth")
+#: the names of the explicit REN's weights accepted by :func:`from_ren` (also as dict / .npz keys)
+REN_NAMES = ("A", "E", "F", "B1", "B2", "C1", "C2", "D11", "D12", "D21", "D22", "bx", "bv", "by", "activation")
 ELMAN_REQUIRED = ("W", "U", "activation")
 ELMAN_OPTIONAL = ("b", "C", "D")
 _TORCH_HINT = 'reading PyTorch .pt files needs torch: pip install "rrnn_convex[torch]"'
@@ -412,3 +415,135 @@ def from_torch_rnn(rnn, readout=None, nonlinearity: str | None = None) -> Implic
     return ImplicitRNN(E=np.eye(n), F=np.zeros((n, n)), B1=np.eye(n), B2=np.zeros((n, m)), C1=C1, D11=D11,
                        D12=D12, bv=np.concatenate(b), C2=np.zeros((p, n)), D21=D21, D22=np.zeros((p, m)),
                        by=by, activation=nonlinearity)
+
+
+# ---------------------------------------------------------------------- recurrent equilibrium networks
+def _ren_arrays(source) -> dict:
+    """The arrays of ``source`` (a mapping or an .npz path) under the names of REN_NAMES."""
+    if isinstance(source, (str, Path)) or hasattr(source, "__fspath__"):
+        path = check_input_file(source, "ren")
+        try:
+            data = np.load(path, allow_pickle=False)
+        except Exception as exc:  # zipfile / format errors
+            raise ValueError(f"ren: {str(path)!r} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
+        if not hasattr(data, "files"):
+            raise ValueError(f"ren: {str(path)!r} holds a single array, not an .npz archive of named arrays")
+        with data:
+            out = {k: data[k] for k in data.files}
+        if "activation" in out:
+            act = out["activation"]
+            if act.ndim != 0 or act.dtype.kind not in "US":
+                raise ValueError(f"ren: 'activation' in {str(path)!r} must be a string, got an array of shape "
+                                 f"{act.shape} and dtype {act.dtype}")
+            out["activation"] = str(act)
+        return out
+    if hasattr(source, "keys"):
+        return {k: source[k] for k in source.keys()}
+    raise TypeError(f"ren: expected a mapping of arrays or the path of an .npz file, got {type(source).__name__}")
+
+
+def from_ren(weights=None, /, *, A=None, E=None, F=None, B1=None, B2=None, C1=None, C2=None, D11=None, D12=None,
+             D21=None, D22=None, bx=None, bv=None, by=None, activation=None) -> ImplicitRNN:
+    """An :class:`~rrnn_convex.model.ImplicitRNN` from the explicit weights of a recurrent equilibrium network.
+
+    The explicit REN (Revay, Wang and Manchester, "Recurrent Equilibrium Networks", IEEE TAC
+    2023), as the JAX REN package and RobustNeuralNetworks.jl store it after converting the
+    direct parameterisation, is
+
+    * ``x[t+1] = A x[t] + B1 w[t] + B2 u[t] + bx``,
+    * ``v[t] = C1 x[t] + D11 w[t] + D12 u[t] + bv``, ``w[t] = sigma(v[t])``,
+    * ``y[t] = C2 x[t] + D21 w[t] + D22 u[t] + by``.
+
+    An explicit ``A`` gives ``E = I`` and ``F = A``; the implicit form ``E x[t+1] = F x[t] + ...``
+    is accepted instead by giving ``E`` and ``F`` (``E`` defaults to the identity). ``D11`` is
+    usually strictly lower triangular (then the neurons are evaluated one after the other);
+    a general ``D11`` must be proved well posed (see :class:`~rrnn_convex.model.ImplicitRNN`).
+    The sizes are taken from ``B1`` (n x q), ``B2`` (n x m) and ``C2`` (p x n); every other
+    matrix is checked against them.
+
+    Parameters
+    ----------
+    weights : mapping or str or os.PathLike, optional
+        A dict (or any mapping) with some of the names below, or the path of an ``.npz`` file
+        holding them (e.g. ``np.savez(path, A=..., B1=..., ...)``). Keyword arguments given
+        explicitly take precedence over its entries; other keys are refused.
+    A : array_like, shape (n, n), optional
+        The explicit state matrix; excludes ``E`` and ``F``.
+    E, F : array_like, shape (n, n), optional
+        The implicit form instead of ``A`` (``E`` invertible, the identity by default).
+    B1 : array_like, shape (n, q)
+    B2 : array_like, shape (n, m)
+    C1 : array_like, shape (q, n)
+    C2 : array_like, shape (p, n)
+    D11 : array_like, shape (q, q), optional
+        Zeros when not given.
+    D12 : array_like, shape (q, m)
+    D21 : array_like, shape (p, q)
+    D22 : array_like, shape (p, m)
+    bx : array_like, shape (n,), optional
+    bv : array_like, shape (q,), optional
+    by : array_like, shape (p,), optional
+        Biases, zeros when not given; a (k, 1) or (1, k) array is accepted.
+    activation : str or Activation, optional
+        The neurons' activation; ``"relu"`` by default (the packages' ``relu`` / ``tanh`` /
+        ``sigmoid`` names are the same here).
+
+    Returns
+    -------
+    ImplicitRNN
+        ``E x+ = F x + B1 w + B2 u + bx`` with the weights above (``E = I``, ``F = A`` for an
+        explicit ``A``).
+
+    Raises
+    ------
+    ValueError
+        A missing matrix, both ``A`` and ``F`` (or ``A`` and ``E``), a matrix whose shape does not
+        fit (naming it, its shape and the expected shape and where the sizes come from), an
+        unknown key in ``weights``, or whatever :class:`~rrnn_convex.model.ImplicitRNN` refuses
+        (NaN, a singular ``E``, a ``D11`` not known to be well posed).
+    TypeError
+        ``weights`` is neither a mapping nor a path, or a weight is not an array of real numbers.
+    FileNotFoundError
+        ``weights`` names a file that does not exist.
+    """
+    given = dict(A=A, E=E, F=F, B1=B1, B2=B2, C1=C1, C2=C2, D11=D11, D12=D12, D21=D21, D22=D22, bx=bx, bv=bv,
+                 by=by, activation=activation)
+    if weights is not None:
+        arrays = _ren_arrays(weights)
+        unknown = sorted(str(k) for k in arrays if k not in REN_NAMES)
+        if unknown:
+            raise ValueError(f"ren: unexpected keys {unknown}; expected some of {', '.join(REN_NAMES)}")
+        for k, v in arrays.items():
+            if given[k] is None:
+                given[k] = v
+    act = given.pop("activation")
+    act = "relu" if act is None else act
+    if given["A"] is not None and (given["F"] is not None or given["E"] is not None):
+        raise ValueError("ren: give either the explicit A or the implicit E, F, not both")
+    missing = [k for k in ("B1", "B2", "C1", "C2", "D12", "D21", "D22") if given[k] is None]
+    if given["A"] is None and given["F"] is None:
+        missing.insert(0, "A (or F)")
+    if missing:
+        raise ValueError(f"ren: missing {', '.join(missing)}")
+    arr = {k: (None if v is None else as_float_array(v, k)) for k, v in given.items()}
+    for k in ("A", "E", "F", "B1", "B2", "C1", "C2", "D11", "D12", "D21", "D22"):
+        if arr[k] is not None and arr[k].ndim != 2:
+            raise ValueError(f"{k}: expected a matrix (2-d array), got shape {arr[k].shape}")
+    (n, q), m, p = arr["B1"].shape, arr["B2"].shape[1], arr["C2"].shape[0]
+    sizes = f"n={n}, q={q} from B1 {arr['B1'].shape}, m={m} from B2 {arr['B2'].shape}, p={p} from C2 {arr['C2'].shape}"
+    expected = dict(A=(n, n), E=(n, n), F=(n, n), B2=(n, m), C1=(q, n), C2=(p, n), D11=(q, q), D12=(q, m),
+                    D21=(p, q), D22=(p, m))
+    for k, shape in expected.items():
+        if arr[k] is not None and arr[k].shape != shape:
+            raise ValueError(f"{k}: has shape {arr[k].shape}, expected {shape} ({sizes})")
+    for k, size in (("bx", n), ("bv", q), ("by", p)):
+        b = arr[k]
+        if b is not None and (b.size != size or (b.ndim == 2 and 1 not in b.shape) or b.ndim > 2):
+            raise ValueError(f"{k}: has shape {b.shape}, expected ({size},) ({sizes})")
+    if arr["A"] is not None:
+        E_, F_ = np.eye(n), arr["A"]
+    else:
+        E_, F_ = (np.eye(n) if arr["E"] is None else arr["E"]), arr["F"]
+    return ImplicitRNN(E=E_, F=F_, B1=arr["B1"], B2=arr["B2"], C1=arr["C1"], C2=arr["C2"], D11=arr["D11"],
+                       D12=arr["D12"], D21=arr["D21"], D22=arr["D22"], bx=arr["bx"], bv=arr["bv"], by=arr["by"],
+                       activation=act)
