@@ -73,40 +73,52 @@ class _Simulator:
     def __init__(self, wts, T):
         self.w, self.T = wts, T
         self.m = wts["B2"].shape[1]
+        self._cache = {}  # the last few runs (the ascent evaluates and differentiates each pair)
 
     def _run(self, u):
+        u = np.ascontiguousarray(u, dtype=np.float64)
+        key = (u.shape, u.tobytes())
+        if key not in self._cache:
+            if len(self._cache) >= 8:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = self._compute(u)
+        return self._cache[key]
+
+    def _compute(self, u):
+        """Outputs and each step's relu slopes (0 or 1)."""
         W = self.w
         q, n = W["C1"].shape
         x = np.zeros(n)
-        ys, jac = [], []
-        for ut in np.asarray(u, dtype=np.float64):
-            base = W["C1"] @ x + W["D12"] @ ut + W["bv"]
-            v, wv = np.zeros(q), np.zeros(q)
+        ys, slopes = [], []
+        for ut in u:
+            v = W["C1"] @ x + W["D12"] @ ut + W["bv"]
+            wv = np.zeros(q)
             for i in range(q):
-                v[i] = base[i] + W["D11"][i, :i] @ wv[:i]
+                v[i] += W["D11"][i, :i] @ wv[:i]
                 wv[i] = max(v[i], 0.0)
-            Dl = np.diag((v > 0).astype(float))
-            # dw = K [dx; du], K = (I - Dl D11)^-1 Dl [C1 D12]
-            K = np.linalg.solve(np.eye(q) - Dl @ W["D11"], Dl @ np.hstack([W["C1"], W["D12"]]))
-            Kx, Ku = K[:, :n], K[:, n:]
+            slopes.append((v > 0).astype(float))
             ys.append(W["C2"] @ x + W["D21"] @ wv + W["D22"] @ ut + W["by"])
-            jac.append((W["A"] + W["B1"] @ Kx, W["B2"] + W["B1"] @ Ku, W["C2"] + W["D21"] @ Kx,
-                        W["D22"] + W["D21"] @ Ku))
             x = W["A"] @ x + W["B1"] @ wv + W["B2"] @ ut + W["bx"]
-        return np.array(ys), jac
+        return np.array(ys), slopes
 
     def __call__(self, u):
         return self._run(u)[0]
 
     def vjp(self, u, g):
-        _, jac = self._run(u)
-        n = self.w["A"].shape[0]
-        lam_x = np.zeros(n)  # adjoint of x[t+1]
-        out = np.zeros((len(jac), self.m))
-        for t in range(len(jac) - 1, -1, -1):
-            Ax, Bu, Cx, Du = jac[t]
-            out[t] = Bu.T @ lam_x + Du.T @ g[t]
-            lam_x = Ax.T @ lam_x + Cx.T @ g[t]
+        """Reverse mode: at step t, the adjoint of w solves (I - D11' Dl) gw = B1' lx + D21' g[t]
+        (w = relu(v) with v reading w through D11), and gv = Dl gw."""
+        W = self.w
+        _, slopes = self._run(u)
+        g = np.asarray(g, dtype=np.float64)
+        q, n = W["C1"].shape
+        lx = np.zeros(n)  # adjoint of x[t+1]
+        out = np.zeros((len(slopes), self.m))
+        for t in range(len(slopes) - 1, -1, -1):
+            d = slopes[t]
+            gw = np.linalg.solve(np.eye(q) - W["D11"].T * d[None, :], W["B1"].T @ lx + W["D21"].T @ g[t])
+            gv = d * gw
+            out[t] = W["B2"].T @ lx + W["D22"].T @ g[t] + W["D12"].T @ gv
+            lx = W["A"].T @ lx + W["C2"].T @ g[t] + W["C1"].T @ gv
         return out
 
 
