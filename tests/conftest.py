@@ -86,7 +86,7 @@ def pytest_collection_modifyitems(config, items):
 
     if config.getoption("--run-slow") or os.environ.get("RRNN_RUN_SLOW") == "1":
         return
-    skip = pytest.mark.skip(reason="slow (minutes): run with --run-slow or RRNN_RUN_SLOW=1")
+    skip = pytest.mark.skip(reason="slow (10 s to minutes each): run with --run-slow or RRNN_RUN_SLOW=1")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

@@ -114,6 +114,7 @@ def test_demo_fits_and_prints_a_verified_certificate(tmp_path):
     assert run("verify", out / "model.npz", out / "model.cert.json").returncode == 0
 
 
+@pytest.mark.slow  # a second whole demo fit (about 9 s); test_demo_fits_and_prints_a_verified_certificate runs one
 def test_demo_without_matplotlib_says_how_to_get_plots_and_continues(tmp_path, monkeypatch):
     import rrnn_convex.plots as plots
 

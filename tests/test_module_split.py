@@ -117,7 +117,16 @@ def test_sysid_default_folder_is_the_environment_or_none(no_env, tmp_path):
     assert sysid.default_data_folder() == tmp_path / "sysid"
 
 
-def test_msd_data_without_a_folder(no_env, tmp_path):
+def test_msd_data_without_a_folder(no_env, tmp_path, monkeypatch):
+    """Where the data comes from; generating it is tested elsewhere (tests/test_msd.py), so a
+    stand-in generator keeps this test fast."""
+    import rrnn_convex.datasets as datasets
+
+    class _Generated:
+        def as_dict(self):
+            return {}
+
+    monkeypatch.setattr(datasets, "make_datasets", lambda **kw: _Generated())
     small = msd.Settings(n_train=1)
     assert msd.paper_data_folder() is None
     _, source = msd.load_data(small)
