@@ -96,7 +96,7 @@ class ImplicitRNN:
       levels, e.g. a layer). Always well-posed; no solver.
     * Otherwise ``D11`` must be proved well-posed by a diagonal ``Lambda > 0`` with
       ``2 Lambda - Lambda D11 - D11' Lambda > 0`` (the w-block of the REN's LMI,
-      ../shared/DESIGN.md section 3b): for every activation of
+      docs/design.md sections 2.5 and 3): for every activation of
       :mod:`~rrnn_convex.activations` (true slopes in [0, 1]) the equilibrium then exists and is
       unique, because ``w -> (sigma^-1 - I)(w) + (I - D11) w`` is strongly monotone in the
       inner product weighted by Lambda. The multiplier is ``well_posed_multiplier`` if that
