@@ -38,6 +38,7 @@ import numpy as np
 
 from ._io import check_input_file, reject_booleans, strict_json
 from ._validation import as_float_array
+from ._torch_io import readout_weights, tensor_array
 from .errors import MissingDependency
 from .model import ImplicitRNN
 
@@ -359,18 +360,13 @@ def from_torch_rnn(rnn, readout=None, nonlinearity: str | None = None) -> Implic
     if not layers or layers != list(range(len(layers))):
         raise ValueError(f"rnn: expected layers 0 .. L-1 (keys *_l0, *_l1, ...), got the keys {sorted(sd)}")
 
-    def arr(x, name, ndim=None):
-        if hasattr(x, "detach"):
-            x = x.detach().cpu().double().numpy()
-        return as_float_array(x, name, ndim=ndim)
-
     W_hh, W_ih, b = [], [], []
     for k in layers:
         for key in (f"weight_ih_l{k}", f"weight_hh_l{k}"):
             if key not in sd:
                 raise ValueError(f"rnn: state_dict lacks {key} (keys: {sorted(sd)})")
-        Whh = arr(sd[f"weight_hh_l{k}"], f"weight_hh_l{k}", ndim=2)
-        Wih = arr(sd[f"weight_ih_l{k}"], f"weight_ih_l{k}", ndim=2)
+        Whh = tensor_array(sd[f"weight_hh_l{k}"], f"weight_hh_l{k}", ndim=2)
+        Wih = tensor_array(sd[f"weight_ih_l{k}"], f"weight_ih_l{k}", ndim=2)
         H = W_hh[0].shape[0] if k else Whh.shape[0]
         if Whh.shape != (H, H):
             raise ValueError(f"weight_hh_l{k}: expected shape ({H}, {H}), got {Whh.shape}")
@@ -380,7 +376,7 @@ def from_torch_rnn(rnn, readout=None, nonlinearity: str | None = None) -> Implic
         bias = np.zeros(H)
         for key in (f"bias_ih_l{k}", f"bias_hh_l{k}"):
             if key in sd:
-                bk = arr(sd[key], key)
+                bk = tensor_array(sd[key], key)
                 if bk.shape != (H,):
                     raise ValueError(f"{key}: expected shape ({H},), got {bk.shape}")
                 bias = bias + bk
@@ -389,20 +385,7 @@ def from_torch_rnn(rnn, readout=None, nonlinearity: str | None = None) -> Implic
         b.append(bias)
     L, H, m = len(layers), W_hh[0].shape[0], W_ih[0].shape[1]
     n = q = L * H
-    if readout is None:
-        C, by = np.eye(H), np.zeros(H)
-    elif isinstance(readout, (tuple, list)):
-        C = arr(readout[0], "readout[0] (C)")
-        no_bias = len(readout) < 2 or readout[1] is None
-        by = np.zeros(C.shape[0]) if no_bias else arr(readout[1], "readout[1] (by)")
-    else:
-        rsd = readout.state_dict() if hasattr(readout, "state_dict") else readout
-        if "weight" not in rsd:
-            raise ValueError(f"readout: expected a torch.nn.Linear or its state_dict, got keys {sorted(rsd)}")
-        C = arr(rsd["weight"], "readout.weight")
-        by = arr(rsd["bias"], "readout.bias") if rsd.get("bias") is not None else np.zeros(C.shape[0])
-    if C.ndim != 2 or C.shape[1] != H:
-        raise ValueError(f"readout: expected a weight of shape (p, {H}), got {C.shape}")
+    C, by = readout_weights(readout, H)
     p = C.shape[0]
     C1 = np.zeros((q, n))
     D11 = np.zeros((q, q))

@@ -20,6 +20,7 @@ import numpy as np
 from ._io import atomic_path, check_input_file
 from ._validation import as_float_array, check_state_space, initial_states
 from .activations import Activation, get_activation
+from ._torch_io import readout_weights, tensor_array
 from .shapes import BIAS_SHAPES, MATRIX_SHAPES, OPTIONAL_MATRIX_SHAPES, WEIGHT_FIELDS
 
 #: the format version written for models without D11 (files of such models are unchanged)
@@ -618,33 +619,16 @@ class ImplicitRNN:
         if extra:
             raise ValueError(f"rnn: expected a one-layer nn.RNN state_dict (keys *_l0), got extra keys {extra}")
 
-        def arr(x, name):
-            if hasattr(x, "detach"):
-                x = x.detach().cpu().double().numpy()
-            return as_float_array(x, name)
-
         if "weight_hh_l0" not in sd or "weight_ih_l0" not in sd:
             raise ValueError(f"rnn: state_dict lacks weight_hh_l0 / weight_ih_l0 (keys: {sorted(sd)})")
-        W = arr(sd["weight_hh_l0"], "weight_hh_l0")
-        U = arr(sd["weight_ih_l0"], "weight_ih_l0")
+        W = tensor_array(sd["weight_hh_l0"], "weight_hh_l0")
+        U = tensor_array(sd["weight_ih_l0"], "weight_ih_l0")
         n, m = W.shape[0], U.shape[1]
         b = np.zeros(n)
         for key in ("bias_ih_l0", "bias_hh_l0"):
             if key in sd:
-                b = b + arr(sd[key], key)
-        if readout is None:
-            C, by = np.eye(n), np.zeros(n)
-        elif isinstance(readout, (tuple, list)):
-            C = arr(readout[0], "readout[0] (C)")
-            by = np.zeros(C.shape[0]) if len(readout) < 2 or readout[1] is None else arr(readout[1], "readout[1] (by)")
-        else:
-            rsd = readout.state_dict() if hasattr(readout, "state_dict") else readout
-            if "weight" not in rsd:
-                raise ValueError(f"readout: expected a torch.nn.Linear or its state_dict, got keys {sorted(rsd)}")
-            C = arr(rsd["weight"], "readout.weight")
-            by = arr(rsd["bias"], "readout.bias") if rsd.get("bias") is not None else np.zeros(C.shape[0])
-        if C.ndim != 2 or C.shape[1] != n:
-            raise ValueError(f"readout: expected a weight of shape (p, {n}), got {C.shape}")
+                b = b + tensor_array(sd[key], key)
+        C, by = readout_weights(readout, n)
         p = C.shape[0]
         return cls(E=np.eye(n), F=np.zeros((n, n)), B1=np.eye(n), B2=np.zeros((n, m)),
                    C1=W, D12=U, bv=b, C2=np.zeros((p, n)), D21=C, D22=np.zeros((p, m)), by=by,
