@@ -24,10 +24,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from scipy.linalg.blas import dsyrk
 
 from ._blas import blas_threads
 from ._validation import as_float_array
@@ -261,7 +260,8 @@ class Linearization:
 
 
 def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = None, *,
-              chunk: int = 64, threads: int | None = 1, workers: int = 1) -> Linearization:
+              chunk: int = 64, threads: int | None = 1, workers: int = 1,
+              overlap: bool = False) -> Linearization:
     """Simulate the training sequences and return r, J'J, J'r (and the x0 blocks).
 
     Parameters
@@ -283,6 +283,10 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
     workers : int
         Threads that share the sequences (each propagates its own part of the batch; the
         sums are added at the end). ``benchmarks/linearize_speed.py`` measures when it pays.
+    overlap : bool
+        Fold each chunk of rows into J'J in a helper thread while the next chunk is computed
+        (:class:`NormalEquations` with ``background=True``; the same sums bit for bit). Pays
+        when a core is free for the folds (``benchmarks/linearize_speed.py``).
 
     Returns
     -------
@@ -303,9 +307,9 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
     parts = np.array_split(np.arange(ub.shape[0]), min(workers, ub.shape[0]))
     with blas_threads(threads):
         if len(parts) == 1:
-            return _linearize(model, ub, yb, xb, layout, chunk)
+            return _linearize(model, ub, yb, xb, layout, chunk, overlap)
         with ThreadPoolExecutor(len(parts)) as pool:  # numpy releases the GIL in its kernels
-            lins = list(pool.map(lambda i: _linearize(model, ub[i], yb[i], xb[i], layout, chunk), parts))
+            lins = list(pool.map(lambda i: _linearize(model, ub[i], yb[i], xb[i], layout, chunk, overlap), parts))
     return Linearization(*(np.concatenate([getattr(lin, k) for lin in lins]) for k in ("y_hat", "residual")),
                          sum(lin.H for lin in lins), sum(lin.g for lin in lins),
                          *(np.concatenate([getattr(lin, k) for lin in lins]) for k in ("Hx", "Hxt", "gx")))
@@ -372,8 +376,14 @@ class NormalEquations:
 
     The rows of one time step are written into :meth:`rows` (for all B sequences at once),
     then :meth:`commit` files them; every ``chunk`` time steps they are folded into the sums,
-    J'J by a symmetric rank-k update (BLAS ``dsyrk``). Shared by :func:`linearize` and
+    J'J by a symmetric rank-k update (BLAS syrk). Shared by :func:`linearize` and
     :func:`rrnn_convex.baselines.casadi_linearize`.
+
+    With ``background=True`` a chunk is folded in a helper thread while the caller fills the
+    next one into a second buffer (BLAS releases the GIL, so the fold and the caller's Python
+    loop overlap on two cores). The chunks are still folded one after another in time order,
+    so the sums are bit for bit those of ``background=False``. Use it as a context manager (or
+    call :meth:`finish`, which waits for the helper thread); :meth:`close` stops the thread.
 
     Parameters
     ----------
@@ -387,6 +397,8 @@ class NormalEquations:
         Output dimension p.
     chunk : int
         Time steps buffered before they are folded into the sums.
+    background : bool
+        Fold in a helper thread (default False: in the calling thread).
 
     Raises
     ------
@@ -394,19 +406,36 @@ class NormalEquations:
         ``chunk < 1``.
     """
 
-    def __init__(self, batch: int, n_params: int, n_states: int, n_outputs: int, chunk: int = 64):
+    def __init__(self, batch: int, n_params: int, n_states: int, n_outputs: int, chunk: int = 64,
+                 background: bool = False):
         chunk = int(chunk)
         if chunk < 1:
             raise ValueError(f"chunk: expected a positive number of time steps, got {chunk}")
         B, P, n, p = batch, n_params, n_states, n_outputs
         self.shape = (B, P, n, p)
         self.chunk, self.k = chunk, 0
-        self.H = np.zeros((P, P), order="F")  # upper triangle accumulated in place by dsyrk
+        self.H = np.zeros((P, P))
         self.g = np.zeros(P)
         self.Hx, self.Hxt, self.gx = np.zeros((B, n, n)), np.zeros((B, n, P)), np.zeros((B, n))
-        self._theta = np.zeros((chunk, B, p, P))  # rows of J (weights), by time step and sequence
-        self._state = np.zeros((chunk, B, p, n))  # rows of J (the sequence's own initial state)
-        self._res = np.zeros((chunk, B, p))
+        # rows of J (weights; the sequence's own initial state) and residuals, by time step and
+        # sequence: one buffer, or two used in turn when folding in the background
+        self._buffers = [_RowBuffer.zeros(chunk, B, p, P, n) for _ in range(2 if background else 1)]
+        self._active = 0
+        self._pool = ThreadPoolExecutor(1) if background else None
+        self._pending = None
+
+    def __enter__(self) -> "NormalEquations":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for a fold in progress and stop the helper thread (if any)."""
+        self._wait()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Buffers (B, p, P), (B, p, n) and (B, p) for this time step's rows of J and residuals.
@@ -425,8 +454,8 @@ class NormalEquations:
         The buffers are views into the accumulator, reused after every ``chunk`` time steps:
         fill all three before :meth:`commit`.
         """
-        k = self.k
-        return self._theta[k], self._state[k], self._res[k]
+        buf = self._buffers[self._active]
+        return buf.theta[self.k], buf.state[self.k], buf.res[self.k]
 
     def commit(self) -> None:
         """File the rows written into :meth:`rows` (folded into the sums every ``chunk`` calls)."""
@@ -434,20 +463,34 @@ class NormalEquations:
         if self.k == self.chunk:
             self._flush()
 
-    def _flush(self) -> None:
-        k, (B, P, n, p) = self.k, self.shape
-        self.k = 0
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises an error of the helper thread
+
+    def _flush(self, last: bool = False) -> None:
+        k, self.k = self.k, 0
         if k == 0:
             return
-        Jt = self._theta[:k].reshape(-1, P)
-        # upper triangle of H += Jt' Jt (Jt.T is Fortran-ordered: no copy)
-        out = dsyrk(1.0, Jt.T, beta=1.0, c=self.H, trans=0, lower=0, overwrite_c=1)
-        if out is not self.H:  # (in place for a Fortran-ordered float64 H, as here)
-            self.H[:] = out
-        self.g += Jt.T @ self._res[:k].reshape(-1)
-        Jtb = self._theta[:k].transpose(1, 0, 2, 3).reshape(B, k * p, P)
-        Jxb_T = self._state[:k].transpose(1, 3, 0, 2).reshape(B, n, k * p)
-        rb = self._res[:k].transpose(1, 0, 2).reshape(B, k * p, 1)
+        buf = self._buffers[self._active]
+        self._wait()  # the previous chunk is folded first: the same order of sums as in one thread
+        if self._pool is None or last:
+            self._fold(buf, k)
+            return
+        self._pending = self._pool.submit(self._fold, buf, k)
+        self._active = 1 - self._active
+
+    def _fold(self, buf: "_RowBuffer", k: int) -> None:
+        B, P, n, p = self.shape
+        Jt = buf.theta[:k].reshape(-1, P)
+        # H += Jt' Jt: numpy recognises the product of a matrix with its own transpose and calls
+        # BLAS syrk (filling in the other triangle), and, unlike scipy's dsyrk wrapper, releases
+        # the GIL while it runs, so that a background fold overlaps the caller's loop
+        self.H += Jt.T @ Jt
+        self.g += Jt.T @ buf.res[:k].reshape(-1)
+        Jtb = buf.theta[:k].transpose(1, 0, 2, 3).reshape(B, k * p, P)
+        Jxb_T = buf.state[:k].transpose(1, 3, 0, 2).reshape(B, n, k * p)
+        rb = buf.res[:k].transpose(1, 0, 2).reshape(B, k * p, 1)
         self.Hx += Jxb_T @ Jxb_T.transpose(0, 2, 1)
         self.Hxt += Jxb_T @ Jtb
         self.gx += (Jxb_T @ rb)[:, :, 0]
@@ -460,10 +503,22 @@ class NormalEquations:
         H, g, Hx, Hxt, gx : numpy.ndarray
             As in :class:`Linearization`; H symmetric and C-ordered.
         """
-        self._flush()
-        H = np.triu(self.H)
-        H = H + np.triu(H, 1).T
-        return np.ascontiguousarray(H), self.g, self.Hx, self.Hxt, self.gx
+        self._flush(last=True)
+        self._wait()
+        return self.H, self.g, self.Hx, self.Hxt, self.gx
+
+
+class _RowBuffer(NamedTuple):
+    """``chunk`` time steps of rows of J: weights (chunk, B, p, P), the sequence's own initial
+    state (chunk, B, p, n) and residuals (chunk, B, p)."""
+
+    theta: np.ndarray
+    state: np.ndarray
+    res: np.ndarray
+
+    @classmethod
+    def zeros(cls, chunk: int, B: int, p: int, P: int, n: int) -> "_RowBuffer":
+        return cls(np.zeros((chunk, B, p, P)), np.zeros((chunk, B, p, n)), np.zeros((chunk, B, p)))
 
 
 #: how each dynamic weight enters the equations, by group (see :class:`_Injection`):
@@ -540,7 +595,7 @@ class _Injection:
 
 
 def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray, layout: ParamLayout,
-               chunk: int) -> Linearization:
+               chunk: int, overlap: bool) -> Linearization:
     """:func:`linearize` of checked arrays (see :func:`_checked`) in the calling thread."""
     Bn, T, m = ub.shape
     n, q, p = model.n, model.q, model.p
@@ -571,42 +626,42 @@ def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray
     Mz = np.empty((Bn, n, n))
     f_state, f_neuron, f_output = (np.ones((Bn, g.width)) for g in (state, neuron, output))
     n_outer = np.empty((Bn, n, q, neuron.width))  # the neuron group's partials (state)
-    acc = NormalEquations(Bn, P, n, p, chunk)
     y_hat = np.empty((Bn, T, p))
-    for t in range(T):
-        cur, Z = t % 2, Zs[t % 2]
-        ut = ub[:, t]
-        v = x @ C1.T + ut @ D12.T + bv
-        w = sigma(v)
-        d = sigma.derivative(v)  # (B, q)
-        yt = x @ C2.T + w @ D21.T + ut @ D22.T + by
-        y_hat[:, t] = yt
-        x_next = x @ A.T + w @ B1h.T + ut @ B2h.T + bxh
-        feats = {"x": x, "-x+": -x_next, "w": w, "u": ut, "1": 1.0}
-        neuron.fill_features(f_neuron, feats)
-        Dd = D21[None] * d[:, None, :]  # (B, p, q) = D21 diag(d)
+    with NormalEquations(Bn, P, n, p, chunk, background=overlap) as acc:
+        for t in range(T):
+            cur, Z = t % 2, Zs[t % 2]
+            ut = ub[:, t]
+            v = x @ C1.T + ut @ D12.T + bv
+            w = sigma(v)
+            d = sigma.derivative(v)  # (B, q)
+            yt = x @ C2.T + w @ D21.T + ut @ D22.T + by
+            y_hat[:, t] = yt
+            x_next = x @ A.T + w @ B1h.T + ut @ B2h.T + bxh
+            feats = {"x": x, "-x+": -x_next, "w": w, "u": ut, "1": 1.0}
+            neuron.fill_features(f_neuron, feats)
+            Dd = D21[None] * d[:, None, :]  # (B, p, q) = D21 diag(d)
 
-        # ---- rows of J at time t
-        rows_t, rows_x, res = acc.rows()
-        rows = (C2z[None] + Dd @ C1z) @ Z  # (B, p, Pd + n)
-        rows_t[:, :, :Pd] = rows[:, :, :Pd]
-        rows_x[:] = rows[:, :, Pd:]
-        neuron.block_view(rows_t)[:] += Dd[:, :, :, None] * f_neuron[:, None, None, :]
-        rows_t[:, :, Pd:] = 0.0
-        output.unit_view(rows_t)[:] += output.fill_features(f_output, feats)[:, None, :]
-        res[:] = yt - yb[:, t]
-        acc.commit()
+            # ---- rows of J at time t
+            rows_t, rows_x, res = acc.rows()
+            rows = (C2z[None] + Dd @ C1z) @ Z  # (B, p, Pd + n)
+            rows_t[:, :, :Pd] = rows[:, :, :Pd]
+            rows_x[:] = rows[:, :, Pd:]
+            neuron.block_view(rows_t)[:] += Dd[:, :, :, None] * f_neuron[:, None, None, :]
+            rows_t[:, :, Pd:] = 0.0
+            output.unit_view(rows_t)[:] += output.fill_features(f_output, feats)[:, None, :]
+            res[:] = yt - yb[:, t]
+            acc.commit()
 
-        # ---- propagate to t + 1
-        Bd = B1[None] * d[:, None, :]  # (B, n, q) = B1 diag(d)
-        np.matmul(Bd, C1z, out=Mz)
-        Mz += Fz
-        np.matmul(Mz, Z, out=Zs[1 - cur])
-        Z_state[1 - cur] += state.fill_features(f_state, feats)[:, None, :]
-        np.multiply(Bd[:, :, :, None], f_neuron[:, None, None, :], out=n_outer)
-        Z_neuron[1 - cur] += n_outer
-        x = x_next
-    H, g, Hx, Hxt, gx = acc.finish()
+            # ---- propagate to t + 1
+            Bd = B1[None] * d[:, None, :]  # (B, n, q) = B1 diag(d)
+            np.matmul(Bd, C1z, out=Mz)
+            Mz += Fz
+            np.matmul(Mz, Z, out=Zs[1 - cur])
+            Z_state[1 - cur] += state.fill_features(f_state, feats)[:, None, :]
+            np.multiply(Bd[:, :, :, None], f_neuron[:, None, None, :], out=n_outer)
+            Z_neuron[1 - cur] += n_outer
+            x = x_next
+        H, g, Hx, Hxt, gx = acc.finish()
     # back to the layout's order of weights
     H_out = np.empty_like(H)
     H_out[np.ix_(perm, perm)] = H

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rrnn_convex.linearize import ParamLayout, linearize
+from rrnn_convex.linearize import NormalEquations, ParamLayout, linearize
 
 from conftest import random_rnn
 
@@ -118,3 +118,30 @@ def test_sequences_shared_between_threads_give_the_same_blocks():
             np.testing.assert_allclose(getattr(many, k), getattr(one, k), rtol=1e-13, atol=1e-13, err_msg=k)
     with pytest.raises(ValueError, match="workers"):
         linearize(model, u, y, x0, workers=0)
+
+
+def test_folding_in_the_background_gives_the_same_sums_bit_for_bit():
+    """overlap=True folds chunk k in a helper thread while chunk k + 1 is filled into a second
+    buffer: the chunks are folded in the same order, so every block is identical, including
+    with a last partial chunk (30 = 4 * 7 + 2) and with the sequences shared by two threads."""
+    rng = np.random.default_rng(9)
+    model = random_rnn(rng, 3, 4, 2, 1, activation="relu", E_far=True)
+    u, y = rng.standard_normal((5, 30, 2)), rng.standard_normal((5, 30, 1))
+    x0 = rng.standard_normal((5, 3))
+    for workers in (1, 2):
+        plain = linearize(model, u, y, x0, chunk=7, workers=workers)
+        folded = linearize(model, u, y, x0, chunk=7, workers=workers, overlap=True)
+        for k in ("y_hat", "residual", "H", "g", "Hx", "Hxt", "gx"):
+            assert np.array_equal(getattr(folded, k), getattr(plain, k)), (workers, k)
+        assert np.array_equal(folded.H, folded.H.T)
+
+
+def test_an_error_in_the_background_fold_reaches_the_caller():
+    acc = NormalEquations(2, 3, 1, 1, chunk=1, background=True)
+    rows_t, rows_x, res = acc.rows()
+    rows_t[:] = 1.0
+    acc.Hxt = np.zeros((2, 1, 4))  # a wrong shape: the helper thread's fold raises
+    acc.commit()
+    with pytest.raises(ValueError):
+        acc.finish()
+    acc.close()
