@@ -7,6 +7,9 @@ Engines (each in a fresh subprocess, one BLAS thread, median of ``--repeats``):
 * ``numpy``: the package's :func:`rrnn_convex.linearize.linearize` (closed-form sensitivities
   of zeta = E dx, batched matrix products, J'J by ``dsyrk``);
 * ``numpy, 2 workers``: the same, the sequences shared between two threads (``workers=2``);
+* ``numpy, overlap`` and ``numpy, 2 workers, overlap``: the same with each chunk of rows folded
+  into J'J in a helper thread while the next is computed (``overlap=True``; the fit picks one of
+  these with :func:`rrnn_convex.linearize.thread_plan`);
 * ``numpy, baseline``: the same function at the git revision ``--baseline`` (checked out into a
   temporary folder), the previous version of the algorithm;
 * ``casadi``: :func:`rrnn_convex.baselines.casadi_linearize` on
@@ -37,7 +40,8 @@ from _subproc import busy_core, checkout, run_version
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_BASELINE = "060a28c"
-ENGINES = ("numpy", "numpy, 2 workers", "numpy, baseline", "casadi", "casadi, compiled")
+ENGINES = ("numpy", "numpy, 2 workers", "numpy, overlap", "numpy, 2 workers, overlap", "numpy, baseline", "casadi",
+           "casadi, compiled")
 
 
 def paper_sized_model(seed=0, n=10, q=10):
@@ -79,10 +83,11 @@ def worker(engine: str, sequences: int, steps: int, repeats: int, reference: str
         def run():
             return casadi_linearize(step, theta, u, y, x0, compiled=compiled)
     else:
-        workers = 2 if engine.endswith("2 workers") else 1
+        workers = 2 if "2 workers" in engine else 1
+        opts = ({"workers": workers} if workers > 1 else {}) | ({"overlap": True} if "overlap" in engine else {})
 
         def run():
-            return linearize(model, u, y, x0, layout, **({"workers": workers} if workers > 1 else {}))
+            return linearize(model, u, y, x0, layout, **opts)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

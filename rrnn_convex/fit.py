@@ -46,7 +46,7 @@ from .errors import NotCertifiable
 from .fit_state import CHECKPOINT_VERSION, FitState  # noqa: F401 (CHECKPOINT_VERSION: re-exported)
 from .init import elman_from_lti, linear_start, n4sid
 from .levenberg import MU_MAX  # noqa: F401 (re-exported)
-from .linearize import ParamLayout, linearize
+from .linearize import ParamLayout, linearize, thread_plan
 from .metrics import nse
 from .model import ImplicitRNN
 from .project import project
@@ -530,12 +530,13 @@ class RobustRNNRegressor(ParamsMixin):
         number of windows). The step's cost grows with it, its accuracy too; ``batch_size_``
         records the count used.
     n_jobs : int
-        Threads that share the training windows in the linearisation (default 2; -1: one
-        per core). Measured on a 2-core machine (``benchmarks/linearize_speed.py``): two threads
-        are faster than one both on an idle machine and with the other core busy. A fit is
-        reproducible for a given n_jobs; another n_jobs changes only the order of floating-point
-        sums in J'J, which the step's solver can amplify (about 1e-5 relative in the first
-        step's loss, measured).
+        Threads of the linearisation (default 2; -1: one per core): they share the training
+        windows when the minibatch is large, else one folds the rows of J into J'J while
+        another computes them (:func:`rrnn_convex.linearize.thread_plan`; measured on a 2-core
+        machine, ``benchmarks/linearize_speed.py``). A fit is reproducible for a given n_jobs
+        and batch size; another n_jobs can change the order of floating-point sums in J'J,
+        which the step's solver can amplify (about 1e-5 relative in the first step's loss,
+        measured).
     learn_x0 : bool
         Learn one initial state per training window (else zero initial states).
     train_biases : bool
@@ -1228,7 +1229,9 @@ class _Run:
         model = self.state.model
         x0_batch = self.state.x0[idx] if est.learn_x0 else np.zeros((len(idx), model.n))
         with _PhaseTimer(self.phase_seconds, "linearize"):
-            lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, self.step.layout, workers=est._jobs())
+            workers, overlap = thread_plan(len(idx), est._jobs())
+            lin = linearize(model, self.UW[idx], self.YW[idx], x0_batch, self.step.layout, workers=workers,
+                            overlap=overlap)
         L0 = lin.loss
         marq = est.damping == "marquardt"
         scale = 1.0 if marq else (float(np.mean(np.diag(lin.H))) or 1.0)

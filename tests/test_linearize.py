@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rrnn_convex.linearize import NormalEquations, ParamLayout, linearize
+from rrnn_convex.linearize import MIN_WINDOWS_PER_WORKER, NormalEquations, ParamLayout, linearize, thread_plan
 
 from conftest import random_rnn
 
@@ -145,3 +145,13 @@ def test_an_error_in_the_background_fold_reaches_the_caller():
     with pytest.raises(ValueError):
         acc.finish()
     acc.close()
+
+
+def test_thread_plan_shares_windows_only_when_each_thread_gets_enough():
+    k = MIN_WINDOWS_PER_WORKER
+    assert thread_plan(k - 1, 2) == (1, True)  # one propagating thread, one folding
+    assert thread_plan(2 * k, 2) == (2, True)
+    assert thread_plan(3 * k, 8) == (3, True)
+    assert thread_plan(10 * k, 1) == (1, False)  # one thread: nothing in the background
+    with pytest.raises(ValueError, match="jobs"):
+        thread_plan(5, 0)
