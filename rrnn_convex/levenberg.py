@@ -161,7 +161,8 @@ class Trial:
     Parameters
     ----------
     kind : str
-        "accepted" or the kind of rejection (a key of ``MU_AFTER_FAILURE``).
+        "accepted" or the kind of rejection (a key of ``MU_AFTER_FAILURE``); anything else is
+        a ValueError, as is an accepted trial whose ratio is nan.
     info : str
         Why it was rejected.
     ratio, loss : float
@@ -175,6 +176,12 @@ class Trial:
     ratio: float = float("nan")
     loss: float = float("nan")
     candidate: object = None
+
+    def __post_init__(self):
+        if self.kind != "accepted" and self.kind not in MU_AFTER_FAILURE:
+            raise ValueError(f"Trial.kind: expected 'accepted' or one of {sorted(MU_AFTER_FAILURE)}, got {self.kind!r}")
+        if self.kind == "accepted" and np.isnan(self.ratio):
+            raise ValueError(f"Trial.ratio: an accepted trial needs a ratio (not nan), got {self.ratio!r}")
 
     @property
     def accepted(self) -> bool:

@@ -28,8 +28,14 @@ def test_mu_after_a_rejected_step(kind, factor):
 
 
 def test_an_unknown_rejection_kind_is_an_error():
-    with pytest.raises(KeyError):
-        levenberg.next_mu(1.0, Trial("other"))
+    with pytest.raises(ValueError, match="Trial.kind.*'other'"):
+        Trial("other")
+
+
+def test_an_accepted_trial_without_a_ratio_is_an_error():
+    with pytest.raises(ValueError, match="Trial.ratio"):
+        Trial("accepted")
+    assert levenberg.next_mu(3.0, Trial("accepted", ratio=np.inf)) == 1.0  # a huge ratio: mu / 3
 
 
 # ---------------------------------------------------------------------- the ratio test
