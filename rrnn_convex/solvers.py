@@ -119,7 +119,7 @@ def mosek_status() -> tuple[bool, str]:
         Why not, or "MOSEK licensed".
     """
     if "MOSEK" not in cp.installed_solvers():
-        return False, "MOSEK is not installed (pip install 'rrnn_convex[mosek]') "
+        return False, "MOSEK is not installed (pip install 'rrnn_convex[mosek]')"
     try:
         import mosek
 
