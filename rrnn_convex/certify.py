@@ -235,6 +235,8 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
         time_limit = check_scalar(time_limit, "time_limit", low=0.0)
     t_start = time.perf_counter()
     sequence = _solvers.solver_sequence(solver, fallback=fallback)
+    if formulation == "auto":  # resolved first, so that a refusal records the formulation too
+        formulation = "kyp" if model.n + model.q >= AUTO_MIN_SIZE else "dense"
     refusal = scale_refusal(model)
     if refusal:
         return Certificate(model_hash=model.weights_hash(), contracting=False, gamma=None, Q=None, lam=None,
@@ -242,8 +244,6 @@ def certify(model: ImplicitRNN, gamma: float | None = None, solver: str | None =
                            formulation=formulation)
     units = EquationUnits(model)
     unit = units.apply()
-    if formulation == "auto":
-        formulation = "kyp" if unit.n + unit.q >= AUTO_MIN_SIZE else "dense"
     if formulation == "kyp":
         cert = certify_scalable(unit, gamma, solver=solver, contraction_only=contraction_only,
                                 fallback=fallback, time_limit=time_limit)

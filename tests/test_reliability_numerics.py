@@ -169,6 +169,7 @@ def test_weights_whose_LMI_overflows_are_refused_up_front():
     assert "meaningless" in cert.reason and "float64" in cert.reason, cert.reason
     assert not cert.attempts, "refused up front: no solver should have run"
     assert elapsed < 10.0
+    assert cert.formulation == "dense", "the refusal records the formulation auto resolved to (2 + 2 neurons)"
     for kw in ({"gamma": 1e300}, {"contraction_only": True}):
         assert not certify(model, **kw).certified
 
