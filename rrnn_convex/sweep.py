@@ -201,7 +201,8 @@ def fit_cell(cell: Cell, u, y, validation, options: dict) -> tuple[dict, dict | 
         h = est.history_
         row["iterations"] = est.n_iter_
         row["train_loss"] = float(h[-1]["loss"]) if h else None
-        row["val_nse"] = float(min(e["val_nse"] for e in h)) if h and validation is not None else None
+        scores = [float(e["val_nse"]) for e in h if math.isfinite(e["val_nse"])] if validation is not None else []
+        row["val_nse"] = min(scores) if scores else None  # (min() with a nan depends on the order)
         cert = est.certificate_
         if cert is not None and cert.certified:
             row["certified_gamma"] = cert.gamma

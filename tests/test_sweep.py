@@ -90,3 +90,30 @@ def test_rrnn_sweep_command(data, tmp_path):
     assert "cell srnn" in proc.stderr and "Traceback" not in proc.stderr
     lines = out.read_text().splitlines()
     assert lines[0].startswith("model_set,gamma,seed,status") and lines[1].startswith("theta_gamma,3.0,0,ok")
+
+
+def test_a_cell_reports_the_best_finite_validation_score(monkeypatch):
+    """A history whose first validation score is nan (no model yet) must not hide the others:
+    min() with a nan first returns the nan."""
+    import rrnn_convex.fit as fit_module
+    from rrnn_convex.sweep import Cell, fit_cell
+
+    class Fitted:
+        def __init__(self, **params):
+            self.params = params
+
+        def fit(self, u, y, validation=None):
+            self.history_ = [{"val_nse": float("nan"), "loss": 3.0}, {"val_nse": 0.5, "loss": 2.0},
+                             {"val_nse": 0.25, "loss": 1.0}]
+            self.n_iter_ = 3
+            self.certificate_ = None
+            self.model_ = random_rnn(np.random.default_rng(0), 2, 2, 1, 1)
+            return self
+
+    monkeypatch.setattr(fit_module, "RobustRNNRegressor", Fitted)
+    u, y = np.zeros((1, 5, 1)), np.zeros((1, 5, 1))
+    row, _ = fit_cell(Cell("theta", None, 0), u, y, (u, y), {})
+    assert row["status"] == "ok", row
+    assert row["val_nse"] == 0.25
+    row, _ = fit_cell(Cell("theta", None, 0), u, y, None, {})
+    assert row["val_nse"] is None
