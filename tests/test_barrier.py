@@ -99,6 +99,8 @@ def test_adam_reduces_the_training_loss(msd, start):
     est.fit(msd.train.u, msd.train.y, validation=(msd.val.u, msd.val.y), init_model=start)
     epochs = [h for h in est.history_ if h.get("epoch_end")]
     assert epochs[-1]["loss"] < 0.8 * epochs[0]["loss"], [e["loss"] for e in epochs]
+    assert len({frozenset(h) for h in est.history_}) == 1, "every record has the same keys"
+    assert est.history_[0]["epoch_end"] is False
     assert est.certificate_.verify(est.model_).ok
 
 

@@ -88,10 +88,12 @@ def simulation_gradient(model: ImplicitRNN, u, y, x0=None):
     ------
     ValueError
         ``u`` and ``y`` of a wrong number of dimensions or different (B, T), inputs whose
-        channels do not match the model, a bad ``x0``, or NaN/inf.
+        channels do not match the model, a bad ``x0``, or NaN/inf; a model with a nonzero D11.
     TypeError
         Non-numeric ``u`` or ``y``.
     """
+    # the barrier's variables and LMI have no equilibrium term, and w below is evaluated without it
+    model.require_zero_d11("simulation_gradient (the barrier baseline)")
     U, Y = paired_sequences(u, y)
     yh, xs = model.simulate(U, x0, return_states=True)
     B, T, _ = U.shape
@@ -503,8 +505,8 @@ class BarrierSGD(ParamsMixin):
     history_ : list of dict
         One record at the start, one per epoch and one every ``eval_every`` steps, with the
         keys epoch, step, seconds_since_start, loss, val_nse, barrier_weight, lr, min_eig
-        (smallest eigenvalue of the LMI, without the margin) and line_search (halvings), and,
-        except in the first record, epoch_end (False for the ``eval_every`` records).
+        (smallest eigenvalue of the LMI, without the margin), line_search (halvings) and
+        epoch_end (True for the records at the end of an epoch; every record has every key).
     x0_ : numpy.ndarray, shape (batch, n)
         The learnt initial states of the training sequences of the best iterate (zeros without
         ``learn_x0``).
@@ -624,7 +626,8 @@ class BarrierSGD(ParamsMixin):
         self.setup_seconds_ = time.perf_counter() - t_start
         history = [{"epoch": 0, "step": 0, "seconds_since_start": self.setup_seconds_, "loss": float("nan"),
                     "val_nse": best["score"], "barrier_weight": w, "lr": adam.lr,
-                    "min_eig": float(np.linalg.eigvalsh(var.lmi(z[:nth], act, gamma))[0]), "line_search": 0}]
+                    "min_eig": float(np.linalg.eigvalsh(var.lmi(z[:nth], act, gamma))[0]), "line_search": 0,
+                    "epoch_end": False}]
         step, stall, stop = 0, 0, ""
         for epoch in range(1, int(self.max_epochs) + 1):
             order = rng.permutation(Bn)
