@@ -100,6 +100,15 @@ def test_missing_folder_and_files(tmp_path):
         load_benchmark("wiener", tmp_path)
 
 
+def test_short_coupled_electric_drives_records_are_refused_with_the_needed_length(tmp_path):
+    """A generated DATAUNIF.csv of 300 samples (no shared data needed): the message states the
+    length the split needs (401) and what was found."""
+    rows = ["u11,u12,z11,z12"] + [f"{k},{-k},{0.5 * k},{0.25 * k}" for k in range(300)]
+    (tmp_path / "DATAUNIF.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=r"DATAUNIF\.csv: expected at least 401 samples.*got 300"):
+        coupled_electric_drives(tmp_path)
+
+
 def test_no_folder_and_no_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "nonlinear_benchmarks", None)  # makes the import fail
     for loader in (cascaded_tanks, coupled_electric_drives, emps, silverbox):

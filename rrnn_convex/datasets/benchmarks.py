@@ -230,7 +230,8 @@ def coupled_electric_drives(folder=None) -> Benchmark:
         a = read_csv(path, ["u11", "u12"], ["z11", "z12"])
         u11, u12, z11, z12 = a.u[0, :, 0], a.u[0, :, 1], a.y[0, :, 0], a.y[0, :, 1]
     if u11.shape[0] < 401:
-        raise ValueError(f"{path.name}: expected 500 samples per record, got {u11.shape[0]}")
+        raise ValueError(f"{path.name}: expected at least 401 samples per record (400 to train on, the rest to "
+                         f"test on; the benchmark's records have 500), got {u11.shape[0]}")
     u = np.stack([u11, u12])[:, :, None]
     y = np.stack([z11, z12])[:, :, None]
     meta = {"source": str(path), "records": ["u11 -> z11", "u12 -> z12"]}
