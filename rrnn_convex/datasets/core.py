@@ -652,7 +652,7 @@ def read_npz(path, inputs: str | Sequence[str] = "u", outputs: str | Sequence[st
             arr = np.concatenate(parts, axis=2)
             if columns is not None:
                 cols = [int(c) for c in columns]
-                bad = [c for c in cols if not -arr.shape[2] <= c < arr.shape[2]]
+                bad = [c for c in cols if not 0 <= c < arr.shape[2]]  # 0-based, as documented: no negatives
                 if bad or not cols:
                     raise ValueError(f"{role[:-1]}_columns: expected indices in 0..{arr.shape[2] - 1}, "
                                      f"got {list(columns)}")
