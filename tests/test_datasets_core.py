@@ -153,8 +153,10 @@ def test_read_npz_column_selection_and_errors(tmp_path):
         read_npz(path, inputs="speed", outputs="pos")
     with pytest.raises(ValueError, match="input_columns"):
         read_npz(path, inputs="volt", outputs="pos", input_columns=[5])
-    with pytest.raises(ValueError, match=r"input_columns: expected indices in 0\.\..*got \[-1\]"):
-        read_npz(path, inputs="volt", outputs="pos", input_columns=[-1])  # 0-based: no negative indices
+    with pytest.raises(ValueError, match=r"input_columns: expected indices in 0\.\..* from the end\), got \[-9\]"):
+        read_npz(path, inputs="volt", outputs="pos", input_columns=[-9])
+    last = read_npz(path, inputs=["force", "volt"], outputs="pos", input_columns=[-1])  # from the end, as read_csv
+    np.testing.assert_array_equal(last.u, read_npz(path, inputs="volt", outputs="pos").u[:, :, -1:])
     np.savez(tmp_path / "short.npz", a=np.zeros(10), b=np.zeros(9))
     with pytest.raises(ValueError, match=r"u and y.*\(1, 10, 1\).*\(1, 9, 1\)"):
         read_npz(tmp_path / "short.npz", inputs="a", outputs="b")

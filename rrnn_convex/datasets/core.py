@@ -652,10 +652,11 @@ def read_npz(path, inputs: str | Sequence[str] = "u", outputs: str | Sequence[st
             arr = np.concatenate(parts, axis=2)
             if columns is not None:
                 cols = [int(c) for c in columns]
-                bad = [c for c in cols if not 0 <= c < arr.shape[2]]  # 0-based, as documented: no negatives
+                k = arr.shape[2]
+                bad = [c for c in cols if not -k <= c < k]  # negative: from the end, as in read_csv
                 if bad or not cols:
-                    raise ValueError(f"{role[:-1]}_columns: expected indices in 0..{arr.shape[2] - 1}, "
-                                     f"got {list(columns)}")
+                    raise ValueError(f"{role[:-1]}_columns: expected indices in 0..{k - 1} (or -{k}..-1 from the "
+                                     f"end), got {list(columns)}")
                 arr = arr[:, :, cols]
             return arr, names
 
