@@ -10,18 +10,39 @@
   ``"leaky_relu"``, ``"identity"``) are required; ``b`` (zeros), ``C`` (the identity: output =
   state) and ``D`` (zeros) are optional, with those defaults (docs/design.md section 2.4,
   :meth:`ImplicitRNN.from_elman <rrnn_convex.model.ImplicitRNN.from_elman>`);
+* ``.npz`` holding the explicit weights of a recurrent equilibrium network (REN): any key among
+  ``A`` (or ``E``, ``F``), ``B1``, ``B2``, ``C1``, ``C2``, ``D11``, ``D12``, ``D21``, ``D22``,
+  ``bx``, ``bv``, ``by`` (:data:`REN_NAMES`, the arguments of :func:`from_ren`; ``activation`` a
+  name, ``"relu"`` when absent) makes the file a REN file, read by :func:`from_ren`;
+* ``.pt`` / ``.pth`` written by :func:`save_torch` (``rrnn export MODEL --to torch OUT.pt``): a
+  dict with ``"format": "rrnn_convex.ImplicitRNN"``, the model's own float64 weights and its
+  activation, read back to the identical model (same weights hash);
 * ``.pt`` / ``.pth``: a PyTorch ``state_dict`` (``torch.save(net.state_dict(), path)``) holding
-  one one-layer, unidirectional ``torch.nn.RNN`` (keys ``<prefix>weight_ih_l0``,
-  ``<prefix>weight_hh_l0``, optional biases) and at most one ``torch.nn.Linear`` readout (keys
-  ``<prefix>weight`` and optionally ``<prefix>bias``); nested dicts such as
-  ``{"rnn": rnn.state_dict(), "readout": lin.state_dict(), "nonlinearity": "relu"}`` work too.
-  A state_dict does not record the RNN's nonlinearity: it is read from a ``"nonlinearity"``
-  entry of the file, or must be given (``nonlinearity=``; ``rrnn ... --nonlinearity``). Files
-  are read with ``torch.load(..., weights_only=True)``, so pickled modules are refused. Needs
-  the ``torch`` extra.
+  one unidirectional ``torch.nn.RNN`` with any number of layers (keys
+  ``<prefix>weight_ih_l<k>``, ``<prefix>weight_hh_l<k>``, optional ``<prefix>bias_ih_l<k>``,
+  ``<prefix>bias_hh_l<k>`` for k = 0 .. L-1; the RNN is found by its ``weight_ih_l0`` key) and
+  at most one readout: a ``torch.nn.Linear`` (keys ``<name>.weight``, optional ``<name>.bias``)
+  or a ``torch.nn.Sequential`` of Linear layers and activations (keys
+  ``<name>.<i>.weight``, ``<name>.<i>.bias``). Nested dicts such as
+  ``{"rnn": rnn.state_dict(), "readout": mlp.state_dict(), "nonlinearity": "relu"}`` work too.
+  A state_dict records neither the RNN's nonlinearity nor the readout's activation layers
+  (they have no weights):
 
-:func:`from_torch_rnn` imports a ``torch.nn.RNN`` with any number of stacked layers from Python
-(the layers become a block-lower-triangular ``D11``); files hold one layer only.
+  - the nonlinearity is read from a ``"nonlinearity"`` entry of the file, or must be given
+    (``nonlinearity=``; ``rrnn ... --nonlinearity``);
+  - in a Sequential readout every index missing from the numbering of its Linear layers
+    (``0.weight``, ``2.weight``: index 1) is one activation layer of that nonlinearity (a model
+    has one activation for all its neurons), two or more missing indices in a row are refused;
+    a readout ending in an activation leaves no trace, so a file whose readout is not
+    ``Linear (act Linear)*`` must say what it holds in a string entry ``"readout_layers"``,
+    e.g. ``"linear,relu,linear,relu"`` (one ``linear`` per Linear layer, in order).
+
+  Files are read with ``torch.load(..., weights_only=True)``, so pickled modules are refused.
+  Needs the ``torch`` extra.
+
+:func:`from_torch_rnn` (and :meth:`ImplicitRNN.from_torch_rnn
+<rrnn_convex.model.ImplicitRNN.from_torch_rnn>`, the same function) imports the modules from
+Python: stacked layers and MLP readouts become a block-lower-triangular ``D11``.
 
 Every model is converted to an :class:`~rrnn_convex.model.ImplicitRNN`; a certificate's model
 hash names that converted model, so the same file always gives the same hash. A file of the
@@ -30,20 +51,22 @@ raises FileNotFoundError.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ._io import check_input_file, reject_booleans, strict_json
+from ._io import atomic_path, check_input_file, reject_booleans, strict_json
 from ._validation import as_float_array
-from ._torch_io import readout_weights, tensor_array
+from ._torch_io import torch_rnn_weights
 from .errors import MissingDependency
 from .model import ImplicitRNN
+from .shapes import WEIGHT_FIELDS
 
-__all__ = ["LoadedModel", "load_any_model", "load_model_file", "from_torch_rnn", "from_ren", "REN_NAMES",
-           "MODEL_SUFFIXES"]
+__all__ = ["LoadedModel", "load_any_model", "load_model_file", "from_torch_rnn", "from_ren", "save_torch",
+           "REN_NAMES", "MODEL_SUFFIXES", "TORCH_FORMAT"]
 
 MODEL_SUFFIXES = (".npz", ".json", ".pt", ".pth")
 #: the names of the explicit REN's weights accepted by :func:`from_ren` (also as dict / .npz keys)
@@ -51,6 +74,10 @@ REN_NAMES = ("A", "E", "F", "B1", "B2", "C1", "C2", "D11", "D12", "D21", "D22", 
 ELMAN_REQUIRED = ("W", "U", "activation")
 ELMAN_OPTIONAL = ("b", "C", "D")
 _TORCH_HINT = 'reading PyTorch .pt files needs torch: pip install "rrnn_convex[torch]"'
+#: the ``format`` entry of the PyTorch files written by :func:`save_torch`
+TORCH_FORMAT = "rrnn_convex.ImplicitRNN"
+TORCH_FORMAT_VERSION = 1
+_RNN_FILE_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l\d+")
 
 
 @dataclass(frozen=True)
@@ -64,7 +91,7 @@ class LoadedModel:
     ----------
     model : ImplicitRNN
         The converted model.
-    kind : {"rrnn_convex", "elman-npz", "elman-json", "torch"}
+    kind : {"rrnn_convex", "elman-npz", "elman-json", "ren-npz", "torch", "rrnn_convex-torch"}
         What kind of file it came from.
     description : str
         One line naming the source (and the defaults used for missing Elman arrays).
@@ -73,7 +100,7 @@ class LoadedModel:
     """
 
     model: ImplicitRNN
-    kind: str  # "rrnn_convex", "elman-npz", "elman-json" or "torch"
+    kind: str  # "rrnn_convex", "elman-npz", "elman-json", "ren-npz", "torch" or "rrnn_convex-torch"
     description: str
     meta: dict = field(default_factory=dict)
 
@@ -182,6 +209,13 @@ def _load_npz(path: Path) -> LoadedModel:
             arrays = {k: data[k] for k in keys}
         except ValueError as exc:  # object arrays need pickle
             raise ValueError(f"model: {str(path)!r} holds arrays that need pickle to read ({exc})") from None
+    if set(keys) & (set(REN_NAMES) - {"activation"}):
+        try:
+            model = from_ren(path)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model: {str(path)!r} (explicit REN weights): {exc}") from None
+        act = "" if "activation" in keys else "; activation relu (the default, not in the file)"
+        return LoadedModel(model, "ren-npz", f"REN weights (explicit form) from {path.name!r}{act}")
     return _elman(arrays, repr(path.name), "elman-npz")
 
 
@@ -218,7 +252,8 @@ def _flatten(obj, prefix: str = "") -> dict:
     return out
 
 
-def _load_torch(path: Path, nonlinearity: str | None) -> LoadedModel:
+def _torch_load(path: Path):
+    """``torch.load`` of ``path`` with weights only (no pickled objects), errors as ValueError."""
     try:
         import torch
     except ImportError:
@@ -236,12 +271,21 @@ def _load_torch(path: Path, nonlinearity: str | None) -> LoadedModel:
     if not isinstance(obj, dict):
         raise ValueError(f"model: {str(path)!r} holds a {type(obj).__name__}, not a state_dict (dict of tensors); "
                          f"save it with torch.save(net.state_dict(), path)")
+    return torch, obj
+
+
+def _load_torch(path: Path, nonlinearity: str | None) -> LoadedModel:
+    torch, obj = _torch_load(path)
+    if obj.get("format") == TORCH_FORMAT:
+        return _load_exported(path, obj, nonlinearity, torch)
     flat = _flatten(obj)
     stored = {k: v for k, v in flat.items() if isinstance(v, str)}
-    file_nl = None
+    file_nl = layer_spec = None
     for k, v in stored.items():
         if k.split(".")[-1] == "nonlinearity":
             file_nl = v
+        elif k.split(".")[-1] == "readout_layers":
+            layer_spec = v
     others = sorted(k for k, v in flat.items() if not isinstance(v, str) and not torch.is_tensor(v))
     if others:
         raise ValueError(f"model: {str(path)!r}: entries {others} are neither tensors nor strings")
@@ -249,30 +293,15 @@ def _load_torch(path: Path, nonlinearity: str | None) -> LoadedModel:
     ih = [k for k in tensors if k.endswith("weight_ih_l0")]
     if len(ih) != 1:
         what = "no torch.nn.RNN (no key ending in weight_ih_l0)" if not ih else f"{len(ih)} RNNs ({ih})"
-        raise ValueError(f"model: {str(path)!r} holds {what}; expected one one-layer torch.nn.RNN "
+        raise ValueError(f"model: {str(path)!r} holds {what}; expected one torch.nn.RNN "
                          f"(keys: {sorted(tensors)[:12]})")
     pre = ih[0][: -len("weight_ih_l0")]
-    rnn_names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
-    rnn = {name: tensors[pre + name] for name in rnn_names if pre + name in tensors}
-    rest = {k: v for k, v in tensors.items() if not (k.startswith(pre) and k[len(pre):] in rnn_names)}
-    layered = sorted(k for k in rest if k.startswith(pre) and ("_l" in k[len(pre):]))
+    rnn = {k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre) and _RNN_FILE_KEY.fullmatch(k[len(pre):])}
+    rest = {k: v for k, v in tensors.items() if not (k.startswith(pre) and k[len(pre):] in rnn)}
+    layered = sorted(k for k in rest if k.startswith(pre) and re.search(r"_l\d+(_reverse)?$", k))
     if layered:
-        raise ValueError(f"model: {str(path)!r}: only one-layer, unidirectional torch.nn.RNN is supported, "
+        raise ValueError(f"model: {str(path)!r}: only unidirectional torch.nn.RNN without proj_size is supported, "
                          f"found {layered}")
-    readout = None
-    if rest:
-        weights = [k for k in rest if k == "weight" or k.endswith(".weight")]
-        if len(weights) != 1:
-            raise ValueError(f"model: {str(path)!r}: expected at most one torch.nn.Linear readout besides the RNN, "
-                             f"found the keys {sorted(rest)}")
-        rpre = weights[0][: -len("weight")]
-        readout = {"weight": rest[rpre + "weight"]}
-        if rpre + "bias" in rest:
-            readout["bias"] = rest[rpre + "bias"]
-        unknown = sorted(set(rest) - {rpre + "weight", rpre + "bias"})
-        if unknown:
-            raise ValueError(f"model: {str(path)!r}: unexpected keys {unknown} besides one RNN and one Linear "
-                             f"readout")
     if file_nl is not None and nonlinearity is not None and file_nl != nonlinearity:
         raise ValueError(f"nonlinearity: the file records {file_nl!r}, but {nonlinearity!r} was given")
     nl = file_nl or nonlinearity
@@ -282,44 +311,206 @@ def _load_torch(path: Path, nonlinearity: str | None) -> LoadedModel:
                          f"'nonlinearity' in the file")
     if nl not in ("relu", "tanh"):
         raise ValueError(f"nonlinearity: torch.nn.RNN supports 'relu' or 'tanh', got {nl!r}")
+    readout, ro = _file_readout(path, rest, nl, layer_spec)
     try:
-        model = ImplicitRNN.from_torch_rnn(rnn, readout=readout, nonlinearity=nl)
+        model = from_torch_rnn(rnn, readout=readout, nonlinearity=nl)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"model: {str(path)!r}: {exc}") from None
-    ro = "Linear readout" if readout is not None else "no readout (output = hidden state)"
+    layers = len({k.rsplit("_l", 1)[1] for k in rnn})
     src = "from the file" if file_nl else "given"
-    return LoadedModel(model, "torch", f"torch.nn.RNN ({nl}, {src}) + {ro} from {path.name!r}")
+    return LoadedModel(model, "torch", f"torch.nn.RNN ({nl}, {src}; {layers} layer{'s' * (layers > 1)}) + {ro} "
+                                       f"from {path.name!r}")
+
+
+def _file_readout(path: Path, rest: dict, nl: str, layer_spec: str | None):
+    """The readout layers of a .pt file's tensors besides the RNN, and a description."""
+    if not rest:
+        if layer_spec:
+            raise ValueError(f"model: {str(path)!r}: 'readout_layers' is {layer_spec!r}, but the file holds no "
+                             f"readout weights")
+        return None, "no readout (output = hidden state)"
+    bad = sorted(k for k in rest if not (k in ("weight", "bias") or k.endswith((".weight", ".bias"))))
+    modules = sorted({k.rpartition(".")[0] for k in rest})
+    if bad:
+        raise ValueError(f"model: {str(path)!r}: unexpected keys {bad} besides the RNN and a readout of "
+                         f"torch.nn.Linear layers (keys <name>.weight, <name>.bias)")
+    linears = []
+    if len(modules) == 1:
+        linears = [(None, modules[0])]
+    else:
+        parents = {m.rpartition(".")[0] for m in modules}
+        indices = [m.rpartition(".")[2] for m in modules]
+        if len(parents) != 1 or not all(i.isdigit() for i in indices):
+            raise ValueError(f"model: {str(path)!r}: expected at most one readout (a torch.nn.Linear, or a "
+                             f"torch.nn.Sequential whose layers are numbered), found the modules {modules}")
+        parent = parents.pop()
+        linears = sorted((int(i), f"{parent}.{i}" if parent else i) for i in indices)
+    layers = []
+    for name, module in linears:
+        prefix = f"{module}." if module else ""
+        if prefix + "weight" not in rest:
+            raise ValueError(f"model: {str(path)!r}: readout layer {module!r} has a bias but no weight")
+        layers.append({k: rest[prefix + k] for k in ("weight", "bias") if prefix + k in rest})
+    if layer_spec is not None:
+        kinds = [k.strip().lower() for k in layer_spec.split(",")]
+        wrong = [k for k in kinds if k not in ("linear", "relu", "tanh")]
+        if wrong or kinds.count("linear") != len(layers):
+            raise ValueError(f"model: {str(path)!r}: 'readout_layers' must list 'linear', 'relu' or 'tanh' "
+                             f"(comma-separated) with one 'linear' per Linear layer in the file ({len(layers)}), "
+                             f"got {layer_spec!r}")
+        it = iter(layers)
+        readout = [next(it) if k == "linear" else k for k in kinds]
+    elif linears[0][0] is None:
+        readout = layers
+    else:  # a Sequential: every gap of one index in the numbering is one activation layer
+        readout, last = [], -1
+        for (index, module), layer in zip(linears, layers):
+            gap = index - last - 1
+            if gap > 1:
+                raise ValueError(f"model: {str(path)!r}: readout layer {module!r} follows {gap} layers without "
+                                 f"weights; only one activation between Linear layers can be inferred (store "
+                                 f"'readout_layers', e.g. 'linear,{nl},linear', to say what the readout holds)")
+            readout += [nl] * gap + [layer]
+            last = index
+    hidden = sum(1 for r in readout if isinstance(r, str))
+    what = ("Linear readout" if len(readout) == 1 else
+            f"MLP readout ({len(layers)} Linear, {hidden} {nl} layer{'s' * (hidden != 1)})")
+    return readout, what
+
+
+def _load_exported(path: Path, obj: dict, nonlinearity: str | None, torch) -> LoadedModel:
+    """A model written by :func:`save_torch`."""
+    version = obj.get("format_version")
+    if type(version) is not int or version != TORCH_FORMAT_VERSION:
+        raise ValueError(f"model: {str(path)!r}: format_version {version!r} is not one this package reads "
+                         f"({TORCH_FORMAT_VERSION})")
+    weights, act = obj.get("weights"), obj.get("activation")
+    if not isinstance(weights, dict) or not isinstance(act, str):
+        raise ValueError(f"model: {str(path)!r}: an {TORCH_FORMAT} file needs a dict 'weights' and a JSON string "
+                         f"'activation'")
+    unknown = sorted(set(obj) - {"format", "format_version", "weights", "activation", "meta"})
+    names = WEIGHT_FIELDS + ("D11",)
+    unknown += sorted(f"weights.{k}" for k in weights if k not in names)
+    if unknown:
+        raise ValueError(f"model: {str(path)!r}: unexpected entries {unknown} in an {TORCH_FORMAT} file")
+    bad = sorted(k for k, v in weights.items() if not (torch.is_tensor(v) and v.dtype == torch.float64))
+    if bad:
+        raise ValueError(f"model: {str(path)!r}: weights {bad} are not float64 tensors")
+    try:
+        activation = strict_json(act)
+        model = ImplicitRNN(**{k: v.numpy() for k, v in weights.items()}, activation=activation)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model: {str(path)!r}: {exc}") from None
+    if nonlinearity is not None and nonlinearity != model.activation.name:
+        raise ValueError(f"nonlinearity: the file records {model.activation.name!r}, but {nonlinearity!r} was given")
+    meta = obj.get("meta", "{}")
+    try:
+        meta = strict_json(meta) if isinstance(meta, str) else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise ValueError(f"model: {str(path)!r}: 'meta' must be a JSON object string")
+    return LoadedModel(model, "rrnn_convex-torch", f"rrnn_convex ImplicitRNN exported to torch ({path.name})", meta)
+
+
+def save_torch(model: ImplicitRNN, path, *, meta: dict | None = None) -> Path:
+    """Write ``model`` to a PyTorch file (``.pt``) that :func:`load_any_model` reads back exactly.
+
+    The file is ``torch.save`` of a plain dict (readable with ``torch.load(path,
+    weights_only=True)``, no pickled code)::
+
+        {"format": "rrnn_convex.ImplicitRNN", "format_version": 1,
+         "activation": '{"name": "relu", "alpha": 0.0, "beta": 1.0, "slope": 0.0}',
+         "weights": {"E": ..., "F": ..., "B1": ..., "B2": ..., "C1": ..., "C2": ...,
+                     "D12": ..., "D21": ..., "D22": ..., "bx": ..., "bv": ..., "by": ...,
+                     "D11": ...},   # float64 tensors; D11 only when nonzero
+         "meta": "{...}"}           # the JSON of ``meta`` (input / output names etc.)
+
+    The weights are the model's own float64 arrays (the implicit form, not ``E^-1 F``), so the
+    model read back has the same :meth:`~rrnn_convex.model.ImplicitRNN.weights_hash` and every
+    certificate of the model verifies against it. In torch,
+    ``load_any_model(path).to_torch()`` gives the module (see
+    :meth:`~rrnn_convex.model.ImplicitRNN.to_torch`). The file is written atomically. Needs the
+    ``torch`` extra.
+
+    Parameters
+    ----------
+    model : ImplicitRNN
+        The model.
+    path : str or os.PathLike
+        The file to write (any name; ``.pt`` is the convention).
+    meta : dict, optional
+        JSON-serialisable metadata, returned as :attr:`LoadedModel.meta` on reading.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    rrnn_convex.errors.MissingDependency
+        torch is not installed (an ImportError).
+    TypeError
+        ``meta`` is not JSON-serialisable.
+    """
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependency(_TORCH_HINT.replace("reading", "writing")) from None
+    path = Path(path)
+    doc = {"format": TORCH_FORMAT, "format_version": TORCH_FORMAT_VERSION,
+           "activation": json.dumps(model.activation.to_dict(), sort_keys=True),
+           "weights": {k: torch.tensor(np.array(v, dtype=np.float64)) for k, v in model.weights().items()},
+           "meta": json.dumps(meta or {}, sort_keys=True, allow_nan=False)}
+    with atomic_path(path, suffix=".pt") as tmp:
+        with open(tmp, "wb") as fh:
+            torch.save(doc, fh)
+    return path
 
 
 def from_torch_rnn(rnn, readout=None, nonlinearity: str | None = None) -> ImplicitRNN:
-    """Import a ``torch.nn.RNN`` with one or more stacked layers (relu or tanh), with an optional readout.
+    """Import a ``torch.nn.RNN`` with one or more stacked layers (relu or tanh) and its readout.
 
     torch computes, for layers ``k = 1 .. L`` (all of hidden size H) and ``h^0_t = u_t``,
     ``h^k_t = sigma(W_ih^k h^(k-1)_t + b_ih^k + W_hh^k h^k_(t-1) + b_hh^k)``, and the readout
     acts on ``h^L_t``. The implicit form takes as state all layers' previous hidden states and
-    as neurons all layers' new ones, layer after layer:
+    as neurons all layers' new ones, layer after layer, then the readout's hidden neurons:
 
-    * ``x[t] = (h^1_(t-1), ..., h^L_(t-1))`` (n = L H), ``w[t] = (h^1_t, ..., h^L_t)`` (q = L H);
-    * ``C1 = blockdiag(W_hh^1 .. W_hh^L)``, ``D12 = [W_ih^1; 0]``, ``bv`` the summed biases;
+    * ``x[t] = (h^1_(t-1), ..., h^L_(t-1))`` (n = L H), ``w[t] = (h^1_t, ..., h^L_t, r_t)``
+      (q = L H + the readout's hidden units);
+    * ``C1 = blockdiag(W_hh^1 .. W_hh^L)`` (zero rows for the readout), ``D12 = [W_ih^1; 0]``,
+      ``bv`` the summed biases, then the readout's hidden biases;
     * ``D11`` block-lower-triangular: block (k, k - 1) is ``W_ih^k`` (layer k reads layer k - 1
-      at the same time step), so the neurons are evaluated layer by layer
+      at the same time step), and each hidden layer of an MLP readout reads the one before it
+      (the first reads ``h^L_t``), so the neurons are evaluated layer by layer
       (:attr:`~rrnn_convex.model.ImplicitRNN.neuron_levels`), no equilibrium is solved;
-    * ``B1 = I``, ``F = 0``, ``B2 = 0``, ``C2 = 0``, ``D21 = [0 .. 0  C]``, ``by`` the readout's bias.
+    * ``B1 = [I 0]`` (the readout's neurons do not enter the state), ``F = 0``, ``B2 = 0``,
+      ``C2 = 0``; ``D21`` and ``by`` the readout's last Linear layer acting on its last hidden
+      layer (or on ``h^L_t`` for a Linear readout; consecutive Linear layers are multiplied).
 
     Simulating from ``x0 = h_0.transpose(1, 0, 2).reshape(batch, L * H)`` (torch's ``h_0`` has
     shape (L, batch, H)) reproduces torch's outputs; ``batch_first`` does not matter for the
-    weights. With one layer the result equals :meth:`ImplicitRNN.from_torch_rnn
-    <rrnn_convex.model.ImplicitRNN.from_torch_rnn>` (``D11 = 0``). Dropout between layers acts
-    only in training mode and is ignored. Requires the ``torch`` extra.
+    weights. With one layer and a Linear readout (or none) the result is the Elman form with
+    ``D11 = 0``. Dropout (between layers or in the readout) acts only in training mode and is
+    ignored. :meth:`ImplicitRNN.from_torch_rnn <rrnn_convex.model.ImplicitRNN.from_torch_rnn>`
+    is the same function. Requires the ``torch`` extra.
+
+    An :class:`~rrnn_convex.model.ImplicitRNN` has one activation for all its neurons, so the
+    readout's activations must be the RNN's nonlinearity: a tanh RNN with a ReLU readout raises
+    ValueError naming the layer and both activations.
 
     Parameters
     ----------
     rnn : torch.nn.RNN or dict
         The module (unidirectional, no projection) or its ``state_dict`` (keys
         ``weight_ih_l<k>``, ``weight_hh_l<k>``, optional ``bias_ih_l<k>``, ``bias_hh_l<k>``).
-    readout : torch.nn.Linear, dict, tuple or None
-        The readout of the last layer, its state_dict, a pair ``(C, by)``, or None (output = the
-        last layer's hidden state).
+    readout : torch.nn.Linear, torch.nn.Sequential, dict, list, tuple or None
+        The readout of the last layer: a ``Linear`` or its state_dict; an ``nn.Sequential`` (or
+        a list) of ``Linear`` layers (or their state_dicts) and ``nn.ReLU`` / ``nn.Tanh``
+        layers (or the names ``"relu"`` / ``"tanh"``; ``nn.Identity`` and ``nn.Dropout`` are
+        skipped); a pair ``(C, by)`` of arrays; or None (output = the last layer's hidden
+        state).
     nonlinearity : {"relu", "tanh"}, optional
         Overrides the module's; needed for a state_dict (default "tanh", torch's default).
 
@@ -332,72 +523,13 @@ def from_torch_rnn(rnn, readout=None, nonlinearity: str | None = None) -> Implic
     rrnn_convex.errors.MissingDependency
         torch is not installed (an ImportError).
     ValueError
-        A bidirectional module or one with ``proj_size``, an unknown nonlinearity, missing,
-        unexpected or non-consecutive layer keys, or shapes that do not fit.
+        A bidirectional module or one with ``proj_size``, an LSTM or GRU, an unknown
+        nonlinearity, a readout layer that is neither Linear nor the RNN's activation (naming
+        the layer), missing, unexpected or non-consecutive layer keys, or shapes that do not fit.
+    TypeError
+        ``rnn`` or ``readout`` of an unsupported type.
     """
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise MissingDependency(_TORCH_HINT) from None
-    if hasattr(rnn, "state_dict"):
-        if getattr(rnn, "bidirectional", False):
-            raise ValueError("rnn: bidirectional torch.nn.RNN is not supported (the model is causal)")
-        if getattr(rnn, "proj_size", 0):
-            raise ValueError("rnn: torch.nn.RNN with proj_size is not supported")
-        nonlinearity = nonlinearity or getattr(rnn, "nonlinearity", None)
-        sd = dict(rnn.state_dict())
-    else:
-        sd = dict(rnn)
-    nonlinearity = nonlinearity or "tanh"
-    if nonlinearity not in ("relu", "tanh"):
-        raise ValueError(f"nonlinearity: torch.nn.RNN supports 'relu' or 'tanh', got {nonlinearity!r}")
-    pattern = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
-    unexpected = sorted(k for k in sd if not pattern.fullmatch(k))
-    if unexpected:
-        raise ValueError(f"rnn: unexpected keys {unexpected} in a torch.nn.RNN state_dict (expected "
-                         f"weight_ih_l<k>, weight_hh_l<k> and optionally bias_ih_l<k>, bias_hh_l<k>)")
-    layers = sorted({int(pattern.fullmatch(k).group(2)) for k in sd})
-    if not layers or layers != list(range(len(layers))):
-        raise ValueError(f"rnn: expected layers 0 .. L-1 (keys *_l0, *_l1, ...), got the keys {sorted(sd)}")
-
-    W_hh, W_ih, b = [], [], []
-    for k in layers:
-        for key in (f"weight_ih_l{k}", f"weight_hh_l{k}"):
-            if key not in sd:
-                raise ValueError(f"rnn: state_dict lacks {key} (keys: {sorted(sd)})")
-        Whh = tensor_array(sd[f"weight_hh_l{k}"], f"weight_hh_l{k}", ndim=2)
-        Wih = tensor_array(sd[f"weight_ih_l{k}"], f"weight_ih_l{k}", ndim=2)
-        H = W_hh[0].shape[0] if k else Whh.shape[0]
-        if Whh.shape != (H, H):
-            raise ValueError(f"weight_hh_l{k}: expected shape ({H}, {H}), got {Whh.shape}")
-        if Wih.shape[0] != H or (k and Wih.shape[1] != H):
-            expected = f"({H}, m)" if k == 0 else f"({H}, {H})"
-            raise ValueError(f"weight_ih_l{k}: expected shape {expected}, got {Wih.shape}")
-        bias = np.zeros(H)
-        for key in (f"bias_ih_l{k}", f"bias_hh_l{k}"):
-            if key in sd:
-                bk = tensor_array(sd[key], key)
-                if bk.shape != (H,):
-                    raise ValueError(f"{key}: expected shape ({H},), got {bk.shape}")
-                bias = bias + bk
-        W_hh.append(Whh)
-        W_ih.append(Wih)
-        b.append(bias)
-    L, H, m = len(layers), W_hh[0].shape[0], W_ih[0].shape[1]
-    n = q = L * H
-    C, by = readout_weights(readout, H)
-    p = C.shape[0]
-    C1 = np.zeros((q, n))
-    D11 = np.zeros((q, q))
-    for k in range(L):
-        C1[k * H:(k + 1) * H, k * H:(k + 1) * H] = W_hh[k]
-        if k > 0:
-            D11[k * H:(k + 1) * H, (k - 1) * H:k * H] = W_ih[k]
-    D12 = np.vstack([W_ih[0], np.zeros((q - H, m))])
-    D21 = np.hstack([np.zeros((p, q - H)), C])
-    return ImplicitRNN(E=np.eye(n), F=np.zeros((n, n)), B1=np.eye(n), B2=np.zeros((n, m)), C1=C1, D11=D11,
-                       D12=D12, bv=np.concatenate(b), C2=np.zeros((p, n)), D21=D21, D22=np.zeros((p, m)),
-                       by=by, activation=nonlinearity)
+    return ImplicitRNN(**torch_rnn_weights(rnn, readout, nonlinearity, hint=_TORCH_HINT))
 
 
 # ---------------------------------------------------------------------- recurrent equilibrium networks

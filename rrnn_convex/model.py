@@ -20,7 +20,7 @@ import numpy as np
 from ._io import atomic_path, check_input_file
 from ._validation import as_float_array, check_state_space, initial_states
 from .activations import Activation, get_activation
-from ._torch_io import readout_weights, tensor_array
+from ._torch_io import torch_rnn_weights
 from .shapes import BIAS_SHAPES, MATRIX_SHAPES, OPTIONAL_MATRIX_SHAPES, WEIGHT_FIELDS
 
 #: the format version written for models without D11 (files of such models are unchanged)
@@ -566,21 +566,23 @@ class ImplicitRNN:
 
     @classmethod
     def from_torch_rnn(cls, rnn, readout=None, nonlinearity: str | None = None) -> "ImplicitRNN":
-        """Import a one-layer ``torch.nn.RNN`` (relu or tanh), with an optional linear readout.
+        """Import a ``torch.nn.RNN`` (relu or tanh, one or more stacked layers) and its readout.
 
-        ``rnn`` is the module or its ``state_dict``; ``readout`` a ``torch.nn.Linear``, its
-        state_dict, a pair ``(C, by)`` of arrays, or None (output = hidden state). torch computes
-        ``h_t = sigma(W_ih u_t + b_ih + W_hh h_{t-1} + b_hh)`` and the readout acts on ``h_t``, so
-        the implicit form is x[t] = h_{t-1}, C1 = W_hh, D12 = W_ih, bv = b_ih + b_hh, B1 = I,
-        F = 0, C2 = 0, D21 = C, by = readout bias. Simulating from ``x0 = h_0`` reproduces
-        torch's outputs. Requires the ``torch`` extra.
+        The same import as :func:`rrnn_convex.io_models.from_torch_rnn` (one implementation):
+        with one layer and a ``torch.nn.Linear`` readout (or none) the model is the Elman form
+        x[t] = h_{t-1}, C1 = W_hh, D12 = W_ih, bv = b_ih + b_hh, B1 = I, F = 0, C2 = 0,
+        D21 = C, by = the readout's bias, and ``D11 = 0``; stacked layers and the hidden layers
+        of an MLP readout become more neurons coupled by a block-lower-triangular ``D11``.
+        Simulating from ``x0 = h_0`` (for L layers: ``h_0.transpose(1, 0, 2).reshape(batch, L H)``)
+        reproduces torch's outputs. Requires the ``torch`` extra.
 
         Parameters
         ----------
         rnn : torch.nn.RNN or dict
-            The module or its ``state_dict`` (one layer, unidirectional, no projection).
-        readout : torch.nn.Linear, dict, tuple or None
-            The readout, its state_dict, a pair ``(C, by)``, or None (output = hidden state).
+            The module (unidirectional, no projection) or its ``state_dict``.
+        readout : torch.nn.Linear, torch.nn.Sequential, dict, list, tuple or None
+            The readout, as in :func:`rrnn_convex.io_models.from_torch_rnn`; None: output =
+            the last layer's hidden state.
         nonlinearity : {"relu", "tanh"}, optional
             Overrides the module's; needed for a state_dict (default "tanh", torch's default).
 
@@ -593,46 +595,14 @@ class ImplicitRNN:
         rrnn_convex.errors.MissingDependency
             torch is not installed (an ImportError).
         ValueError
-            An unsupported module (several layers, bidirectional, proj_size), an unknown
-            nonlinearity, missing or unexpected keys, or shapes that do not fit.
+            An unsupported module (bidirectional, proj_size, LSTM, GRU), an unknown
+            nonlinearity, a readout activation other than the RNN's, missing or unexpected
+            keys, or shapes that do not fit.
         """
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            from .errors import MissingDependency
-            raise MissingDependency(
-                "from_torch_rnn needs PyTorch: install it with `pip install rrnn_convex[torch]` "
-                "(on this project's machines: `pip install torch==2.13.0`)") from None
-        if hasattr(rnn, "state_dict"):
-            if getattr(rnn, "num_layers", 1) != 1 or getattr(rnn, "bidirectional", False):
-                raise ValueError("rnn: only one-layer, unidirectional torch.nn.RNN modules are supported")
-            if getattr(rnn, "proj_size", 0):
-                raise ValueError("rnn: torch.nn.RNN with proj_size is not supported")
-            nonlinearity = nonlinearity or rnn.nonlinearity
-            sd = rnn.state_dict()
-        else:
-            sd = rnn
-            nonlinearity = nonlinearity or "tanh"
-        if nonlinearity not in ("relu", "tanh"):
-            raise ValueError(f"nonlinearity: torch.nn.RNN supports 'relu' or 'tanh', got {nonlinearity!r}")
-        extra = sorted(k for k in sd if not k.endswith("_l0"))
-        if extra:
-            raise ValueError(f"rnn: expected a one-layer nn.RNN state_dict (keys *_l0), got extra keys {extra}")
-
-        if "weight_hh_l0" not in sd or "weight_ih_l0" not in sd:
-            raise ValueError(f"rnn: state_dict lacks weight_hh_l0 / weight_ih_l0 (keys: {sorted(sd)})")
-        W = tensor_array(sd["weight_hh_l0"], "weight_hh_l0")
-        U = tensor_array(sd["weight_ih_l0"], "weight_ih_l0")
-        n, m = W.shape[0], U.shape[1]
-        b = np.zeros(n)
-        for key in ("bias_ih_l0", "bias_hh_l0"):
-            if key in sd:
-                b = b + tensor_array(sd[key], key)
-        C, by = readout_weights(readout, n)
-        p = C.shape[0]
-        return cls(E=np.eye(n), F=np.zeros((n, n)), B1=np.eye(n), B2=np.zeros((n, m)),
-                   C1=W, D12=U, bv=b, C2=np.zeros((p, n)), D21=C, D22=np.zeros((p, m)), by=by,
-                   activation=nonlinearity)
+        return cls(**torch_rnn_weights(
+            rnn, readout, nonlinearity,
+            hint="from_torch_rnn needs PyTorch: install it with `pip install rrnn_convex[torch]` "
+                 "(on this project's machines: `pip install torch==2.13.0`)"))
 
     def to_torch(self):
         """The model as a ``torch.nn.Module`` (float64, batch-first, explicit initial state).

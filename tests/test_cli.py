@@ -235,8 +235,12 @@ def test_certify_a_torch_state_dict(tmp_path):
     assert_error(cli("certify", tmp_path / "module.pt"), 2, "not a PyTorch state_dict")
     torch.save({"a": net.rnn.state_dict(), "b": torch.nn.RNN(1, 2).state_dict()}, tmp_path / "two.pt")
     assert_error(cli("certify", tmp_path / "two.pt", "--nonlinearity", "relu"), 2, "2 RNNs")
+    # stacked layers are read too since issue 18 (tests/test_torch_import_cli.py); a bidirectional RNN is not
     torch.save(torch.nn.RNN(1, 2, num_layers=2).state_dict(), tmp_path / "deep.pt")
-    assert_error(cli("certify", tmp_path / "deep.pt", "--nonlinearity", "relu"), 2, "one-layer")
+    res = cli("certify", tmp_path / "deep.pt", "--nonlinearity", "relu", "--out", tmp_path / "deep.json")
+    assert res.returncode in (0, 1) and "2 layers" in res.stdout, res.stderr
+    torch.save(torch.nn.RNN(1, 2, bidirectional=True).state_dict(), tmp_path / "bi.pt")
+    assert_error(cli("certify", tmp_path / "bi.pt", "--nonlinearity", "relu"), 2, "unidirectional")
 
 
 def test_torch_file_without_torch_names_the_extra(tmp_path):

@@ -27,7 +27,15 @@ def test_from_torch_rnn_matches_torch_forward(nonlinearity):
 
 
 @pytest.mark.torch
-def test_from_torch_rnn_rejects_multilayer():
-    rnn = torch.nn.RNN(2, 4, num_layers=2)
-    with pytest.raises(ValueError, match="one-layer"):
-        ImplicitRNN.from_torch_rnn(rnn)
+def test_from_torch_rnn_accepts_stacked_layers_and_refuses_bidirectional():
+    # the one-layer limit is gone (issue 18): the method is the stacked importer of io_models
+    torch.manual_seed(3)
+    rnn = torch.nn.RNN(2, 4, num_layers=2, nonlinearity="relu").double()
+    u = torch.randn(3, 20, 2, dtype=torch.float64)
+    with torch.no_grad():
+        out, _ = rnn(u.transpose(0, 1))
+    model = ImplicitRNN.from_torch_rnn(rnn)
+    assert model.n == model.q == 8 and model.d11_kind == "acyclic"
+    np.testing.assert_allclose(model.simulate(u.numpy()), out.transpose(0, 1).numpy(), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="bidirectional"):
+        ImplicitRNN.from_torch_rnn(torch.nn.RNN(2, 4, bidirectional=True))
