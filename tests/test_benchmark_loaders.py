@@ -130,3 +130,16 @@ def test_delegation_to_nonlinear_benchmarks_reads_the_same_files(monkeypatch):
         assert emps().test.init == 20
     with pytest.raises(RuntimeError, match="pass folder"):
         silverbox()  # the fake package has no Silverbox()
+
+
+def test_the_recipe_runner_takes_the_loaders_names_and_aliases(tmp_path):
+    """sysid.run resolves names as load_benchmark does: an alias reaches the loader (which then
+    finds no files in an empty folder), an unknown name is refused before any loading."""
+    from rrnn_convex.datasets.benchmarks import benchmark_key
+    from rrnn_convex.experiments import sysid
+
+    assert benchmark_key("CED") == benchmark_key("Coupled Electric-Drives") == "coupled_electric_drives"
+    with pytest.raises(FileNotFoundError, match="DATAUNIF"):
+        sysid.run("ced", folder=tmp_path)
+    with pytest.raises(ValueError, match=r"unknown benchmark 'wiener'.*\(or ced, tanks\)"):
+        sysid.run("wiener", folder=tmp_path)

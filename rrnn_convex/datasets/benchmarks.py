@@ -33,7 +33,7 @@ from ..errors import UnsupportedDependency
 from .core import SequenceData, read_csv
 
 __all__ = ["Benchmark", "cascaded_tanks", "coupled_electric_drives", "emps", "silverbox", "load_benchmark",
-           "BENCHMARKS"]
+           "benchmark_key", "BENCHMARKS"]
 
 INSTALL_HINT = ("pip install nonlinear_benchmarks (it downloads and caches the data), or download the files "
                 "from nonlinearbenchmark.org and pass folder=...")
@@ -359,9 +359,35 @@ def load_benchmark(name: str, folder=None) -> Benchmark:
     rrnn_convex.errors.UnsupportedDependency
         From the loader.
     """
+    return BENCHMARKS[benchmark_key(name)](folder)
+
+
+#: other names of benchmarks
+ALIASES = {"ced": "coupled_electric_drives", "tanks": "cascaded_tanks"}
+
+
+def benchmark_key(name: str) -> str:
+    """The key of a benchmark in ``BENCHMARKS`` for a name as a user may write it.
+
+    Parameters
+    ----------
+    name : str
+        Case-insensitive; ``-`` and spaces count as ``_``; the aliases ``ced`` and ``tanks``
+        are accepted.
+
+    Returns
+    -------
+    str
+        ``cascaded_tanks``, ``coupled_electric_drives``, ``emps`` or ``silverbox``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name (the message lists the known ones).
+    """
     key = str(name).lower().replace("-", "_").replace(" ", "_")
-    aliases = {"ced": "coupled_electric_drives", "tanks": "cascaded_tanks"}
-    key = aliases.get(key, key)
+    key = ALIASES.get(key, key)
     if key not in BENCHMARKS:
-        raise ValueError(f"name: unknown benchmark {name!r}; expected one of {sorted(BENCHMARKS)}")
-    return BENCHMARKS[key](folder)
+        raise ValueError(f"name: unknown benchmark {name!r}; expected one of {sorted(BENCHMARKS)} "
+                         f"(or {', '.join(sorted(ALIASES))})")
+    return key

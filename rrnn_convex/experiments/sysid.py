@@ -220,7 +220,8 @@ def run(name: str, out=None, *, quick: bool = False, folder=None, recipe: Recipe
     Parameters
     ----------
     name : str
-        A key of ``RECIPES`` (case-insensitive, ``-`` for ``_``).
+        A key of ``RECIPES``, written as :func:`~rrnn_convex.datasets.benchmarks.load_benchmark`
+        accepts it (case-insensitive, ``-`` or a space for ``_``, the aliases ``ced`` and ``tanks``).
     out : str or os.PathLike, optional
         Folder for ``model.npz`` (and its certificate), ``result.json``, ``result.md`` and
         ``prediction.png`` (with matplotlib); created if needed. None: nothing is written.
@@ -255,12 +256,12 @@ def run(name: str, out=None, *, quick: bool = False, folder=None, recipe: Recipe
         :func:`~rrnn_convex.datasets.benchmarks.load_benchmark`).
     """
     from ..analysis import lipschitz_lower_bound
-    from ..datasets.benchmarks import load_benchmark
+    from ..datasets.benchmarks import benchmark_key, load_benchmark
     from ..fit import RobustRNNRegressor
 
-    key = str(name).lower().replace("-", "_")
+    key = benchmark_key(name)  # the loader's names and aliases
     if key not in RECIPES:
-        raise ValueError(f"name: unknown benchmark {name!r}; expected one of {sorted(RECIPES)}")
+        raise ValueError(f"name: no recipe for benchmark {name!r}; recipes: {sorted(RECIPES)}")
     folder = default_data_folder() if folder is None else folder
     bench = load_benchmark(key, folder)
     rec = recipe or RECIPES[key]
