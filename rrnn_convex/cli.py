@@ -9,10 +9,13 @@ Subcommands (``rrnn <command> --help`` for the options):
   fit       fit a certified model to CSV data
   simulate  simulate a model on the inputs of a CSV file (zero or estimated initial state)
   benchmark fit and score a measured system-identification benchmark (nonlinearbenchmark.org)
+  export    write a model as a PyTorch file (rrnn export MODEL --to torch OUT.pt)
 
 Model files: an ``.npz`` written by ImplicitRNN.save, an ``.npz``/``.json`` of Elman arrays (W, U,
-activation; optional b, C, D), or a PyTorch ``.pt`` state_dict of a one-layer nn.RNN plus a Linear
-readout (needs the torch extra); see :mod:`rrnn_convex.io_models`.
+activation; optional b, C, D), an ``.npz`` of explicit REN weights (A, B1, B2, C1, C2, D11, D12,
+D21, D22, bx, bv, by, activation), a PyTorch ``.pt`` state_dict of an nn.RNN (one or more
+layers) plus a Linear or MLP readout, or a ``.pt`` written by rrnn export (.pt needs the torch
+extra); see :mod:`rrnn_convex.io_models`.
 
 Exit codes: 0 success / certified, 1 not certified (or a certificate that does not verify),
 2 bad input (missing or malformed file, unknown column, bad option, an output path that is one
@@ -394,6 +397,33 @@ def _cmd_certify(args) -> int:
     return EXIT_OK if ok else EXIT_NOT_CERTIFIED
 
 
+def _cmd_export(args) -> int:
+    """``rrnn export``: write the model as a PyTorch file that ``rrnn certify`` reads back exactly."""
+    from .io_models import save_torch
+
+    target = args.to.lower()
+    if target == "onnx":
+        raise UserError("--to onnx: not available: torch.onnx.export needs the onnx and onnxscript packages, "
+                        "which rrnn_convex does not depend on; export with --to torch")
+    if target != "torch":
+        raise UserError(f"--to: expected 'torch', got {args.to!r}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".pt", ".pth"):
+        raise UserError(f"OUT: expected a .pt or .pth file name (what rrnn certify reads as PyTorch), got {args.out!r}")
+    if out.is_dir():
+        raise UserError(f"OUT: {args.out!r} is a directory")
+    check_outputs({"model": args.model}, {"OUT": out})
+    loaded = _load_model(args)
+    print(f"input           : {loaded.description}")
+    model = loaded.model
+    save_torch(model, out, meta=loaded.meta)
+    print(f"model           : n={model.n} states, q={model.q} neurons ({model.activation.name}), m={model.m}, "
+          f"p={model.p}, D11 {model.d11_kind}")
+    print(f"model hash      : {model.weights_hash()[:16]}... (the same when rrnn certify / verify read {out.name})")
+    print(f"written         : {out} (in Python: rrnn_convex.io_models.load_any_model(path).to_torch())")
+    return EXIT_OK
+
+
 def _cmd_verify(args) -> int:
     """``rrnn verify``: rigorous re-check of a certificate against a model file, no solver (0 ok, 1 not)."""
     from .certify import CERT_SCHEMA, CERT_SCHEMA_VERSION, Certificate
@@ -737,7 +767,7 @@ def _print_scores(yhat, Y, k: int | None, names_out: list) -> None:
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The ``rrnn`` argument parser (subcommands demo, certify, verify, project, fit, simulate, sweep,
-    experiment, benchmark; each added by its ``_add_*`` function).
+    experiment, benchmark, export; each added by its ``_add_*`` function).
 
     Returns
     -------
@@ -755,15 +785,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     for add in (_add_demo, _add_certify_verify_project, _add_fit, _add_simulate, _add_sweep,
-                _add_experiment_and_benchmark):
+                _add_experiment_and_benchmark, _add_export):
         add(sub)
     return parser
 
 
 def _model_arg(p) -> None:
     """The model file argument (and --nonlinearity) of the commands that read one."""
-    p.add_argument("model", help="model file: .npz (ImplicitRNN.save or Elman arrays), .json (Elman "
-                                 "arrays), .pt (torch state_dict)")
+    p.add_argument("model", help="model file: .npz (ImplicitRNN.save, Elman arrays or REN weights), .json "
+                                 "(Elman arrays), .pt (torch state_dict or rrnn export)")
     p.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None,
                    help="activation of a torch nn.RNN state_dict that does not record it")
 
@@ -819,6 +849,20 @@ def _add_certify_verify_project(sub) -> None:
                       help="overall time budget in seconds (default 600); when it is spent the "
                            "answer is 'not certified: time limit' (exit 1)")
     proj.set_defaults(func=_cmd_project)
+
+
+def _add_export(sub) -> None:
+    """The ``rrnn export`` subcommand."""
+    exp = sub.add_parser("export", help="write a model as a PyTorch file (--to torch OUT.pt)",
+                         description="Write the model's float64 weights to a PyTorch file (torch.save of a "
+                                     "dict of tensors, readable with torch.load(weights_only=True)) that rrnn "
+                                     "certify / verify / simulate read back to the identical model: same "
+                                     "weights hash, so its certificates verify. Written atomically; never "
+                                     "over the input. Needs the torch extra.")
+    _model_arg(exp)
+    exp.add_argument("--to", required=True, metavar="FORMAT", help="the format: torch (ONNX is not available)")
+    exp.add_argument("out", metavar="OUT", help="the file to write (.pt or .pth)")
+    exp.set_defaults(func=_cmd_export)
 
 
 def _add_fit(sub) -> None:
