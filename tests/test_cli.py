@@ -222,9 +222,9 @@ def test_certify_a_torch_state_dict(tmp_path):
     torch.save({"rnn": net.rnn.state_dict(), "readout": net.out.state_dict(), "nonlinearity": "relu"},
                tmp_path / "nested.pt")
     torch.save(net.rnn, tmp_path / "module.pt")  # a pickled module, not a state_dict
-    res = run("certify", tmp_path / "net.pt", "--nonlinearity", "relu", "--out", tmp_path / "c.json")
+    res = cli("certify", tmp_path / "net.pt", "--nonlinearity", "relu", "--out", tmp_path / "c.json")
     assert res.returncode == 0 and "torch.nn.RNN (relu" in res.stdout, res.stderr
-    res = run("verify", tmp_path / "nested.pt", tmp_path / "c.json")  # same weights, same hash
+    res = cli("verify", tmp_path / "nested.pt", tmp_path / "c.json")  # same weights, same hash
     assert res.returncode == 0, res.stderr
     # the certificate is for the converted model: it matches torch's own forward pass
     model = ImplicitRNN.from_torch_rnn(net.rnn, readout=net.out)
