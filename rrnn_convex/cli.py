@@ -1,4 +1,4 @@
-"""The ``rrnn`` command: certify, verify, project, fit and simulate robust RNNs from the shell.
+"""The ``rrnn`` command: certify, verify, project, fit, simulate and export robust RNNs from the shell.
 
 Subcommands (``rrnn <command> --help`` for the options):
 
@@ -8,6 +8,8 @@ Subcommands (``rrnn <command> --help`` for the options):
   project   the nearest certified model (Theta, or Theta_gamma with --gamma)
   fit       fit a certified model to CSV data
   simulate  simulate a model on the inputs of a CSV file (zero or estimated initial state)
+  sweep     fit a grid of model sets, gammas and seeds to CSV data, in parallel (joblib or dask)
+  experiment  the paper's comparison on the mass-spring-damper data (baselines, figures, tables)
   benchmark fit and score a measured system-identification benchmark (nonlinearbenchmark.org)
   export    write a model as a PyTorch file (rrnn export MODEL --to torch OUT.pt)
 
