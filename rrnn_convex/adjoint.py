@@ -33,6 +33,9 @@ def implicit_rnn_vjp(model: ImplicitRNN, u, cotangent, x0=None):
 
     with v_t = C1 x_t + D12 u_t + bv. At the kinks of relu the right derivative is used (a
     valid element of the Clarke subdifferential; the set of inputs hitting a kink has measure zero).
+    With an equilibrium weight D11 (``v_t = C1 x_t + D11 w_t + D12 u_t + bv``) the neurons' gain
+    ``diag(sigma'(v_t))`` becomes ``K_t = (I - diag(sigma'(v_t)) D11)^-1 diag(sigma'(v_t))``
+    and ``gv_t = K_t' gw_t`` (see :func:`rnn_adjoint`).
 
     Parameters
     ----------
@@ -82,6 +85,13 @@ def rnn_adjoint(model: ImplicitRNN, ub, xs, g):
     :func:`rrnn_convex.baselines.barrier.simulation_gradient`). The arguments are not checked:
     they come from :meth:`~rrnn_convex.ImplicitRNN.simulate` with ``return_states=True``.
 
+    With a nonzero D11 the neurons are re-evaluated by the model's own equilibrium
+    (:meth:`~rrnn_convex.ImplicitRNN.neurons`), and ``gv_t`` is the cotangent of the neurons'
+    direct input ``v0_t = C1 x_t + D12 u_t + bv``: a change ``dv0`` moves them by
+    ``dw = K dv0`` with ``K = (I - diag(d) D11)^-1 diag(d)``, ``d = sigma'(v_t)``, so
+    ``gv_t = K' gw_t = diag(d) (I - D11' diag(d))^-1 gw_t`` (one solve of size q per sequence
+    and step). The gradient with respect to ``D11`` itself would be ``sum_t gv_t w_t'``.
+
     Parameters
     ----------
     model : ImplicitRNN
@@ -102,10 +112,12 @@ def rnn_adjoint(model: ImplicitRNN, ub, xs, g):
     lam_0 : numpy.ndarray
         dL/dx_0, (batch, n).
     """
-    model.require_zero_d11("the adjoint (rnn_adjoint)")
     A, B1h, _, _ = model._explicit_matrices()
     B, T = ub.shape[:2]
     v = xs[:, :T] @ model.C1.T + ub @ model.D12.T + model.bv
+    plain = model.d11_kind == "zero"
+    if not plain:  # the equilibrium w of every step at once, and v with its D11 w term
+        v = v + (model.neurons(v.reshape(B * T, model.q)) @ model.D11.T).reshape(B, T, model.q)
     dsig = model.activation.derivative(v)
     gw_y = g @ model.D21  # D21' g_t
     lam_y = g @ model.C2  # C2' g_t
@@ -115,7 +127,8 @@ def rnn_adjoint(model: ImplicitRNN, ub, xs, g):
     C1 = model.C1
     for t in range(T - 1, -1, -1):
         LN[:, t] = lam
-        gv = dsig[:, t] * (gw_y[:, t] + lam @ B1h)  # row form: (B1h' lam)'
+        gw = gw_y[:, t] + lam @ B1h  # row form: (B1h' lam)'
+        gv = dsig[:, t] * (gw if plain else _equilibrium_cotangent(gw, dsig[:, t], model.D11))
         GV[:, t] = gv
         lam = lam_y[:, t] + lam @ A + gv @ C1
     return LN, GV, lam
@@ -138,3 +151,10 @@ def rnn_input_vjp(model: ImplicitRNN, ub, xs, g):
     LN, GV, _ = rnn_adjoint(model, ub, xs, g)
     _, _, B2h, _ = model._explicit_matrices()
     return g @ model.D22 + LN @ B2h + GV @ model.D12
+
+
+def _equilibrium_cotangent(gw: np.ndarray, d: np.ndarray, D11: np.ndarray) -> np.ndarray:
+    """``(I - D11' diag(d))^-1 gw`` row by row: gw (B, q), d (B, q) the slopes (see :func:`rnn_adjoint`)."""
+    q = D11.shape[0]
+    M = np.eye(q)[None] - D11.T[None] * d[:, None, :]  # I - D11' diag(d), per sequence
+    return np.linalg.solve(M, gw[:, :, None])[:, :, 0]

@@ -30,16 +30,20 @@ import numpy as np
 
 from ._blas import blas_threads
 from ._validation import as_float_array
-from .shapes import BIAS_NAMES, BIAS_SHAPES, MATRIX_SHAPES, WEIGHT_FIELDS
+from .shapes import BIAS_NAMES, BIAS_SHAPES, MATRIX_SHAPES, OPTIONAL_MATRIX_NAMES, OPTIONAL_MATRIX_SHAPES, WEIGHT_FIELDS
 
 if TYPE_CHECKING:  # the model is only an annotation here: model imports this module (through initial_state)
     from .model import ImplicitRNN
 
-#: fields that act on the state update (their sensitivities propagate through time)
-DYNAMIC_FIELDS = ("E", "F", "B1", "B2", "bx", "C1", "D12", "bv")
+#: fields that act on the state update (their sensitivities propagate through time); the
+#: equilibrium weight D11 is trainable only when a layout names it
+DYNAMIC_FIELDS = ("E", "F", "B1", "B2", "bx", "C1", "D11", "D12", "bv")
 #: fields that act only on the output at the same time step
 OUTPUT_FIELDS = ("C2", "D21", "D22", "by")
-_SHAPE_SYMBOLS = {name: (r, c) for name, r, c in MATRIX_SHAPES} | {name: (r,) for name, r in BIAS_SHAPES}
+#: every field a layout may name: the weights, then the optional D11
+LAYOUT_FIELDS = WEIGHT_FIELDS + OPTIONAL_MATRIX_NAMES
+_SHAPE_SYMBOLS = ({name: (r, c) for name, r, c in MATRIX_SHAPES + OPTIONAL_MATRIX_SHAPES}
+                  | {name: (r,) for name, r in BIAS_SHAPES})
 
 
 @dataclass(frozen=True)
@@ -61,15 +65,17 @@ class ParamLayout:
     def for_model(cls, model: ImplicitRNN, names=None) -> "ParamLayout":
         """Layout of ``names`` (default: every weight and bias) for the model's dimensions.
 
-        The order is always dynamic fields first (E, F, B1, B2, bx, C1, D12, bv), then output
-        fields (C2, D21, D22, by), whatever order ``names`` has.
+        The order is always dynamic fields first (E, F, B1, B2, bx, C1, D11, D12, bv), then
+        output fields (C2, D21, D22, by), whatever order ``names`` has. The equilibrium weight
+        ``D11`` (q x q) is trainable only when named: the default layout, and so every layout of
+        a model without D11, is unchanged.
 
         Parameters
         ----------
         model : ImplicitRNN
             Gives the dimensions.
         names : iterable of str, optional
-            Field names (``WEIGHT_FIELDS``).
+            Field names (``WEIGHT_FIELDS``, and ``"D11"``).
 
         Returns
         -------
@@ -82,9 +88,9 @@ class ParamLayout:
             An unknown field name.
         """
         names = WEIGHT_FIELDS if names is None else tuple(names)
-        unknown = set(names) - set(WEIGHT_FIELDS)
+        unknown = set(names) - set(LAYOUT_FIELDS)
         if unknown:
-            raise ValueError(f"names: unknown weights {sorted(unknown)}; expected some of {WEIGHT_FIELDS}")
+            raise ValueError(f"names: unknown weights {sorted(unknown)}; expected some of {LAYOUT_FIELDS}")
         ordered = tuple(k for k in DYNAMIC_FIELDS + OUTPUT_FIELDS if k in names)
         dims = model.dims
         return cls(ordered, tuple(tuple(dims[s] for s in _SHAPE_SYMBOLS[k]) for k in ordered))
@@ -130,7 +136,7 @@ class ParamLayout:
             return np.zeros(0)
         return np.concatenate([np.asarray(getattr(model, k), dtype=np.float64).ravel() for k in self.names])
 
-    def unflatten(self, theta, template: ImplicitRNN) -> ImplicitRNN:
+    def unflatten(self, theta, template: ImplicitRNN, well_posed_multiplier=None) -> ImplicitRNN:
         """The model with the trainable weights taken from ``theta``, the others from ``template``.
 
         Parameters
@@ -139,6 +145,10 @@ class ParamLayout:
             The trainable weights, row-major, in the layout's order.
         template : ImplicitRNN
             Gives every other weight and the activation.
+        well_posed_multiplier : array_like, shape (q,), optional
+            A multiplier that proves a general D11 of ``theta`` well-posed (see
+            :class:`~rrnn_convex.model.ImplicitRNN`); default: the template's, which the model
+            replaces by its own search when it does not prove the new D11.
 
         Returns
         -------
@@ -148,7 +158,8 @@ class ParamLayout:
         Raises
         ------
         ValueError
-            ``theta`` of the wrong length, NaN/inf, or weights that make an invalid model.
+            ``theta`` of the wrong length, NaN/inf, or weights that make an invalid model (a
+            D11 not known to be well-posed among them).
         """
         theta = as_float_array(theta, "theta", ndim=1)
         if theta.shape != (self.size,):
@@ -156,6 +167,8 @@ class ParamLayout:
         kw = {k: getattr(template, k) for k in WEIGHT_FIELDS}
         for (name, shape), sl in zip(zip(self.names, self.shapes), self.offsets().values()):
             kw[name] = theta[sl].reshape(shape)
+        if well_posed_multiplier is not None:
+            kw["well_posed_multiplier"] = well_posed_multiplier
         return replace(template, **kw)
 
 
@@ -357,7 +370,6 @@ def thread_plan(windows: int, jobs: int) -> tuple[int, bool]:
 
 def _checked(model: ImplicitRNN, u, y, x0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u, y, x0) as float64 arrays (B, T, m), (B, T, p), (B, n), each checked against the model."""
-    model.require_zero_d11("linearize")
     ub, _ = model.check_input(u)
     yb = as_float_array(y, "y", ndim=(2, 3))
     if yb.ndim == 2:
@@ -395,17 +407,39 @@ def casadi_step(model: ImplicitRNN, layout: ParamLayout | None = None):
     -------
     casadi.Function
         Inputs ``x`` (n), ``u`` (m), ``theta`` (P); outputs ``x_next`` (n), ``y`` (p).
+
+    Raises
+    ------
+    ValueError
+        A general (cyclic) D11, whose equilibrium has no explicit formula.
+
+    Notes
+    -----
+    An acyclic D11 whose neurons form L levels (:attr:`ImplicitRNN.neuron_levels
+    <rrnn_convex.model.ImplicitRNN.neuron_levels>`) is evaluated by 2L sweeps of
+    ``w <- sigma(v0 + D11 w)`` from ``w = 0``: the first L reach the equilibrium (level k is
+    exact after k sweeps), and the last L, all at the equilibrium, make the derivative exact as
+    well (``(diag(sigma') D11)^L = 0``), also with respect to entries of a trainable D11
+    outside its current pattern.
     """
-    model.require_zero_d11("casadi_step")
     import casadi as ca
+    if model.d11_kind == "general":
+        raise ValueError("model: casadi_step supports a zero or acyclic D11 only (an equilibrium with a cycle "
+                         "of D11 entries has no explicit formula); got a general D11 (max |D11| = "
+                         f"{float(np.max(np.abs(model.D11))):.3g}); use linearize, which handles it")
     layout = ParamLayout.for_model(model) if layout is None else layout
     x, u, th = ca.SX.sym("x", model.n), ca.SX.sym("u", model.m), ca.SX.sym("theta", layout.size)
     W = {k: ca.DM(np.atleast_2d(np.asarray(getattr(model, k))).reshape(-1, 1) if k in BIAS_NAMES
-                  else getattr(model, k)) for k in WEIGHT_FIELDS}
+                  else getattr(model, k)) for k in WEIGHT_FIELDS + ("D11",)}
     for name, shape, sl in zip(layout.names, layout.shapes, layout.offsets().values()):
         r, c = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)
         W[name] = ca.reshape(th[sl.start:sl.stop], c, r).T  # row-major, like numpy's ravel
-    w = model.activation.casadi(W["C1"] @ x + W["D12"] @ u + W["bv"])
+    v0 = W["C1"] @ x + W["D12"] @ u + W["bv"]
+    w = model.activation.casadi(v0)
+    if model.d11_kind == "acyclic" or "D11" in layout.names:
+        w = ca.SX.zeros(model.q)
+        for _ in range(2 * len(model.neuron_levels)):
+            w = model.activation.casadi(v0 + W["D11"] @ w)
     x_next = ca.solve(W["E"], W["F"] @ x + W["B1"] @ w + W["B2"] @ u + W["bx"])
     y = W["C2"] @ x + W["D21"] @ w + W["D22"] @ u + W["by"]
     return ca.Function("implicit_rnn_step", [x, u, th], [x_next, y], ["x", "u", "theta"], ["x_next", "y"])
@@ -565,7 +599,7 @@ class _RowBuffer(NamedTuple):
 #: weights acting on E x+ (their unit injection into zeta = E dx) with the feature they multiply,
 _STATE_INJECTED = (("E", "-x+"), ("F", "x"), ("B1", "w"), ("B2", "u"), ("bx", "1"))
 #: and weights acting on the neurons' input v (injected through B1 diag(sigma'(v)) into zeta)
-_NEURON_INJECTED = (("C1", "x"), ("D12", "u"), ("bv", "1"))
+_NEURON_INJECTED = (("C1", "x"), ("D11", "w"), ("D12", "u"), ("bv", "1"))
 #: output weights (row i of the output, times the feature)
 _OUTPUT_DIRECT = (("C2", "x"), ("D21", "w"), ("D22", "u"), ("by", "1"))
 
@@ -634,6 +668,21 @@ class _Injection:
         return S[:, :, self.start:self.stop].reshape(Bn, r, self.rows, self.width)
 
 
+def _equilibrium_gain(BDd: np.ndarray, d: np.ndarray, D11: np.ndarray) -> None:
+    """``BDd`` (B, r, q), holding ``[B1; D21] diag(d)``, times ``(I - D11 diag(d))^-1``, in place.
+
+    With ``v = C1 x + D11 w + ...`` and ``dw = diag(d) dv``, a change ``dv0`` of the direct
+    input of the neurons moves them by ``dw = K dv0``, ``K = (I - diag(d) D11)^-1 diag(d)
+    = diag(d) (I - D11 diag(d))^-1`` (invertible for slopes in [0, 1] when the model is well
+    posed; unit lower triangular up to a permutation for an acyclic D11). So the slope-dependent
+    part ``[B1; D21] K`` is ``BDd (I - D11 diag(d))^-1``, one batched solve of size q.
+    """
+    q = D11.shape[0]
+    M = np.eye(q)[None] - D11[None] * d[:, None, :]  # I - D11 diag(d), per sequence
+    # X M^-1 = (M^-T X')'
+    BDd[:] = np.linalg.solve(M.transpose(0, 2, 1), BDd.transpose(0, 2, 1)).transpose(0, 2, 1)
+
+
 def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray, layout: ParamLayout,
                chunk: int, overlap: bool) -> Linearization:
     """:func:`linearize` of checked arrays (see :func:`_checked`) in the calling thread."""
@@ -649,6 +698,10 @@ def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray
     # dx = E^-1 zeta, zeta+ = (F + B1 D C1) E^-1 zeta + injections, dy = (C2 + D21 D C1) E^-1 zeta + ...
     Fz, C1z, C2z = model.F @ Einv, C1 @ Einv, C2 @ Einv
     sigma = model.activation
+    # with D11 the forward values w are the model's own equilibrium (model.neurons) and the
+    # slope-dependent part [B1; D21] diag(d) becomes [B1; D21] K, K = (I - diag(d) D11)^-1 diag(d)
+    plain = model.d11_kind == "zero"
+    D11 = model.D11
 
     offs, dims = layout.offsets(), model.dims
     state = _Injection.of(_STATE_INJECTED, layout, dims, n, 0)
@@ -672,12 +725,18 @@ def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray
     n_outer = np.empty((Bn, n, q, neuron.width))  # the neuron group's partials (state)
     out_cols = [slice(Pd + i * output.width, Pd + (i + 1) * output.width) for i in range(p)]
     y_hat = np.empty((Bn, T, p))
+    w = None
     with NormalEquations(Bn, P, n, p, chunk, background=overlap) as acc:
         for t in range(T):
             cur, nxt = Zs[t % 2], Zs[1 - t % 2]
             ut = ub[:, t]
-            v = x @ C1.T + ut @ D12.T + bv
-            w = sigma(v)
+            if plain:
+                v = x @ C1.T + ut @ D12.T + bv
+                w = sigma(v)
+            else:
+                v0 = x @ C1.T + ut @ D12.T + bv
+                w = model.neurons(v0, w0=w)  # from the previous step's, as simulate does
+                v = v0 + w @ D11.T
             d = sigma.derivative(v)  # (B, q)
             yt = x @ C2.T + w @ D21.T + ut @ D22.T + by
             y_hat[:, t] = yt
@@ -685,6 +744,8 @@ def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray
             feats = {"x": x, "-x+": -x_next, "w": w, "u": ut, "1": 1.0}
             neuron.fill_features(f_neuron, feats)
             np.multiply(BD[None], d[:, None, :], out=BDd)  # (B, n + p, q): [B1; D21] diag(d)
+            if not plain:
+                _equilibrium_gain(BDd, d, D11)  # [B1; D21] K
             np.matmul(BDd, C1z, out=Ms)
             Ms += FC
             np.matmul(Ms, cur[:, :n], out=nxt)  # zeta_{t+1} (rows :n), rows of J at t (rows n:)
