@@ -48,7 +48,7 @@ from .init import elman_from_lti, linear_start, n4sid
 from .levenberg import MU_MAX  # noqa: F401 (re-exported)
 from .linearize import ParamLayout, linearize, thread_plan
 from .metrics import nse
-from .model import ImplicitRNN
+from .model import MIN_WELL_POSEDNESS_MARGIN, ImplicitRNN, well_posedness_margin
 from .project import project
 from .scaling import ChannelScaling
 from .sets import ModelSet
@@ -113,8 +113,12 @@ class _StepProblem:
     Dt = Lambda D12) the model's C1 = Lambda^-1 Ct is not affine in (Ct, lambda); theta then
     holds its linearisation at the current point, ``C1_k + Lambda_k^-1 (Ct - diag(lambda) C1_k)``
     (exact at the current point, first-order around it), and a proximal term keeps lambda near
-    lambda_k. The candidate model uses the exact C1 = Ct / lambda. ``margin`` is the LMI margin
-    (a Parameter), set each iteration below the current iterate's slack.
+    lambda_k. The candidate model uses the exact C1 = Ct / lambda. A set built with
+    ``equilibrium=True`` trains D11 the same way: its variable is Dt11 = Lambda D11, theta holds
+    ``D11_k + Lambda_k^-1 (Dt11 - diag(lambda) D11_k)`` and the candidate's D11 is
+    ``Dt11 / lambda``, with lambda as its proof of well-posedness (the LMI's dw block
+    ``2 Lambda - Dt11 - Dt11' > 0``). ``margin`` is the LMI margin (a Parameter), set each
+    iteration below the current iterate's slack.
     """
 
     problem: cp.Problem
@@ -126,7 +130,8 @@ class _StepProblem:
     g: cp.Parameter
     margin: cp.Parameter
     biases: dict = field(default_factory=dict)
-    free_c1: dict = field(default_factory=dict)  # name -> (variable, Parameter C_k, Parameter G_k, lin var)
+    free_c1: dict = field(default_factory=dict)  # name -> (variable, Parameter C_k, Parameter G_k, lin var);
+    # C1 (Ct), D12 (Dt) and D11 (Dt11) as far as the set has them as variables
     lam_ref: cp.Parameter | None = None
     inv: cp.Parameter | None = None
     prox: tuple | None = None
@@ -249,7 +254,9 @@ class _StepProblem:
                 continue
             var = self.biases.get(name, self.sv.params.get(name))
             vals.append(np.asarray(var.value, dtype=np.float64).ravel())
-        return self.layout.unflatten(np.concatenate(vals), template)
+        # a trained D11 is proved well-posed by the step's own multipliers (its LMI's dw block)
+        return self.layout.unflatten(np.concatenate(vals), template,
+                                     well_posed_multiplier=lam if "D11" in self.free_c1 else None)
 
     def multipliers(self) -> np.ndarray | None:
         return None if not self.free_c1 else np.asarray(self.sv.cert["lam"].value, dtype=np.float64)
@@ -287,11 +294,13 @@ def _build_step(model_set: ModelSet, template: ImplicitRNN, fixed: dict, train_b
 
 
 def _free_c1_variables(sv, template: ImplicitRNN) -> dict:
-    """name -> (variable Ct or Dt, Parameter C_k, Parameter C_k / lambda_k, variable of the
-    linearised C) for the weights the free-C1 parametrisation recovers from Ct = Lambda C1."""
+    """name -> (variable Ct, Dt or Dt11, Parameter C_k, Parameter C_k / lambda_k, variable of the
+    linearised C) for the weights the free-C1 parametrisation recovers from Ct = Lambda C1
+    (Dt = Lambda D12, and Dt11 = Lambda D11 for a set with ``equilibrium=True``)."""
     free_c1 = {}
-    for name, extra in (("C1", "Ct"), ("D12", "Dt")):
-        if sv.params.get(name, 0) is None:  # recovered from Ct = Lambda C1 (free_C1)
+    for name, extra in (("C1", "Ct"), ("D12", "Dt"), ("D11", "Dt11")):
+        # recovered from Ct = Lambda C1 (free_C1); D11 is never in params, its variable is Dt11
+        if sv.params.get(name, 0) is None or (name == "D11" and extra in sv.extra):
             shape = getattr(template, name).shape
             free_c1[name] = (sv.extra[extra], cp.Parameter(shape, name=f"{name}_k"),
                              cp.Parameter(shape, name=f"{name}_over_lam_k"), cp.Variable(shape, name=f"{name}_lin"))
@@ -574,6 +583,12 @@ class RobustRNNRegressor(ParamsMixin):
         only with the N4SID start (not with ``init_model`` or ``resume``).
     restart_iter : int
         Iterations of each restart before the best one is continued.
+    equilibrium : bool
+        Train an equilibrium weight D11 too (``v = C1 x + D11 w + D12 u + bv``, docs/design.md
+        section 2.5), through the set's convex variable ``Dt11 = Lambda D11`` as for C1 (the
+        sets' ``equilibrium=True``). Only for "theta" and "theta_gamma" with ``"free_C1"``.
+        The start has ``D11 = 0``; a D11 with a cycle makes each simulation solve an
+        equilibrium per time step (slower). Default False: exactly the fit without D11.
 
     Attributes
     ----------
@@ -626,7 +641,8 @@ class RobustRNNRegressor(ParamsMixin):
                  batch_size="auto", n_jobs: int = 2,
                  learn_x0: bool = True, train_biases: bool = True, seed: int = 0, solver: str | None = None,
                  checkpoint=None, checkpoint_every: int = 5, progress: bool = True,
-                 gamma_path=(), path_iter: int = 15, restarts: int = 1, restart_iter: int = 20):
+                 gamma_path=(), path_iter: int = 15, restarts: int = 1, restart_iter: int = 20,
+                 equilibrium: bool = False):
         self.n_states = n_states
         self.n_neurons = n_neurons
         self.model_set = model_set
@@ -657,12 +673,26 @@ class RobustRNNRegressor(ParamsMixin):
         self.path_iter = path_iter
         self.restarts = restarts
         self.restart_iter = restart_iter
+        self.equilibrium = equilibrium
 
     # ------------------------------------------------------------------ settings
     def _set(self, scaling: ChannelScaling | None = None) -> ModelSet:
         """The model set; Theta_gamma with ``scaling`` bounds the gain of the physical model."""
-        return ModelSet.from_name(self._set_name(), gamma=self.gamma, margin=self.margin,
-                                  parametrization=self.parametrization, scaling=scaling)
+        if self.equilibrium not in (True, False):
+            raise ValueError(f"equilibrium: expected True or False, got {self.equilibrium!r}")
+        if not self.equilibrium:  # exactly the set of a fit without D11
+            return ModelSet.from_name(self._set_name(), gamma=self.gamma, margin=self.margin,
+                                      parametrization=self.parametrization, scaling=scaling)
+        ms = ModelSet.from_name(self._set_name(), gamma=self.gamma, margin=self.margin,
+                                parametrization=self.parametrization, scaling=scaling, equilibrium=True)
+        if not getattr(ms, "equilibrium", False):
+            names = " or ".join(repr(k) for k in ModelSet.names()
+                                if "equilibrium" in ModelSet.registered(k).name_options)
+            raise ValueError(f"equilibrium: a trainable D11 needs model_set {names}, got model_set {self.model_set!r}")
+        if self.parametrization != "free_C1":
+            raise ValueError(f"equilibrium: a trainable D11 needs parametrization='free_C1' (its variable is "
+                             f"Dt11 = Lambda D11), got {self.parametrization!r}")
+        return ms
 
     def _set_name(self) -> str:
         """``model_set``, where a gamma given with a set that bounds no gain names its gain-bounded
@@ -1406,7 +1436,15 @@ class _Run:
         objective already lies in the set (then it solves the step problem, and one small SDP for
         the certificate variables replaces the step SDP), else (None, None)."""
         ms, est = self.model_set, self.est
-        cand = self.step.layout.unflatten(theta, self.state.model)
+        lam = None
+        if "D11" in self.step.free_c1:
+            # a trained D11 proved well-posed by the current multipliers, as a small step's usually
+            # is; otherwise the step SDP decides (rather than an SDP search for a multiplier)
+            lam = self.state.point["lam"]
+            D11 = theta[self.step.layout.offsets()["D11"]].reshape(self.state.model.D11.shape)
+            if well_posedness_margin(D11, lam) <= MIN_WELL_POSEDNESS_MARGIN:
+                return None, None
+        cand = self.step.layout.unflatten(theta, self.state.model, well_posed_multiplier=lam)
         if not self.step.sv.constraints:  # no constraint at all (unconstrained, Elman baselines)
             return cand, {}
         if not ms.uses_multiplier:

@@ -107,8 +107,10 @@ class FitState:
     @staticmethod
     def settings_of(run) -> dict:
         """What a checkpoint must share with the fit that resumes it: sizes, set, activation,
-        parametrisation, normalisation, windows and the data (shape and a SHA-256 of the values).
-        Budgets, iteration caps and the seed may change between runs.
+        parametrisation, normalisation, windows and the data (shape and a SHA-256 of the values),
+        and ``equilibrium`` (a trained D11; recorded only when True, so that the settings of a fit
+        without D11 are those it always had). Budgets, iteration caps and the seed may change
+        between runs.
 
         Parameters
         ----------
@@ -125,13 +127,17 @@ class FitState:
         def digest(*arrays):
             return hashlib.sha256(b"".join(np.ascontiguousarray(a, dtype="<f8").tobytes() for a in arrays)).hexdigest()
 
-        return {"n_states": int(est.n_states), "n_neurons": int(est.n_neurons),
-                "model_set": run.model_set.key,
-                "gamma": None if est.gamma is None else float(est.gamma),
-                "activation": get_activation(est.activation).to_dict(), "parametrization": est.parametrization,
-                "normalize": bool(est.normalize), "window": int(run.windows.length),
-                "window_starts": run.windows.starts.tolist(), "data_shape": [*run.U.shape, run.Y.shape[2]],
-                "data": digest(run.U, run.Y), "validation": None if run.val is None else digest(*run.val)}
+        settings = {"n_states": int(est.n_states), "n_neurons": int(est.n_neurons),
+                    "model_set": run.model_set.key,
+                    "gamma": None if est.gamma is None else float(est.gamma),
+                    "activation": get_activation(est.activation).to_dict(),
+                    "parametrization": est.parametrization,
+                    "normalize": bool(est.normalize), "window": int(run.windows.length),
+                    "window_starts": run.windows.starts.tolist(), "data_shape": [*run.U.shape, run.Y.shape[2]],
+                    "data": digest(run.U, run.Y), "validation": None if run.val is None else digest(*run.val)}
+        if getattr(est, "equilibrium", False):  # only then: the settings of a fit without D11 are unchanged
+            settings["equilibrium"] = True
+        return settings
 
     def check_resume(self, path, settings: dict) -> None:
         """Check that this (loaded) state was written by a fit with these settings.
@@ -163,8 +169,9 @@ class FitState:
             return repr(v)
 
         diffs = []
-        for k, v in settings.items():
-            old = self.settings.get(k)
+        # every key of either side: a setting recorded only by one (equilibrium) differs too
+        for k in [*settings, *(k for k in self.settings if k not in settings)]:
+            v, old = settings.get(k), self.settings.get(k)
             if old == v:
                 continue
             if k in ("data", "validation") and old is not None and v is not None:
@@ -198,6 +205,8 @@ class FitState:
             kind, key, value = f.metadata["kind"], f.metadata["key"], getattr(self, f.name)
             if kind == "model":
                 payload |= {f"{key}{k}": v for k, v in value.weights().items()}
+                if value.d11_kind == "general":  # the proof of a trained D11's well-posedness
+                    payload[f"{key}well_posed_multiplier"] = value.well_posed_multiplier
             elif kind == "array":
                 payload[key] = value
             elif kind == "arrays":

@@ -339,9 +339,9 @@ class ModelSet:
         argument : str
             The argument named when ``name`` is not registered.
         **options
-            Settings of the sets (``margin``, ``parametrization``, ``scaling``, ``eps``); each set
-            takes those in its ``name_options`` and ignores the rest, so one set of options
-            serves every name.
+            Settings of the sets (``margin``, ``parametrization``, ``scaling``, ``equilibrium``,
+            ``eps``); each set takes those in its ``name_options`` and ignores the rest, so one
+            set of options serves every name.
 
         Returns
         -------
@@ -728,8 +728,8 @@ class _LMISet(ModelSet):
         """
         fixed = {k: v for k, v in model.weights().items() if v.ndim == 2}
         D11 = model_D11(model)
-        if D11 is not None:
-            fixed["D11"] = D11
+        if D11 is not None or self.equilibrium:  # the model's own D11, never a variable Dt11 here
+            fixed["D11"] = model.D11
         t = cp.Variable(name="t")
         sv = self.replace(margin=t, parametrization="free_C1").build(model.dims, model.activation, fixed=fixed)
         lam = sv.cert["lam"]
@@ -901,7 +901,7 @@ class Contracting(_LMISet):
         If ``margin`` is negative or not finite, or ``parametrization`` is unknown.
     """
 
-    name_options = ("margin", "parametrization")
+    name_options = ("margin", "parametrization", "equilibrium")
     gain_bounded = "theta_gamma"
 
 
@@ -943,7 +943,7 @@ class GainBounded(_LMISet):
     """
 
     gain = True
-    name_options = ("margin", "parametrization", "scaling")
+    name_options = ("margin", "parametrization", "scaling", "equilibrium")
 
     def __init__(self, gamma: float | None = None, margin: float = 1e-6, parametrization: str = "fixed_C1",
                  scaling=None, equilibrium: bool = False):
