@@ -158,8 +158,7 @@ class _StepProblem:
             # resumed fit reproduces the uninterrupted one exactly
             self.problem.get_problem_data(solver)
             self.warm = True
-        att = _solvers.run(self.problem, solver, quadratic=(self.d, self.H), warm_start=False,
-                           **_solvers.STEP_SOLVER_OPTIONS.get(solver, {}))
+        att = _solvers.run(self.problem, solver, quadratic=(self.d, self.H), warm_start=False)
         if att.status == "solver_error" and "no quadratic objective" in att.detail:
             problem, R, c = self.residual_problem()
             R.value, c.value = self.R, self.constant - self.R @ self.theta_k.value

@@ -32,13 +32,6 @@ SOLVER_OPTIONS = {
     "MOSEK": {},
 }
 
-#: settings of the SCP trainer's step problem on top of SOLVER_OPTIONS. Clarabel without iterative
-#: refinement of its KKT solves: the step is a proposal whose certificate point is re-checked
-#: rigorously anyway (a point that fails goes to ``certify``), and on the paper's model the
-#: refinement took a third of the step's time (12 iterations, one run: 52 s of steps with it, 34 s
-#: without; every iterate certified from the step's own point in both)
-STEP_SOLVER_OPTIONS = {"CLARABEL": {"iterative_refinement_enable": False}}
-
 #: time limit of one solver call when the caller gives none, seconds. Every call gets one: SCS on
 #: badly scaled data otherwise iterates for minutes (issue 15: > 2 min at 1e308 weights).
 DEFAULT_TIME_LIMIT = 600.0
