@@ -328,6 +328,10 @@ def run(problem: cp.Problem, solver: str, *, time_limit: float | None = None, qu
             status, detail = "solver_error", str(exc).splitlines()[0][:300] if str(exc) else "SolverError"
         except Exception as exc:  # a solver crashing must not take the caller down
             status, detail = "solver_error", f"{type(exc).__name__}: {str(exc)[:300]}"
+        except BaseException as exc:  # a Rust panic inside Clarabel reaches Python as pyo3's PanicException,
+            if type(exc).__name__ != "PanicException":  # a BaseException; KeyboardInterrupt etc. go on
+                raise
+            status, detail = "solver_error", f"the solver panicked: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
     noise = " ".join(printed[0].split())
     if noise and not opts.get("verbose"):
         detail = (detail + f" (solver printed: {noise[:300]})").strip()

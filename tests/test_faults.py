@@ -306,3 +306,27 @@ if __name__ == "__main__":  # pragma: no cover
         print(f"{fault:<{w}}  {position:<16}{cells}{len(res['problems'])}")
     print(f"\n{len(rows)} cells, {nprob} problems, {time.perf_counter() - t0:.1f} s")
     sys.exit(1 if nprob else 0)
+
+
+def test_a_solver_panic_is_a_solver_error_and_an_interrupt_is_not():
+    """Clarabel's Rust panics reach Python as pyo3's PanicException, a BaseException (seen in a
+    fit: 'Eigval error' in the PSD cone's step length): run() reports it as a solver error like
+    any crash, while KeyboardInterrupt still stops the caller."""
+    import cvxpy as cp
+
+    PanicException = type("PanicException", (BaseException,), {})  # pyo3_runtime's class, by name
+    x = cp.Variable()
+    problem = cp.Problem(cp.Minimize(cp.square(x - 1)))
+    for exc, stops in ((PanicException("Eigval error: Eigen(1)"), False), (KeyboardInterrupt(), True)):
+        def boom(*a, exc=exc, **k):
+            raise exc
+        problem.solve = boom
+        try:
+            if stops:
+                with pytest.raises(KeyboardInterrupt):
+                    solvers.run(problem, "CLARABEL")
+            else:
+                att = solvers.run(problem, "CLARABEL")
+                assert att.status == "solver_error" and "panicked: Eigval error" in att.detail, att
+        finally:
+            del problem.solve
