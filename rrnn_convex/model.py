@@ -880,6 +880,8 @@ def find_well_posed_multiplier(D11) -> np.ndarray | None:
     """
     import cvxpy as cp
 
+    from . import solvers as _solvers  # (lazy, like cvxpy: simulation does not need them)
+
     D = np.asarray(D11, dtype=np.float64)
     q = D.shape[0]
     lam = cp.Variable(q)
@@ -890,11 +892,8 @@ def find_well_posed_multiplier(D11) -> np.ndarray | None:
     cons = [S == 0.5 * (M + M.T) - t * np.eye(q), S >> 0, lam >= 1e-6, cp.sum(lam) == q, t <= 1.0]
     prob = cp.Problem(cp.Maximize(t), cons)
     for solver in ("CLARABEL", "SCS"):
-        try:
-            prob.solve(solver=solver)
-        except Exception:  # a missing or failing solver: try the next
-            continue
-        if lam.value is not None and prob.status in ("optimal", "optimal_inaccurate"):
+        att = _solvers.run(prob, solver)  # time-limited; a missing or failing solver is an Attempt, not a raise
+        if lam.value is not None and att.status in ("optimal", "optimal_inaccurate"):
             cand = np.maximum(np.asarray(lam.value, dtype=np.float64), 1e-12)
             if well_posedness_margin(D, cand) > MIN_WELL_POSEDNESS_MARGIN:
                 return cand
