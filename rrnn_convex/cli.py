@@ -591,7 +591,7 @@ def _fit_estimator(args, model_set: str, k: int):
                               window_stride=args.window_stride, init_samples=k, max_iter=args.max_iter,
                               time_budget=args.time_budget, seed=args.seed, solver=args.solver,
                               checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, equilibrium=args.equilibrium)
 
 
 def _validation_prediction(model, val, k: int):
@@ -886,6 +886,9 @@ def _add_fit(sub) -> None:
     fit.add_argument("--model-set", choices=ModelSet.names(), default=None,
                      help="default: theta_gamma with --gamma, else theta")
     fit.add_argument("--activation", default="relu", help="relu (default), tanh, sigmoid, leaky_relu")
+    fit.add_argument("--equilibrium", action="store_true",
+                     help="also train an equilibrium weight D11 (w = sigma(C1 x + D11 w + ...); Theta or "
+                          "Theta_gamma; each iteration costs several times more)")
     fit.add_argument("--max-iter", type=_positive_int, default=None,
                      help="iteration cap (default: none with --time-budget, else 50)")
     fit.add_argument("--time-budget", type=_positive_float, default=None,

@@ -282,6 +282,19 @@ def test_fit_writes_model_certificate_history_and_resumes(files, tmp_path):
     assert cli("verify", out, tmp_path / "m.cert.json").returncode == 0
 
 
+def test_fit_with_an_equilibrium_layer_gives_a_verified_model_with_d11(files, tmp_path):
+    out = tmp_path / "eq.npz"
+    res = cli("fit", files / "train.csv", "--inputs", "force", "--outputs", "position", "--states", "2",
+              "--neurons", "2", "--gamma", "5", "--equilibrium", "--max-iter", "2", "--no-progress", "--out", out)
+    assert res.returncode == 0, res.stderr
+    model = ImplicitRNN.load(out)
+    assert model.D11.shape == (2, 2) and np.any(model.D11 != 0), model.D11
+    assert cli("verify", out, tmp_path / "eq.cert.json").returncode == 0
+    assert_error(cli("fit", files / "train.csv", "--inputs", "force", "--outputs", "position", "--states", "2",
+                     "--neurons", "2", "--model-set", "srnn", "--equilibrium", "--out", tmp_path / "x.npz"),
+                 2, "equilibrium")
+
+
 def test_fit_and_simulate_several_sequences(files, tmp_path):
     out = tmp_path / "mm.npz"
     res = run("fit", files / "multi.csv", "--inputs", "force", "--outputs", "position", "--states", "2",
