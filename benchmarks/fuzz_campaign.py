@@ -6,6 +6,13 @@ bound, tampering) over many random models until a time or case budget is spent, 
 table: cases run, certified, verified, false certificates found (must be 0), failures by category.
 
     nice -n 15 python benchmarks/fuzz_campaign.py --minutes 10 [--seed 1] [--json out.json]
+    nice -n 15 python benchmarks/fuzz_campaign.py --d11 none,lower,general --cases 300
+
+``--d11`` chooses the equilibrium term of the models (issue 18): ``none`` (D11 = 0, the default),
+``lower`` (strictly lower triangular after a random permutation of the neurons) or ``general``
+(cyclic, well posed by construction, half of them near the edge of well-posedness); a comma list
+or ``all`` runs one campaign per kind (``--minutes`` and ``--cases`` apply to each) and ends with
+a table by kind: models, certified, verified, false certificates, exceptions, wall time.
 
 Every case is reproducible from its printed ``Spec`` (``build_model(Spec(...))``). Exit status 1
 if any violation (false certificate, crash, unclear answer) was found. The hypothesis-driven
@@ -34,6 +41,19 @@ def is_false(violation: str) -> bool:
     return any(w in violation for w in ("FALSE", "violated", "did not decrease", "> gamma", "fails verify"))
 
 
+D11_CHOICES = ("none", "lower", "general")
+
+
+def d11_kinds(text: str) -> list[str]:
+    """The kinds named by ``--d11`` (a comma list, or ``all``)."""
+    kinds = list(D11_CHOICES) if text == "all" else [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in D11_CHOICES]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"--d11: expected a comma list of {', '.join(D11_CHOICES)} or 'all', "
+                                         f"got {text!r}")
+    return kinds
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="time budget (default 10)")
@@ -47,9 +67,38 @@ def main(argv=None) -> int:
     ap.add_argument("--fixed-gamma-every", type=int, default=4, help="one fixed-gamma case every k cases (0: none)")
     ap.add_argument("--lipschitz-every", type=int, default=3, help="run the Lipschitz optimiser every k cases")
     ap.add_argument("--json", type=str, default=None, help="write every violation (with its Spec) here")
+    ap.add_argument("--d11", type=d11_kinds, default=["none"],
+                    help="equilibrium term: none, lower, general, a comma list or all (one campaign each)")
     args = ap.parse_args(argv)
 
-    rng = np.random.default_rng(args.seed)
+    summary, all_violations, payload = [], [], {}
+    for kind in args.d11:
+        row, violations, stats, categories = campaign(args, kind)
+        summary.append(row)
+        all_violations += violations
+        payload[kind] = {"stats": dict(stats), "categories": dict(categories), "violations": violations}
+    if len(summary) > 1 or args.d11 != ["none"]:
+        print()
+        print(f"by D11 kind (seed {args.seed}):")
+        head = ("D11", "models", "rejected by the model", "certified", "verified", "false certificates",
+                "exceptions", "violations", "wall s")
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---" for _ in head) + "|")
+        for r in summary:
+            print("| " + " | ".join(str(r[k]) for k in ("kind", "cases", "rejected", "certified", "verified", "false",
+                                                           "exceptions", "violations", "seconds")) + " |")
+    if args.json:
+        out = payload["none"] if args.d11 == ["none"] else payload
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    _ = build_model  # re-exported for reproducing a case: build_model(Spec(**spec))
+    return 1 if all_violations else 0
+
+
+def campaign(args, kind: str):
+    """One campaign over models with D11 ``kind``; prints its report and returns
+    (summary row, violations, stats, categories)."""
+    # D11 = 0 draws exactly the specs it always drew for a seed; the other kinds their own streams
+    rng = np.random.default_rng(args.seed if kind == "none" else [args.seed, D11_CHOICES.index(kind)])
     t_end = time.perf_counter() + 60.0 * args.minutes
     t0 = time.perf_counter()
     stats = collections.Counter()
@@ -60,7 +109,7 @@ def main(argv=None) -> int:
     gammas = []
     i = 0
     while time.perf_counter() < t_end and (args.cases is None or i < args.cases):
-        spec = random_spec(rng, args.max_log_contraction, args.max_log_cond)
+        spec = random_spec(rng, args.max_log_contraction, args.max_log_cond, d11=kind)
         contraction_only = i % 10 == 9
         res = fuzz_case(spec, lipschitz=(i % max(args.lipschitz_every, 1) == 0), contraction_only=contraction_only)
         stats["cases"] += 1
@@ -109,7 +158,8 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - t0
     false_certs = sum(1 for v in violations if is_false(v["violation"]))
     print()
-    print(f"fuzz campaign: seed {args.seed}, {elapsed:.0f} s, {stats['cases'] / max(elapsed, 1e-9):.1f} cases/s")
+    print(f"fuzz campaign: D11 {kind}, seed {args.seed}, {elapsed:.0f} s, "
+          f"{stats['cases'] / max(elapsed, 1e-9):.1f} cases/s")
     print("-" * 64)
     rows = [("cases run", stats["cases"]), ("certified", stats["certified"]), ("verified", stats["verified"]),
             ("  of which contraction_only", stats["contraction_only cases"]),
@@ -144,11 +194,11 @@ def main(argv=None) -> int:
         print(f"certified gamma range: {g.min():.3g} .. {g.max():.3g} (median {np.median(g):.3g})")
     for v in violations[:20]:
         print(f"VIOLATION case {v['case']} [{v['kind']}]: {v['violation'][:300]}\n    spec={v['spec']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"stats": dict(stats), "categories": dict(categories),
-                                               "violations": violations}, indent=1, default=str))
-    _ = build_model  # re-exported for reproducing a case: build_model(Spec(**spec))
-    return 1 if violations else 0
+    rejected = sum(v for k, v in categories.items() if k.startswith("model rejected"))
+    row = {"kind": kind, "cases": stats["cases"], "rejected": rejected, "certified": stats["certified"], "verified": stats["verified"],
+           "false": false_certs, "exceptions": stats["exceptions"], "violations": len(violations),
+           "seconds": round(elapsed)}
+    return row, violations, stats, categories
 
 
 if __name__ == "__main__":

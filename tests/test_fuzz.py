@@ -22,6 +22,11 @@ and overflow) and models rewritten as ``transform(s I)``, s in 1e-150 .. 1e150, 
 exact oracle, and verify must not depend on s; hand-made subnormal certificates of models at the
 contraction boundary (issue 15's false certificate and its neighbours) must never verify falsely.
 
+Equilibrium term (issue 18): ``Spec.d11`` "lower" / "general" adds a D11 (:func:`make_D11`);
+the exact oracle always reads ``dv = C1 dx + D11 dw + D12 du`` and the simulation oracles'
+noise bound propagates the neurons' error through the equilibrium (:func:`_noise_terms_d11`).
+The D11 properties are run by tests/test_fuzz_d11.py.
+
 Profiles: the default ``fast`` profile (derandomized, reproducible, < 60 s) runs in the normal
 suite; ``RRNN_FUZZ=campaign`` selects a large randomized campaign (``RRNN_FUZZ_EXAMPLES``
 examples per property, default 500). ``benchmarks/fuzz_campaign.py`` runs :func:`fuzz_case`
