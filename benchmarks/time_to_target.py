@@ -124,23 +124,29 @@ def main(argv=None):
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=1))
     if args.plot:
-        from rrnn_convex.plots import _figure, save_figure
-
-        fig = _figure(7, 4.2)
-        ax = fig.subplots()
-        for name, curve in (("SCP (this package)", scp_curve), ("barrier + Adam (the paper's method)", bar_curve)):
-            pts = np.array(best_so_far(curve))
-            ax.step(pts[:, 0], pts[:, 1], where="post", label=name)
-        ax.axhline(args.target, color="k", ls="--", lw=1, label=f"paper's validation NSE ({args.target})")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("wall time (s, log)")
-        ax.set_ylabel("best validation NSE so far (log)")
-        ax.set_title(rf"Time to target, $\Theta_{{{args.gamma:g}}}$, same start")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize="small")
-        save_figure(fig, Path(args.plot))
+        plot(result, Path(args.plot))
     return result
+
+
+def plot(result: dict, path: Path) -> None:
+    """The best validation NSE so far against wall time, both methods, from ``main``'s result
+    (or its ``--json`` file: ``plot(json.load(open(f)), Path("ttt.png"))``)."""
+    from rrnn_convex.plots import figure, save_figure
+
+    fig = figure(7, 4.2)
+    ax = fig.subplots()
+    for name, key in (("SCP (this package)", "scp"), ("barrier + Adam (the paper's method)", "barrier")):
+        pts = np.array(best_so_far(result[key]["curve"]))
+        ax.step(pts[:, 0], pts[:, 1], where="post", label=name)
+    ax.axhline(result["target"], color="k", ls="--", lw=1, label=f"paper's validation NSE ({result['target']})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("wall time (s, log)")
+    ax.set_ylabel("best validation NSE so far (log)")
+    ax.set_title(rf"Time to target, $\Theta_{{{result['gamma']:g}}}$, same start")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

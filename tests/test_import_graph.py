@@ -163,3 +163,18 @@ def test_no_private_name_imported_across_modules():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_every_module_parses(module):
     ast.parse(MODULES[module].read_text())
+
+
+def test_benchmark_scripts_use_only_public_names():
+    """The scripts under benchmarks/ run rarely and no test imports them: a private name they
+    borrow from the package (time_to_target's plot once imported plots._figure, which a
+    refactoring renamed) breaks them silently. They may use only public names."""
+    bench = ROOT.parent / "benchmarks"
+    if not bench.is_dir():
+        pytest.skip(f"no benchmarks folder beside the package ({bench}): an installed copy")
+    private = []
+    for path in sorted(bench.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rrnn_convex"):
+                private += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert not private, private
