@@ -176,7 +176,7 @@ def test_model_file_of_the_wrong_kind_subprocess(tmp_path):
 
 def test_verify_rejects_tampered_certificates(files, tmp_path):
     cert_path = tmp_path / "c.json"
-    assert run("certify", files / "elman.json", "--out", cert_path).returncode == 0
+    assert cli("certify", files / "elman.json", "--out", cert_path).returncode == 0  # (certify: subprocess above)
     good = json.loads(cert_path.read_text())
 
     def variant(name, **changes):
@@ -186,7 +186,7 @@ def test_verify_rejects_tampered_certificates(files, tmp_path):
 
     assert_error(run("verify", files / "elman.json", variant("g.json", gamma=0.5 * good["gamma"])), 1,
                  "NOT VERIFIED", "not proven")
-    assert_error(run("verify", files / "elman.npz", cert_path), 1, "hash mismatch")
+    assert_error(cli("verify", files / "elman.npz", cert_path), 1, "hash mismatch")  # the subprocess: above
     (tmp_path / "broken.json").write_text(cert_path.read_text()[:-20])
     assert_error(run("verify", files / "elman.json", tmp_path / "broken.json"), 2, "not valid JSON")
     # more variants in-process
@@ -276,7 +276,7 @@ def test_fit_writes_model_certificate_history_and_resumes(files, tmp_path):
     assert json.loads((tmp_path / "m.cert.json").read_text())["gamma"] == 5.0
     if HAVE_MPL:
         assert (tmp_path / "fit.png").is_file() and (tmp_path / "fit-history.png").is_file()
-    res = run(*args, "--validation", files / "val.csv", "--max-iter", "2", "--resume", ckpt, "--out", out)
+    res = cli(*args, "--validation", files / "val.csv", "--max-iter", "2", "--resume", ckpt, "--out", out)
     assert res.returncode == 0, res.stderr
     assert len(json.loads((tmp_path / "m.history.json").read_text())["history"]) == 2
     assert cli("verify", out, tmp_path / "m.cert.json").returncode == 0
