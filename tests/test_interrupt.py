@@ -33,7 +33,7 @@ def csv_data(tmp_path_factory):
 
 def _cmd(data, out, *extra):
     return [sys.executable, "-m", "rrnn_convex", "fit", str(data), "--inputs", "u", "--outputs", "y", "--states",
-            "3", "--neurons", "3", "--gamma", "3", "--max-iter", "30", "--seed", "2", "--no-progress",
+            "3", "--neurons", "3", "--gamma", "3", "--max-iter", "12", "--seed", "2", "--no-progress",
             "--out", str(out), *extra]
 
 
