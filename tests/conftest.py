@@ -106,3 +106,28 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def rrnn_in_process(*args):
+    """The ``rrnn`` command run in-process (``rrnn_convex.cli.main``): (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from rrnn_convex.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_usage_error(res, *needles):
+    """``res`` of :func:`rrnn_in_process` is exit code 2 with a one-line message holding every needle."""
+    code, _, err = res
+    assert code == 2, res
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err

@@ -4,9 +4,7 @@ Exit codes: 0 success / certified, 1 not certified (or a certificate that does n
 2 bad input. Every error is one line on stderr and never a traceback. Models are tiny and fits
 run one or two iterations, so the whole file stays well under a minute.
 """
-import contextlib
 import importlib.resources
-import io
 import json
 import re
 import subprocess
@@ -17,7 +15,8 @@ import pytest
 
 from rrnn_convex import ImplicitRNN, certify
 from rrnn_convex.certify import Certificate, certificate_from
-from rrnn_convex.cli import main
+
+from conftest import rrnn_in_process
 
 try:
     import matplotlib  # noqa: F401
@@ -51,13 +50,8 @@ def run_without(module, *args):
 def cli(*args):
     """The same command in-process (``rrnn_convex.cli.main``): for the many variants of one error
     class, so that the file stays fast; every error class also runs once in a subprocess above."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse
-            code = exc.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    code, out, err = rrnn_in_process(*args)
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 def assert_error(res, code, *needles):

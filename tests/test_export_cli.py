@@ -6,9 +6,7 @@ The model has a general E, a nonzero acyclic D11, biases and tanh, so a file tha
 explicit form E^-1 F, dropped D11 or the activation would change the hash. Skipped cleanly when
 PyTorch is absent.
 """
-import contextlib
 import dataclasses
-import io
 import json
 import os
 
@@ -17,29 +15,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install torch==2.13.0)")
 
-from rrnn_convex.cli import main  # noqa: E402
 from rrnn_convex.io_models import load_any_model, load_model_file, save_torch  # noqa: E402
 
-from conftest import random_rnn  # noqa: E402
+from conftest import assert_usage_error as assert_error, random_rnn, rrnn_in_process as cli  # noqa: E402
 
 
-def cli(*args):
-    """``rrnn`` in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def assert_error(res, *needles):
-    code, _, err = res
-    assert code == 2, res
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 @pytest.fixture(scope="module")

@@ -3,34 +3,16 @@ io_models.from_ren: A or E, F; B1, B2, C1, C2, D11, D12, D21, D22; bx, bv, by; a
 
 The expected model is built here with the ImplicitRNN constructor from the weights written.
 """
-import contextlib
-import io
 import json
 
 import numpy as np
 
 from rrnn_convex import ImplicitRNN
-from rrnn_convex.cli import main
 from rrnn_convex.io_models import from_ren
 
-
-def cli(*args):
-    """``rrnn`` in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
+from conftest import assert_usage_error as assert_error, rrnn_in_process as cli
 
 
-def assert_error(res, *needles):
-    code, _, err = res
-    assert code == 2, res
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 # ---------------------------------------------------------------------- explicit REN weights

@@ -5,8 +5,6 @@ The expected outputs come from torch's own forward pass (float64), the expected 
 Python importers, the lower bound from torch autograd; nothing is copied from the code under
 test. Skipped cleanly when PyTorch is absent.
 """
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -16,29 +14,13 @@ torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 
 
 from rrnn_convex import ImplicitRNN, certify  # noqa: E402
 from rrnn_convex.analysis import lipschitz_lower_bound  # noqa: E402
-from rrnn_convex.cli import main  # noqa: E402
 from rrnn_convex.io_models import from_torch_rnn, load_model_file  # noqa: E402
+
+from conftest import assert_usage_error as assert_error, rrnn_in_process as cli  # noqa: E402
 
 nn = torch.nn
 
 
-def cli(*args):
-    """``rrnn`` in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def assert_error(res, *needles):
-    code, _, err = res
-    assert code == 2, res
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 def _scaled(module, norm):
