@@ -191,14 +191,20 @@ def _elman(arrays: dict, where: str, kind: str) -> LoadedModel:
     return LoadedModel(model, kind, f"Elman RNN (W, U, b, C, D) from {where}{note}")
 
 
-def _load_npz(path: Path) -> LoadedModel:
+def _open_npz(path: Path, arg: str):
+    """``np.load`` of an .npz archive of named arrays (no pickle); a ValueError naming ``arg``
+    and the file when it is unreadable or a single array."""
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as exc:  # zipfile / format errors
-        raise ValueError(f"model: {str(path)!r} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{arg}: {str(path)!r} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
     if not hasattr(data, "files"):
-        raise ValueError(f"model: {str(path)!r} holds a single array, not an .npz archive of named arrays")
-    with data:
+        raise ValueError(f"{arg}: {str(path)!r} holds a single array, not an .npz archive of named arrays")
+    return data
+
+
+def _load_npz(path: Path) -> LoadedModel:
+    with _open_npz(path, "model") as data:
         keys = list(data.files)
         if "kind" in keys:
             return LoadedModel(ImplicitRNN.load(path), "rrnn_convex", f"rrnn_convex ImplicitRNN ({path.name})",
@@ -537,13 +543,7 @@ def _ren_arrays(source) -> dict:
     """The arrays of ``source`` (a mapping or an .npz path) under the names of REN_NAMES."""
     if isinstance(source, (str, Path)) or hasattr(source, "__fspath__"):
         path = check_input_file(source, "ren")
-        try:
-            data = np.load(path, allow_pickle=False)
-        except Exception as exc:  # zipfile / format errors
-            raise ValueError(f"ren: {str(path)!r} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
-        if not hasattr(data, "files"):
-            raise ValueError(f"ren: {str(path)!r} holds a single array, not an .npz archive of named arrays")
-        with data:
+        with _open_npz(path, "ren") as data:
             out = {k: data[k] for k in data.files}
         if "activation" in out:
             act = out["activation"]

@@ -138,6 +138,19 @@ class ImplicitRNN:
     _explicit: tuple = field(default=None, init=False, repr=False, compare=False)
     _d11: "_D11Structure" = field(default=None, init=False, repr=False, compare=False)
 
+    def _checked_matrix(self, name: str, r: str, c: str, dims: dict, default=None) -> np.ndarray:
+        """Field ``name`` as a read-only float64 (dims[r], dims[c]) array: ``default()`` (else
+        zeros) when it is None, a ValueError naming the field and both shapes when it does not fit."""
+        value, expected = getattr(self, name), (dims[r], dims[c])
+        if value is None:
+            arr = default() if default is not None else np.zeros(expected)
+        else:
+            arr = as_float_array(value, name, ndim=2)
+            if arr.shape != expected:
+                raise ValueError(f"{name}: expected shape {expected} ({r}={dims[r]}, {c}={dims[c]}), got {arr.shape}")
+        arr.setflags(write=False)
+        return arr
+
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
         set_("activation", get_activation(self.activation))
@@ -153,17 +166,7 @@ class ImplicitRNN:
         dims = {"n": n, "q": B1.shape[1], "m": B2.shape[1], "p": C2.shape[0]}
         defaults = {"E": lambda: np.eye(n)}
         for name, r, c in MATRIX_SHAPES:
-            value = getattr(self, name)
-            expected = (dims[r], dims[c])
-            if value is None:
-                arr = defaults.get(name, lambda: np.zeros(expected))()
-            else:
-                arr = as_float_array(value, name, ndim=2)
-                if arr.shape != expected:
-                    raise ValueError(
-                        f"{name}: expected shape {expected} ({r}={dims[r]}, {c}={dims[c]}), got {arr.shape}")
-            arr.setflags(write=False)
-            set_(name, arr)
+            set_(name, self._checked_matrix(name, r, c, dims, defaults.get(name)))
         for name, r in BIAS_SHAPES:
             value = getattr(self, name)
             if value is None:
@@ -182,17 +185,7 @@ class ImplicitRNN:
                 f"E: must be invertible; got a singular or numerically singular matrix "
                 f"(condition number {cond:.3g} > {MAX_COND_E:.0e})")
         for name, r, c in OPTIONAL_MATRIX_SHAPES:
-            value = getattr(self, name)
-            expected = (dims[r], dims[c])
-            if value is None:
-                arr = np.zeros(expected)
-            else:
-                arr = as_float_array(value, name, ndim=2)
-                if arr.shape != expected:
-                    raise ValueError(
-                        f"{name}: expected shape {expected} ({r}={dims[r]}, {c}={dims[c]}), got {arr.shape}")
-            arr.setflags(write=False)
-            set_(name, arr)
+            set_(name, self._checked_matrix(name, r, c, dims))
         lam = self.well_posed_multiplier
         if lam is not None:
             lam = as_float_array(lam, "well_posed_multiplier", ndim=(1, 2))
