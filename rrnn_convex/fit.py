@@ -158,11 +158,12 @@ class _StepProblem:
             # resumed fit reproduces the uninterrupted one exactly
             self.problem.get_problem_data(solver)
             self.warm = True
-        att = _solvers.run(self.problem, solver, quadratic=(self.d, self.H), warm_start=False)
+        att = _solvers.run(self.problem, solver, quadratic=(self.d, self.H), warm_start=False,
+                           **_solvers.step_options(solver))
         if att.status == "solver_error" and "no quadratic objective" in att.detail:
             problem, R, c = self.residual_problem()
             R.value, c.value = self.R, self.constant - self.R @ self.theta_k.value
-            att = _solvers.run(problem, solver, warm_start=False)
+            att = _solvers.run(problem, solver, warm_start=False, **_solvers.step_options(solver))
         return att
 
     def residual_problem(self) -> tuple:

@@ -31,6 +31,8 @@ NPZ_FORMAT_VERSION_D11 = 2
 
 #: E is rejected as singular above this condition number (float64 solves lose all digits there)
 MAX_COND_E = 1e12
+#: time steps per block of :meth:`ImplicitRNN.simulate` (outputs are computed once per block)
+_SIMULATION_BLOCK = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,24 +370,33 @@ class ImplicitRNN:
             x0 = self._estimated_x0(u, ub, x0, y_init, init_samples)
         x = initial_states(x0, batch, self.n)
         A, B1h, B2h, bxh = self._explicit_matrices()
-        sigma = self.activation
-        y = np.empty((batch, T, self.p))
-        xs = np.empty((batch, T + 1, self.n)) if return_states else None
-        # input contributions for all times at once; the recursion then costs two small matmuls
+        # input contributions for all times at once
         vu = ub @ self.D12.T + self.bv
         xu = ub @ B2h.T + bxh
         yu = ub @ self.D22.T + self.by
+        y = np.empty((batch, T, self.p))
+        xs = np.empty((batch, T + 1, self.n)) if return_states else None
+        # the recursion in blocks of time: the states and neurons of a block are kept, and the
+        # block's outputs come from one product afterwards (fewer small products per step)
+        K = min(T, _SIMULATION_BLOCK)
+        xb, wb = np.empty((batch, K, self.n)), np.empty((batch, K, self.q))
+        AT, B1T, C1T = A.T.copy(), B1h.T.copy(), self.C1.T.copy()
+        sigma = self.activation
         plain = self._d11.kind == "zero"
         w = None
-        for t in range(T):
+        for t0 in range(0, T, K):
+            k = min(K, T - t0)
+            for j in range(k):
+                xb[:, j] = x
+                if plain:  # no D11: the explicit path
+                    w = sigma(x @ C1T + vu[:, t0 + j])
+                else:
+                    w = self.neurons(x @ C1T + vu[:, t0 + j], w0=w)
+                wb[:, j] = w
+                x = x @ AT + w @ B1T + xu[:, t0 + j]
+            y[:, t0:t0 + k] = xb[:, :k] @ self.C2.T + wb[:, :k] @ self.D21.T + yu[:, t0:t0 + k]
             if return_states:
-                xs[:, t] = x
-            if plain:  # no D11: the explicit path, unchanged
-                w = sigma(x @ self.C1.T + vu[:, t])
-            else:
-                w = self.neurons(x @ self.C1.T + vu[:, t], w0=w)
-            y[:, t] = x @ self.C2.T + w @ self.D21.T + yu[:, t]
-            x = x @ A.T + w @ B1h.T + xu[:, t]
+                xs[:, t0:t0 + k] = xb[:, :k]
         if return_states:
             xs[:, T] = x
         if not batched:

@@ -241,6 +241,43 @@ def test_quadratic_and_residual_forms_of_the_step_agree():
         assert certify(sc.to_physical(step.layout.unflatten(theta, model)), contraction_only=True).certified
 
 
+def test_the_step_settings_reach_the_accurate_solvers_optimum():
+    """The step's Clarabel settings (solvers.STEP_OPTIONS: the faer factorisation) find the
+    optimum the default settings (SOLVER_OPTIONS alone) find, on a step whose LMI is active."""
+    run, model, step, lin, theta_k = _step_at_start()
+    Hr, gr = lin.reduced(1e-6, 1e-6, marquardt=True)
+    Rm = np.linalg.cholesky(Hr).T
+    c = np.linalg.solve(Rm.T, gr)
+    w = 1.0 / np.linalg.norm(c)  # an objective of order one, as the fit scales it
+    Rm, c = w * Rm, w * c
+    step.set_objective(Rm, c, theta_k)
+    step.set_point(model, run.state.point["lam"], prox=0.0)
+
+    def value(theta):
+        r = Rm @ (theta - theta_k) + c
+        return float(r @ r)
+
+    assert step.solve("CLARABEL").status == "optimal"  # with the step settings
+    fast = step.layout.flatten(step.model_at_solution(model))
+    att = _solvers.run(step.problem, "CLARABEL", quadratic=(step.d, step.H), warm_start=False)  # defaults
+    assert att.status == "optimal"
+    accurate = step.layout.flatten(step.model_at_solution(model))
+    unconstrained = value(theta_k - np.linalg.solve(Hr, gr))
+    assert value(accurate) > unconstrained + 1e-6 * abs(unconstrained)  # the LMI is active
+    # the values, not the weights: with light damping the optimum is flat in some directions
+    assert value(fast) == pytest.approx(value(accurate), rel=1e-6, abs=1e-10)
+    assert certify(run.scaling.to_physical(step.layout.unflatten(fast, model)), contraction_only=True).certified
+
+
+def test_step_options_leave_out_faer_where_clarabel_lacks_it(monkeypatch):
+    monkeypatch.setattr(_solvers, "clarabel_has_faer", lambda: False)
+    opts = _solvers.step_options("CLARABEL")
+    assert "direct_solve_method" not in opts and "max_threads" not in opts
+    monkeypatch.setattr(_solvers, "clarabel_has_faer", lambda: True)
+    assert _solvers.step_options("CLARABEL")["direct_solve_method"] == "faer"
+    assert _solvers.step_options("SCS") == {}
+
+
 def test_iterates_are_certified_by_the_step_point_and_the_certificate_is_true():
     """Each accepted iterate records what certified it; the step's own point does it in the
     normal case, and the certificate returned verifies against the returned weights."""

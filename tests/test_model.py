@@ -23,6 +23,27 @@ def test_from_elman_simulation_matches_a_plain_loop():
     np.testing.assert_allclose(model.simulate(u, h), np.array(y_ref), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("T", [1, 255, 256, 257, 600])
+def test_simulation_in_time_blocks_matches_the_implicit_recursion(T):
+    """simulate works through time in blocks (outputs once per block): at block edges and for
+    records shorter, equal to and longer than one block, y and the states are those of the
+    implicit recursion E x+ = F x + B1 w + B2 u + bx solved step by step."""
+    rng = np.random.default_rng(7)
+    model = random_rnn(rng, 3, 4, 2, 2, E_far=True)
+    u = rng.standard_normal((2, T, 2))
+    x0 = rng.standard_normal((2, 3))
+    y, xs = model.simulate(u, x0, return_states=True)
+    for b in range(2):
+        x = x0[b]
+        for t in range(T):
+            np.testing.assert_allclose(xs[b, t], x, rtol=1e-9, atol=1e-9)
+            w = model.activation(model.C1 @ x + model.D12 @ u[b, t] + model.bv)
+            np.testing.assert_allclose(y[b, t], model.C2 @ x + model.D21 @ w + model.D22 @ u[b, t] + model.by,
+                                       rtol=1e-9, atol=1e-9)
+            x = np.linalg.solve(model.E, model.F @ x + model.B1 @ w + model.B2 @ u[b, t] + model.bx)
+        np.testing.assert_allclose(xs[b, T], x, rtol=1e-9, atol=1e-9)
+
+
 def test_batched_simulation_equals_sequence_by_sequence():
     rng = np.random.default_rng(1)
     model = random_rnn(rng, 3, 4, 2, 2, E_far=True)
