@@ -594,7 +594,7 @@ class ModelSet:
 
     # ------------------------------------------------------------------ certificates
     def certificate(self, model: ImplicitRNN, *, solver: str | None = None, smallest_gamma: bool = False,
-                    **certify_options) -> Certificate | None:
+                    gamma_time_limit: float | None = None, **certify_options) -> Certificate | None:
         """The certificate that puts ``model`` in the set: :func:`~rrnn_convex.certify.certify`
         with the set's gamma (gain-bounded sets), else of contraction alone.
 
@@ -607,6 +607,11 @@ class ModelSet:
         smallest_gamma : bool
             For the sets without a gamma: also find the smallest certifiable gamma (about 20x the
             cost of contraction alone at n = 128), e.g. for a fit's final model.
+        gamma_time_limit : float, optional
+            Seconds for that search (None: certify's default). When it runs out, the answer is the
+            lowest gamma verified by then, at worst the one proven from the contraction metric
+            (certify's last step); should even contraction be unproven by then, contraction alone
+            is certified without this limit, as membership in the set needs.
         **certify_options
             Passed on to :func:`~rrnn_convex.certify.certify` (``time_limit``, ...).
 
@@ -621,7 +626,10 @@ class ModelSet:
         if self.gamma is not None:
             return certify(model, gamma=self.gamma, solver=solver, **certify_options)
         if smallest_gamma:
-            return certify(model, solver=solver, **certify_options)
+            limited = {} if gamma_time_limit is None else {"time_limit": float(gamma_time_limit)}
+            cert = certify(model, solver=solver, **(certify_options | limited))
+            if cert.certified or gamma_time_limit is None:
+                return cert
         return certify(model, solver=solver, contraction_only=True, **certify_options)
 
     def membership(self, model: ImplicitRNN, *, solver: str | None = None, **certify_options) -> Certificate | None:

@@ -33,43 +33,16 @@ SOLVER_OPTIONS = {
 }
 
 #: the SCP step's settings (:meth:`rrnn_convex.fit._StepProblem.solve`), on top of
-#: SOLVER_OPTIONS: Clarabel's faer factorisation on one thread (same accuracy settings). On the
-#: paper's step problems (a dense 462-weight quadratic form and a 30 x 30 LMI) it took 5-17% less
-#: time per interior-point iteration than the default factorisation, in the same iterations (two
-#: faer threads were slower than one on a 2-core machine). Looser gaps (1e-8, 1e-7) saved a few
-#: iterations more but moved the step's solution by 1e-3 relative where its objective is small,
-#: so the accuracy stays. Where this Clarabel build has no faer, its default factorisation is
-#: used (:func:`step_options`); the result is the same up to the solver's tolerance.
-STEP_OPTIONS = {
-    "CLARABEL": {"direct_solve_method": "faer", "max_threads": 1},
-}
-
-
-@functools.lru_cache(maxsize=None)
-def clarabel_has_faer() -> bool:
-    """Whether the installed Clarabel accepts ``direct_solve_method="faer"`` (a build option).
-
-    Returns
-    -------
-    bool
-        True when a one-variable problem solves with it.
-    """
-    try:
-        import clarabel
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        settings.direct_solve_method = "faer"
-        settings.max_threads = 1
-        one = sp.csc_matrix(np.ones((1, 1)))
-        clarabel.DefaultSolver(one, np.ones(1), one, np.ones(1), [clarabel.NonnegativeConeT(1)], settings).solve()
-        return True
-    except Exception:  # not importable, or "Bad value for field direct_solve_method"
-        return False
+#: SOLVER_OPTIONS: Clarabel on one thread. Clarabel (0.11) factorises with faer on every core by
+#: default; on the paper's step problems (a dense 462-weight quadratic form and a 30 x 30 LMI)
+#: one thread took 5-20% less time per interior-point iteration than two on a 2-core machine, in
+#: the same iterations. Looser gaps (1e-8, 1e-7) saved a few iterations more but moved the step's
+#: solution by 1e-3 relative where its objective is small, so the accuracy settings stay.
+STEP_OPTIONS = {"CLARABEL": {"max_threads": 1}}
 
 
 def step_options(solver: str) -> dict:
-    """Solver options of the SCP step for ``solver`` (:data:`STEP_OPTIONS`, without faer where
-    Clarabel lacks it).
+    """Solver options of the SCP step for ``solver`` (:data:`STEP_OPTIONS`).
 
     Parameters
     ----------
@@ -81,11 +54,7 @@ def step_options(solver: str) -> dict:
     dict
         Options to pass to :func:`run` (empty for solvers without step settings).
     """
-    opts = dict(STEP_OPTIONS.get(solver, {}))
-    if opts.get("direct_solve_method") == "faer" and not clarabel_has_faer():
-        opts.pop("direct_solve_method")
-        opts.pop("max_threads", None)
-    return opts
+    return dict(STEP_OPTIONS.get(solver, {}))
 
 
 #: time limit of one solver call when the caller gives none, seconds. Every call gets one: SCS on

@@ -69,3 +69,19 @@ def test_sets_reject_bad_arguments():
         GainBounded(gamma=0.0)
     with pytest.raises(ValueError, match="dims"):
         Contracting().build({"n": 2}, "relu")
+
+
+@pytest.mark.parametrize("limit", [1e-9, 0.05])
+def test_a_time_limited_smallest_gamma_still_proves_contraction(limit):
+    """Theta's certificate with a (too) short time for the smallest-gamma search: still a
+    verified certificate of contraction; any gamma it reports is proven (verify checks it), and
+    none is lower than the unlimited search's optimum."""
+    from conftest import random_rnn
+    rng = np.random.default_rng(3)
+    model = random_rnn(rng, 4, 5, 1, 1)
+    full = Contracting().certificate(model, smallest_gamma=True)
+    assert full.certified and full.gamma is not None
+    cert = Contracting().certificate(model, smallest_gamma=True, gamma_time_limit=limit)
+    assert cert.certified and cert.verify(model).ok
+    if cert.gamma is not None:
+        assert cert.gamma >= full.gamma * (1 - 1e-6)
