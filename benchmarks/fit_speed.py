@@ -24,7 +24,7 @@ and settings. The current version is run once per ``--batch-sizes`` entry: ``all
 training sequence linearised at each step, as the baseline does) and minibatches of k random
 sequences per step.
 
-    python benchmarks/fit_speed.py [--iterations 6] [--baseline 060a28c] [--no-busy] [--batch-sizes all 25]
+    python benchmarks/fit_speed.py [--iterations 10] [--baseline 060a28c] [--no-busy] [--batch-sizes all 25 15 10]
 """
 from __future__ import annotations
 
@@ -123,14 +123,14 @@ def summary(res: dict) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--iterations", type=int, default=6)
+    ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision to compare with")
     ap.add_argument("--no-busy", dest="busy", action="store_false", help="skip the busy-machine runs")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data", "msd_dataset"),
                     help="the authors' msd_dataset folder (default: ../shared/data/msd_dataset beside the repository)")
-    ap.add_argument("--batch-sizes", nargs="+", default=["all", "25"],
-                    help="training sequences per step for the current version: 'all' or a count (default: all 25)")
+    ap.add_argument("--batch-sizes", nargs="+", default=["all", "25", "15", "10"],
+                    help="training sequences per step for the current version: 'all' or a count (default: all 25 15 10)")
     ap.add_argument("--batch-size", default="all", help=argparse.SUPPRESS)  # the worker's own
     args = ap.parse_args(argv)
     if args.worker:

@@ -77,9 +77,6 @@ DEFAULT_MAX_ITER = 50
 CONVERGENCE_WINDOW = 10
 #: after an unconstrained step that left the set, this many attempts go straight to the step SDP
 INTERIOR_PAUSE = 5
-#: after a step SDP's candidate fails the ratio test, these fractions of the way to it are judged
-#: (a loss evaluation each) before the damping grows and the SDP is solved again
-SHORTENED_FRACTIONS = (0.5, 0.25)
 #: seconds for the smallest certifiable gamma of a fit's final model in a set without a gamma
 #: (Theta): a barely contracting model's gamma SDP can stall Clarabel and then take SCS minutes
 #: (the paper's Theta fit: 57 s, three SCS solves, for a gamma no lower than the 5-second
@@ -232,25 +229,6 @@ class _StepProblem:
                 seen.add(v.id)
                 uniq.append(v)
         return uniq
-
-    def values(self) -> dict:
-        """Every variable's value (variable id -> array), e.g. a solution to come back to."""
-        return {v.id: np.array(v.value, dtype=np.float64) for v in self.problem.variables() if v.value is not None}
-
-    def between(self, model: ImplicitRNN, point: dict, solution: dict, fraction: float):
-        """(model, certificate point) a ``fraction`` of the way from the current iterate (``model``
-        with its certificate ``point``) to a step ``solution`` (from :meth:`values`).
-
-        The set's constraints are affine in its variables (the lifted weights E, F, B1, Ct =
-        Lambda C1, ..., the metric and the multipliers), so the point in between is in the set with
-        the margin both ends have; C1 = Ct / lambda is recovered there. The result is judged and
-        rigorously certified like any candidate."""
-        if not self.load(model, point):
-            raise ValueError("point: lacks a certificate variable of the step problem")
-        for v in self.problem.variables():
-            if v.id in solution and v.value is not None:
-                v.value = v.value + fraction * (solution[v.id] - v.value)
-        return self.model_at_solution(model), self.point()
 
     def point(self) -> dict:
         """The certificate variables' values at the last solution (name -> array)."""
@@ -625,11 +603,12 @@ class RobustRNNRegressor(ParamsMixin):
     certificate_ : Certificate or None
         Verified, for ``model_``, with the smallest certifiable gamma for the sets without a
         gamma (searched for at most ``FINAL_GAMMA_TIME_LIMIT`` seconds; past that, the gamma
-        proven from the contraction metric); None for "unconstrained" and "elman" unless the final model happens to certify.
+        proven from the contraction metric); None for "unconstrained" and "elman" unless the
+        final model happens to certify.
     history_ : list of dict
         One dict per iteration: ``iteration``, ``loss`` (normalised sum of squares), ``val_nse``,
         ``mu``, ``accepted``, ``margin``, ``slack``, ``seconds``, ``info``, ``step_sdps``,
-        ``interior_steps``, ``shortened_steps``, ``seconds_<phase>`` (for each of ``PHASES``) and
+        ``interior_steps``, ``seconds_<phase>`` (for each of ``PHASES``) and
         ``certificate_from``.
     x0_ : numpy.ndarray, shape (windows, n)
         Learned initial states of ``model_``, one per training window (a scaling leaves the
@@ -1092,7 +1071,7 @@ class _Run:
         self.rng = np.random.default_rng(self.seed)
         self.checkpointing = bool(est.checkpoint)
         self.stop_reason, self.stop_detail = None, ""
-        self.steps_by_kind = {"interior": 0, "sdp": 0, "shortened": 0}
+        self.steps_by_kind = {"interior": 0, "sdp": 0}
         self.cert_source = ""  # where the last candidate's certificate came from
         self.phase_seconds = dict.fromkeys(PHASES, 0.0)  # cumulative wall time per phase
         self.start_report: dict = {}
@@ -1311,8 +1290,7 @@ class _Run:
                  "slack": float(slack), "seconds": time.perf_counter() - t_it,
                  "info": "" if res.accepted else res.info,
                  "step_sdps": self.steps_by_kind["sdp"] - before["sdp"],
-                 "interior_steps": self.steps_by_kind["interior"] - before["interior"],
-                 "shortened_steps": self.steps_by_kind["shortened"] - before["shortened"]}
+                 "interior_steps": self.steps_by_kind["interior"] - before["interior"]}
         entry |= {f"seconds_{k}": self.phase_seconds[k] - phases0[k] for k in PHASES}
         entry["certificate_from"] = self.cert_source if res.accepted else ""
         self.update(history=[*self.state.history, entry])
@@ -1384,11 +1362,9 @@ class _Run:
     def try_step(self, lin, mu, theta_k, idx, marq, L0) -> levenberg.Trial:
         """Solve the damped step problem once and judge the candidate: a
         :class:`~rrnn_convex.levenberg.Trial`, accepted with candidate ``(model, x0, cert,
-        point)``, or rejected with kind "solver", "ratio" or "certificate". A step SDP's
-        candidate that fails the ratio test is shortened (:data:`SHORTENED_FRACTIONS`, towards
-        the current iterate within the set, :meth:`_StepProblem.between`) before the trial is
-        given up: a loss evaluation instead of another SDP."""
-        Hr, gr = levenberg.reduced_system(lin, mu, self.est.learn_x0, marq)
+        point)``, or rejected with kind "solver", "ratio" or "certificate"."""
+        est, st, layout = self.est, self.state, self.step.layout
+        Hr, gr = levenberg.reduced_system(lin, mu, est.learn_x0, marq)
         try:
             Rm = np.linalg.cholesky(Hr).T  # Hr = R'R
         except np.linalg.LinAlgError:
@@ -1397,7 +1373,6 @@ class _Run:
         with _PhaseTimer(self.phase_seconds, "step"):
             cand, point = self.interior_step(theta_k - np.linalg.solve(Rm, c))
         self.steps_by_kind["interior" if cand is not None else "sdp"] += 1
-        solution = None
         if cand is None:
             w = 1.0 / np.sqrt(max(L0, 1e-300))  # objective of order one: better solver scaling
             prox = w * w * mu * (float(np.mean(np.diag(lin.H))) if marq else 1.0)
@@ -1405,19 +1380,10 @@ class _Run:
             if isinstance(solved, levenberg.Trial):
                 return solved
             cand, point = solved
-            solution = self.step.values()
-        trial, x0_new = self.judge(cand, lin, mu, theta_k, idx, marq, L0)
-        for fraction in SHORTENED_FRACTIONS if solution is not None else ():
-            if trial.accepted:
-                break
-            try:
-                cand, point = self.step.between(self.state.model, self.state.point, solution, fraction)
-            except ValueError:
-                break
-            shorter, x0_short = self.judge(cand, lin, mu, theta_k, idx, marq, L0)
-            if shorter.accepted:
-                self.steps_by_kind["shortened"] += 1
-                trial, x0_new = replace(shorter, fraction=fraction), x0_short
+        d = layout.flatten(cand) - theta_k
+        dx = levenberg.x0_step(lin, d, mu, est.learn_x0, marq)
+        x0_new = levenberg.moved_x0(st.x0, idx, dx, est.learn_x0)
+        trial = levenberg.ratio_test(L0, self.loss(cand, x0_new, idx), levenberg.predicted_decrease(lin, d, dx))
         if not trial.accepted:
             return trial
         with _PhaseTimer(self.phase_seconds, "certificate"):
@@ -1425,14 +1391,6 @@ class _Run:
         if cert is not None and not cert.certified:
             return levenberg.Trial("certificate", f"candidate not certified ({cert.reason})", trial.ratio, trial.loss)
         return replace(trial, candidate=(cand, x0_new, cert, point))
-
-    def judge(self, cand: ImplicitRNN, lin, mu, theta_k, idx, marq, L0) -> tuple:
-        """(ratio-test :class:`~rrnn_convex.levenberg.Trial`, moved initial states) of a candidate."""
-        est = self.est
-        d = self.step.layout.flatten(cand) - theta_k
-        dx = levenberg.x0_step(lin, d, mu, est.learn_x0, marq)
-        x0_new = levenberg.moved_x0(self.state.x0, idx, dx, est.learn_x0)
-        return levenberg.ratio_test(L0, self.loss(cand, x0_new, idx), levenberg.predicted_decrease(lin, d, dx)), x0_new
 
     def sdp_step(self, R: np.ndarray, c: np.ndarray, theta_k: np.ndarray, prox: float):
         """Solve the step SDP ``min ||R (theta - theta_k) + c||^2`` (with the proximal weight

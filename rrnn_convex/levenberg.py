@@ -169,9 +169,6 @@ class Trial:
         The candidate's ratio and loss (nan when no candidate was computed).
     candidate : object
         Whatever the step hands back to its caller (the new model, ...).
-    fraction : float
-        The fraction of the damped step that was taken (1; less when the step was shortened
-        after its full length failed the ratio test).
     """
 
     kind: str
@@ -179,15 +176,12 @@ class Trial:
     ratio: float = float("nan")
     loss: float = float("nan")
     candidate: object = None
-    fraction: float = 1.0
 
     def __post_init__(self):
         if self.kind != "accepted" and self.kind not in MU_AFTER_FAILURE:
             raise ValueError(f"Trial.kind: expected 'accepted' or one of {sorted(MU_AFTER_FAILURE)}, got {self.kind!r}")
         if self.kind == "accepted" and np.isnan(self.ratio):
             raise ValueError(f"Trial.ratio: an accepted trial needs a ratio (not nan), got {self.ratio!r}")
-        if not 0.0 < self.fraction <= 1.0:
-            raise ValueError(f"Trial.fraction: expected a number in (0, 1], got {self.fraction!r}")
 
     @property
     def accepted(self) -> bool:
@@ -229,8 +223,7 @@ def next_mu(mu: float, trial: Trial) -> float:
         The damping the trial used.
     trial : Trial
         Accepted: mu / 3 for a ratio above 0.75, mu above 0.25, 2 mu below
-        (``MU_AFTER_ACCEPT``); a shortened step (``fraction`` < 1): mu / fraction, as its full
-        length was too long. Rejected: mu x10 after a solver failure, x4 otherwise
+        (``MU_AFTER_ACCEPT``). Rejected: mu x10 after a solver failure, x4 otherwise
         (``MU_AFTER_FAILURE``).
 
     Returns
@@ -238,8 +231,6 @@ def next_mu(mu: float, trial: Trial) -> float:
     float
         The damping for the next trial or iteration.
     """
-    if trial.accepted and trial.fraction < 1.0:
-        return mu / trial.fraction
     if trial.accepted:
         return mu * next(f for r, f in MU_AFTER_ACCEPT if trial.ratio > r)
     return mu * MU_AFTER_FAILURE[trial.kind]

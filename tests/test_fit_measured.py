@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from rrnn_convex import ImplicitRNN, certify
-from rrnn_convex import levenberg
 from rrnn_convex import solvers as _solvers
 from rrnn_convex.analysis import lipschitz_lower_bound
 from rrnn_convex.fit import STOP_REASONS, RobustRNNRegressor, Windows, _Run
@@ -268,39 +267,6 @@ def test_the_step_settings_reach_the_accurate_solvers_optimum():
     # the values, not the weights: with light damping the optimum is flat in some directions
     assert value(fast) == pytest.approx(value(accurate), rel=1e-6, abs=1e-10)
     assert certify(run.scaling.to_physical(step.layout.unflatten(fast, model)), contraction_only=True).certified
-
-
-def test_a_shortened_step_lies_between_the_iterate_and_the_step_and_is_certified():
-    """The point a fraction of the way to a step SDP's solution, in the lifted variables: at 0
-    the current weights, at 1 the solution's, in between a model of the set whose certificate
-    (the interpolated metric and multipliers) passes the rigorous check."""
-    run, model, step, lin, theta_k = _step_at_start()
-    Hr, gr = lin.reduced(1e-6, 1e-6, marquardt=True)  # light damping: the LMI is active
-    Rm = np.linalg.cholesky(Hr).T
-    c = np.linalg.solve(Rm.T, gr)
-    w = 1.0 / np.linalg.norm(c)
-    solved = run.sdp_step(w * Rm, w * c, theta_k, 0.0)
-    assert not isinstance(solved, levenberg.Trial)
-    full = step.layout.flatten(solved[0])
-    solution = step.values()
-    start, _ = step.between(model, run.state.point, solution, 1e-300)
-    np.testing.assert_allclose(step.layout.flatten(start), theta_k, rtol=1e-12, atol=1e-12)
-    end, _ = step.between(model, run.state.point, solution, 1.0)
-    np.testing.assert_allclose(step.layout.flatten(end), full, rtol=1e-12, atol=1e-12)
-    for fraction in (0.5, 0.25):
-        cand, point = step.between(model, run.state.point, solution, fraction)
-        theta = step.layout.flatten(cand)
-        assert 0 < np.linalg.norm(theta - theta_k) < np.linalg.norm(full - theta_k)
-        cert = run.iterate_certificate(cand, point)
-        assert cert.certified and run.cert_source == "step point", cert.reason
-        assert cert.verify(run.scaling.to_physical(cand)).ok
-
-
-def test_fits_record_their_shortened_steps():
-    _, u, y, val = teacher_and_data()
-    est = RobustRNNRegressor(3, 4, max_iter=4, progress=False).fit(u, y)
-    assert all(isinstance(h["shortened_steps"], int) and h["shortened_steps"] >= 0 for h in est.history_)
-    assert est.certificate_.verify(est.model_).ok
 
 
 def test_iterates_are_certified_by_the_step_point_and_the_certificate_is_true():

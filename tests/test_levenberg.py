@@ -27,19 +27,6 @@ def test_mu_after_a_rejected_step(kind, factor):
     assert levenberg.next_mu(3.0, Trial(kind, "why")) == 3.0 * factor
 
 
-@pytest.mark.parametrize("fraction", [0.5, 0.25])
-def test_mu_after_a_shortened_step_grows_as_the_step_shrank(fraction):
-    """A step accepted at a fraction of its length: its full length was too long for mu, so the
-    next damping is mu / fraction, whatever the shortened step's ratio."""
-    assert levenberg.next_mu(3.0, Trial("accepted", ratio=0.9, fraction=fraction)) == pytest.approx(3.0 / fraction)
-
-
-@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5, np.nan])
-def test_a_fraction_outside_0_1_is_an_error(fraction):
-    with pytest.raises(ValueError, match="Trial.fraction"):
-        Trial("accepted", ratio=0.5, fraction=fraction)
-
-
 def test_an_unknown_rejection_kind_is_an_error():
     with pytest.raises(ValueError, match="Trial.kind.*'other'"):
         Trial("other")
