@@ -124,6 +124,19 @@ def rrnn_in_process(*args):
     return code, out.getvalue(), err.getvalue()
 
 
+def teacher_sequences(seed: int, batch: int, T: int, val_T: int = 0):
+    """Training data from a small random ReLU teacher (3 states, 4 neurons), from random initial
+    states with 1% output noise: (u, y), and with ``val_T`` also (u_val, y_val) from zero."""
+    rng = np.random.default_rng(seed)
+    teacher = random_rnn(rng, 3, 4, 1, 1, activation="relu", scale=0.8)
+    u = rng.uniform(-2, 2, (batch, T, 1))
+    y = teacher.simulate(u, rng.standard_normal((batch, 3))) + 0.01 * rng.standard_normal((batch, T, 1))
+    if not val_T:
+        return u, y
+    uv = rng.uniform(-2, 2, (1, val_T, 1))
+    return u, y, (uv, teacher.simulate(uv))
+
+
 def assert_usage_error(res, *needles):
     """``res`` of :func:`rrnn_in_process` is exit code 2 with a one-line message holding every needle."""
     code, _, err = res

@@ -15,6 +15,8 @@ from rrnn_convex.cli import main
 from rrnn_convex.io_models import load_model_file
 from rrnn_convex.model import NPZ_FORMAT_VERSION, WEIGHT_FIELDS
 
+from conftest import assert_usage_error
+
 T, X0 = 120, np.array([1.5, -2.0])
 
 
@@ -51,14 +53,6 @@ def run(capsys, *args):
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def assert_error(result, *needles):
-    code, _, err = result
-    assert code == 2, result
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for n in needles:
-        assert n in err, err
 
 
 def data(files):
@@ -163,29 +157,29 @@ def test_recorded_outputs_missing_from_the_data_just_simulate(files, tmp_path, c
     assert code == 0, err
     assert "no measured outputs" in out and "NSE" not in out
     assert pred.read_text().splitlines()[0] == "y_hat_0"
-    assert_error(run(capsys, "simulate", files / "other_names.npz", files / "data.csv", "--init-samples", "5",
+    assert_usage_error(run(capsys, "simulate", files / "other_names.npz", files / "data.csv", "--init-samples", "5",
                      "--out", pred), "--init-samples", "'height'", "--outputs")
 
 
 @pytest.mark.parametrize("value, needle", [("0", "got 0"), ("-3", "got -3"), ("abc", "got 'abc'"),
                                            ("2.5", "got '2.5'"), (str(T), f"got {T}"), ("500", "got 500")])
 def test_bad_init_samples_exit_2(files, tmp_path, capsys, value, needle):
-    assert_error(run(capsys, "simulate", files / "meta.npz", files / "data.csv", "--init-samples", value,
+    assert_usage_error(run(capsys, "simulate", files / "meta.npz", files / "data.csv", "--init-samples", value,
                      "--out", tmp_path / "p.csv"), "--init-samples", needle)
     assert not (tmp_path / "p.csv").exists()
 
 
 def test_init_samples_needs_outputs(files, tmp_path, capsys):
-    assert_error(run(capsys, "simulate", files / "plain.npz", files / "data.csv", "--inputs", "force",
+    assert_usage_error(run(capsys, "simulate", files / "plain.npz", files / "data.csv", "--inputs", "force",
                      "--init-samples", "5", "--out", tmp_path / "p.csv"), "--init-samples", "--outputs")
-    assert_error(run(capsys, "simulate", files / "meta.npz", files / "inputs_only.csv", "--init-samples", "5",
+    assert_usage_error(run(capsys, "simulate", files / "meta.npz", files / "inputs_only.csv", "--init-samples", "5",
                      "--out", tmp_path / "p.csv"), "--init-samples", "'position'")
 
 
 def test_missing_inputs_exit_2(files, tmp_path, capsys):
-    assert_error(run(capsys, "simulate", files / "plain.npz", files / "data.csv", "--out", tmp_path / "p.csv"),
+    assert_usage_error(run(capsys, "simulate", files / "plain.npz", files / "data.csv", "--out", tmp_path / "p.csv"),
                  "--inputs", "records no input column names")
-    assert_error(run(capsys, "simulate", files / "bad_inputs.npz", files / "data.csv", "--out",
+    assert_usage_error(run(capsys, "simulate", files / "bad_inputs.npz", files / "data.csv", "--out",
                      tmp_path / "p.csv"), "--inputs", "'voltage'")
     assert not (tmp_path / "p.csv").exists()
 

@@ -5,18 +5,12 @@ import pytest
 from rrnn_convex.fit import RobustRNNRegressor
 from rrnn_convex.metrics import nse
 
-from conftest import random_rnn
+from conftest import teacher_sequences
 
 
 @pytest.fixture(scope="module")
 def teacher_data():
-    rng = np.random.default_rng(0)
-    teacher = random_rnn(rng, 3, 4, 1, 1, activation="relu", scale=0.8)
-    u = rng.uniform(-2, 2, (6, 150, 1))
-    x0 = rng.standard_normal((6, 3))
-    y = teacher.simulate(u, x0) + 0.01 * rng.standard_normal((6, 150, 1))
-    uv = rng.uniform(-2, 2, (1, 400, 1))
-    return u, y, (uv, teacher.simulate(uv))
+    return teacher_sequences(0, 6, 150, val_T=400)
 
 
 @pytest.mark.parametrize("model_set,gamma", [("theta", None), ("theta_gamma", 2.5)])

@@ -11,18 +11,14 @@ from rrnn_convex.analysis import lipschitz_lower_bound
 from rrnn_convex.fit import RobustRNNRegressor, _Run
 from rrnn_convex.sets import ModelSet
 
-from conftest import random_rnn
+from conftest import teacher_sequences
 
 GAMMA = 3.0
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    teacher = random_rnn(rng, 3, 4, 1, 1, activation="relu", scale=0.8)
-    u = rng.uniform(-2, 2, (3, 60, 1))
-    y = teacher.simulate(u, rng.standard_normal((3, 3))) + 0.01 * rng.standard_normal((3, 60, 1))
-    return u, y
+    return teacher_sequences(0, 3, 60)
 
 
 def _estimator(**kw):

@@ -4,17 +4,12 @@ import pytest
 
 from rrnn_convex.fit import AUTO_BATCH_SAMPLES, RobustRNNRegressor, Windows
 
-from conftest import random_rnn
+from conftest import teacher_sequences
 
 
 @pytest.fixture(scope="module")
 def teacher_data():
-    rng = np.random.default_rng(3)
-    teacher = random_rnn(rng, 3, 4, 1, 1, activation="relu", scale=0.8)
-    u = rng.uniform(-2, 2, (8, 120, 1))
-    y = teacher.simulate(u, rng.standard_normal((8, 3))) + 0.01 * rng.standard_normal((8, 120, 1))
-    uv = rng.uniform(-2, 2, (1, 300, 1))
-    return u, y, (uv, teacher.simulate(uv))
+    return teacher_sequences(3, 8, 120, val_T=300)
 
 
 @pytest.mark.parametrize("count,length,expected", [
