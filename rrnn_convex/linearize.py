@@ -16,9 +16,11 @@ Forward sensitivities are propagated for all sequences at once: with
     S_{t+1} = A S_t + B1h D_t (C1 S_t + dv_direct) + E^-1 (dx_direct - (dE) x_{t+1})
 
 where the direct terms are the Kronecker-structured partials of ``F x, B1 w, B2 u, bx`` and
-``C1 x, D12 u, bv`` with respect to the weights themselves. Every product over the batch is one
-matrix product (states stored as (n, B, P)). Weights are vectorised row-major. The
-implementation propagates ``zeta = E dx`` rather than ``dx`` (docs/linearization.md).
+``C1 x, D12 u, bv`` with respect to the weights themselves. Weights are vectorised row-major.
+The implementation propagates ``zeta = E dx`` rather than ``dx``, and not one step at a time:
+in blocks of :data:`BLOCK_STEPS` steps, each block's rows of J and the next zeta are products of
+transition coefficients (one backward sweep of n x n products) with zeta at the block's start
+and with the partials' features (:func:`_propagate_block`, docs/linearization.md).
 """
 from __future__ import annotations
 
@@ -329,18 +331,19 @@ def linearize(model: ImplicitRNN, u, y, x0=None, layout: ParamLayout | None = No
 
 
 #: windows per thread below which sharing them between threads does not pay (see :func:`thread_plan`)
-MIN_WINDOWS_PER_WORKER = 40
+MIN_WINDOWS_PER_WORKER = 8
 
 
 def thread_plan(windows: int, jobs: int) -> tuple[int, bool]:
     """How :func:`linearize` should use ``jobs`` threads on ``windows`` training windows.
 
     Two ways to use a second thread: share the windows (``workers``) or fold the rows of J into
-    J'J in the background (``overlap``). Sharing pays only with many windows per thread: the
-    time loop makes about 20 numpy calls per step, and on small arrays the threads mostly wait
-    for the GIL. Measured on 2 cores, paper-sized windows (1000 samples, 462 weights): with 25
-    windows one propagating thread plus a folding one was fastest; with 100, two propagating
-    threads.
+    J'J in the background (``overlap``). Each thread's time loop makes a few numpy calls per
+    block of :data:`BLOCK_STEPS` steps; with few windows per thread those calls are small and
+    the threads mostly wait for each other, so a second thread then folds instead. Measured
+    on 2 cores, paper-sized windows (1000 samples, 462 weights): up to 12 windows one propagating thread plus a folding
+    one was fastest, from 16 on the two were equal on an idle machine and sharing was 20%
+    faster with the other core busy (25 windows: 0.59 s against 0.72 s).
 
     Parameters
     ----------
@@ -355,7 +358,7 @@ def thread_plan(windows: int, jobs: int) -> tuple[int, bool]:
         Threads sharing the windows: ``jobs`` when every one gets at least
         ``MIN_WINDOWS_PER_WORKER`` windows, else as many as do (at least 1).
     overlap : bool
-        Fold in the background: whenever ``jobs > 1``.
+        Fold in the background: when a thread is left over (``jobs > workers``).
 
     Raises
     ------
@@ -365,7 +368,7 @@ def thread_plan(windows: int, jobs: int) -> tuple[int, bool]:
     if int(jobs) < 1 or int(windows) < 1:
         raise ValueError(f"thread_plan: expected windows >= 1 and jobs >= 1, got windows={windows}, jobs={jobs}")
     workers = max(1, min(int(jobs), int(windows) // MIN_WINDOWS_PER_WORKER))
-    return workers, int(jobs) > 1
+    return workers, int(jobs) > workers
 
 
 def _checked(model: ImplicitRNN, u, y, x0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -511,17 +514,33 @@ class NormalEquations:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Buffers (B, p, P), (B, p, n) and (B, p) for this time step's rows of J and residuals.
+    @property
+    def space(self) -> int:
+        """Time steps that still fit into the current buffer before it is folded (at least 1)."""
+        return self.chunk - self.k
+
+    def rows(self, steps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Buffers for this time step's rows of J and residuals (or for the next ``steps`` time steps).
+
+        Parameters
+        ----------
+        steps : int, optional
+            With it, views for that many consecutive time steps (at most :attr:`space`), each
+            with a leading time axis.
 
         Returns
         -------
         rows_theta : numpy.ndarray, shape (B, p, P)
-            The rows of J for the weights, to be written in place.
+            The rows of J for the weights, to be written in place ((steps, B, p, P) with ``steps``).
         rows_x0 : numpy.ndarray, shape (B, p, n)
             The rows of J for each sequence's own initial state.
         residual : numpy.ndarray, shape (B, p)
             The residuals ``y_hat - y`` of this time step.
+
+        Raises
+        ------
+        ValueError
+            ``steps`` outside ``1 .. space``.
 
         Notes
         -----
@@ -529,12 +548,18 @@ class NormalEquations:
         fill all three before :meth:`commit`.
         """
         buf = self._buffers[self._active]
-        return buf.theta[self.k], buf.state[self.k], buf.res[self.k]
+        if steps is None:
+            return buf.theta[self.k], buf.state[self.k], buf.res[self.k]
+        if not 1 <= steps <= self.space:
+            raise ValueError(f"steps: expected 1 .. {self.space} (the room left in the buffer), got {steps}")
+        sl = slice(self.k, self.k + steps)
+        return buf.theta[sl], buf.state[sl], buf.res[sl]
 
-    def commit(self) -> None:
-        """File the rows written into :meth:`rows` (folded into the sums every ``chunk`` calls)."""
-        self.k += 1
-        if self.k == self.chunk:
+    def commit(self, steps: int = 1) -> None:
+        """File the rows written into :meth:`rows` (``steps`` time steps of them; folded into the
+        sums whenever the buffer is full)."""
+        self.k += steps
+        if self.k >= self.chunk:
             self._flush()
 
     def _wait(self) -> None:
@@ -603,6 +628,10 @@ _NEURON_INJECTED = (("C1", "x"), ("D11", "w"), ("D12", "u"), ("bv", "1"))
 #: output weights (row i of the output, times the feature)
 _OUTPUT_DIRECT = (("C2", "x"), ("D21", "w"), ("D22", "u"), ("by", "1"))
 
+#: time steps whose sensitivities are propagated together (see :func:`_propagate_block`);
+#: ``benchmarks/linearize_speed.py`` measured 16 fastest of 8, 16 and 32 on the paper's model
+BLOCK_STEPS = 16
+
 
 @dataclass(frozen=True)
 class _Injection:
@@ -611,8 +640,8 @@ class _Injection:
     For a weight matrix M (rows x cols) multiplying the feature f (M f, or M = bias with
     f = 1), the partial derivative with respect to M[i, j] is (direction of row i) * f_j. The
     weights of a group are stored interleaved by row, ``columns = start + i * width + j`` with
-    the features of its trainable fields concatenated (width in all), so that one broadcast
-    product (or one strided addition, for unit directions) adds the whole group.
+    the features of its trainable fields concatenated (width in all), so that one product of
+    (row coefficients) x (features) gives the whole group's columns.
     """
 
     fields: tuple[str, ...]
@@ -646,30 +675,26 @@ class _Injection:
         return cols.ravel()
 
     def fill_features(self, out: np.ndarray, values: dict) -> np.ndarray:
-        """Write the group's features, concatenated, into ``out`` (B, width) and return it."""
+        """Write the group's features, concatenated along the last axis, into ``out`` (..., width)
+        and return it (``values``: feature name -> array (..., its width), or the scalar 1.0)."""
         j0 = 0
         for f, w in zip(self.features, self.widths):
-            out[:, j0:j0 + w] = values[f]
+            out[..., j0:j0 + w] = values[f]
             j0 += w
         return out
 
-    def unit_view(self, S: np.ndarray) -> np.ndarray:
-        """View (B, rows, width) of ``S`` (B, rows, ...) at ``[:, i, start + i*width + j]``: adding
-        ``features[:, None, :]`` to it adds the partials of a group with unit directions."""
-        s0, s1, s2 = S.strides
-        return np.lib.stride_tricks.as_strided(S[:, :, self.start:], shape=(S.shape[0], self.rows, self.width),
-                                               strides=(s0, s1 + self.width * s2, s2), writeable=True)
-
-    def block_view(self, S: np.ndarray) -> np.ndarray:
-        """View (B, r, rows, width) of the group's columns of ``S`` (B, r, ...): adding
-        ``directions[:, :, i, None] * features[:, None, None, :]`` to it adds the partials of a
-        group whose row i has the direction ``directions[:, :, i]``."""
-        Bn, r = S.shape[0], S.shape[1]
-        return S[:, :, self.start:self.stop].reshape(Bn, r, self.rows, self.width)
+    def add_responses(self, out: np.ndarray, coefficients: np.ndarray, features: np.ndarray) -> None:
+        """Add the group's columns to ``out`` (B, R, ...): ``coefficients`` (k, B, R, rows) is the
+        response of each of the R target rows to a unit injection into row i of the group at each
+        of k time steps, ``features`` (B, k, width) the group's features at those steps."""
+        k, Bn, R, rows = coefficients.shape
+        G = coefficients.transpose(1, 2, 3, 0).reshape(Bn, R * rows, k)
+        out[:, :, self.start:self.stop] += (G @ features).reshape(Bn, R, rows * self.width)
 
 
 def _equilibrium_gain(BDd: np.ndarray, d: np.ndarray, D11: np.ndarray) -> None:
-    """``BDd`` (B, r, q), holding ``[B1; D21] diag(d)``, times ``(I - D11 diag(d))^-1``, in place.
+    """``BDd`` (..., r, q), holding ``[B1; D21] diag(d)``, times ``(I - D11 diag(d))^-1``, in place
+    (``d``: (..., q), the same leading axes).
 
     With ``v = C1 x + D11 w + ...`` and ``dw = diag(d) dv``, a change ``dv0`` of the direct
     input of the neurons moves them by ``dw = K dv0``, ``K = (I - diag(d) D11)^-1 diag(d)
@@ -678,30 +703,103 @@ def _equilibrium_gain(BDd: np.ndarray, d: np.ndarray, D11: np.ndarray) -> None:
     part ``[B1; D21] K`` is ``BDd (I - D11 diag(d))^-1``, one batched solve of size q.
     """
     q = D11.shape[0]
-    M = np.eye(q)[None] - D11[None] * d[:, None, :]  # I - D11 diag(d), per sequence
+    M = np.eye(q) - D11 * d[..., None, :]  # I - D11 diag(d), per sequence and time
     # X M^-1 = (M^-T X')'
-    BDd[:] = np.linalg.solve(M.transpose(0, 2, 1), BDd.transpose(0, 2, 1)).transpose(0, 2, 1)
+    BDd[:] = np.swapaxes(np.linalg.solve(np.swapaxes(M, -1, -2), np.swapaxes(BDd, -1, -2)), -1, -2)
+
+
+@dataclass(frozen=True)
+class _Sensitivity:
+    """What the sensitivity propagation needs of the model, in zeta = E dx coordinates.
+
+    ``zeta_{t+1} = M_t zeta_t + injections`` and ``J_t = R_t zeta_t + direct terms``, with
+    ``[M_t; R_t] = [F; C2] E^-1 + [B1; D21] K_t C1 E^-1`` and ``K_t = diag(sigma'(v_t))`` (times
+    ``(I - D11 diag(sigma'(v_t)))^-1`` with D11).
+    """
+
+    BD: np.ndarray  # (n + p, q) = [B1; D21]
+    FC: np.ndarray  # (n + p, n) = [F; C2] E^-1
+    C1z: np.ndarray  # (q, n) = C1 E^-1
+    D11: np.ndarray | None  # None: no D11
+
+    @classmethod
+    def of(cls, model: ImplicitRNN) -> "_Sensitivity":
+        Einv = np.linalg.inv(model.E)
+        return cls(np.concatenate([model.B1, model.D21]), np.concatenate([model.F, model.C2]) @ Einv,
+                   model.C1 @ Einv, None if model.d11_kind == "zero" else model.D11)
+
+    def matrices(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(Ms, BDd)`` for the slopes ``d`` (B, k, q): ``Ms`` (B, k, n + p, n) = [M_t; R_t] and
+        ``BDd`` (B, k, n + p, q) = [B1; D21] K_t, the direction of a unit change of each
+        neuron's direct input (into zeta_{t+1}, rows :n, and into y_t, rows n:)."""
+        BDd = self.BD * d[:, :, None, :]
+        if self.D11 is not None:
+            _equilibrium_gain(BDd, d, self.D11)
+        return BDd @ self.C1z + self.FC, BDd
+
+
+def _propagate_block(zeta: np.ndarray, Ms: np.ndarray, BDd: np.ndarray, groups, features) -> np.ndarray:
+    """The rows of J of k time steps and the next zeta, from zeta at the block's first step.
+
+    Inside a block the sensitivities are not propagated one step at a time. Each target row —
+    the p rows of J at each step ``tau`` of the block, and the n rows of zeta after the block —
+    is a linear function of zeta at the block's start and of the injections made at each step
+    ``j``. Its coefficients ``a_{tau, j} = R_tau M_{tau-1} ... M_j`` (zero for j > tau) come from
+    one backward sweep of small n x n products; then each group's columns are one product of
+    those coefficients with the group's features of the k steps (docs/linearization.md).
+
+    Parameters
+    ----------
+    zeta : numpy.ndarray, shape (B, n, Pd + n)
+        Sensitivities (weights of the dynamic groups, then the own initial state) at the first step.
+    Ms, BDd : numpy.ndarray
+        From :meth:`_Sensitivity.matrices` for the block's k steps.
+    groups : tuple of _Injection
+        The state group (unit injections) and the neuron group (injected along ``BDd``).
+    features : tuple of numpy.ndarray
+        Their features (B, k, width) at the block's steps.
+
+    Returns
+    -------
+    numpy.ndarray, shape (B, k * p + n, Pd + n)
+        Rows :k*p: J at the block's steps (time-major, then output); the last n rows: zeta after it.
+    """
+    Bn, k, r, n = Ms.shape
+    p = r - n
+    R = k * p + n
+    # coef[j] (B, R, n): every target row's response to a unit change of zeta at step j of the block
+    coef = np.zeros((k + 1, Bn, R, n))
+    coef[k, :, k * p:] = np.eye(n)
+    for j in range(k - 1, -1, -1):
+        np.matmul(coef[j + 1], Ms[:, j, :n], out=coef[j])
+        coef[j, :, j * p:(j + 1) * p] = Ms[:, j, n:]
+    out = coef[0] @ zeta
+    state, neuron = groups
+    # an injection after step j enters zeta_{j+1}: state rows with unit directions,
+    state.add_responses(out, coef[1:], features[0])
+    # neuron rows along BDd[:, j, :n], and into J at step j itself along BDd[:, j, n:]
+    BDt = BDd.transpose(1, 0, 2, 3)  # (k, B, n + p, q)
+    ncoef = coef[1:] @ BDt[:, :, :n]  # (k, B, R, q)
+    steps = np.arange(k)
+    ncoef[:, :, :k * p].reshape(k, Bn, k, p, neuron.rows)[steps, :, steps] = BDt[:, :, n:]
+    neuron.add_responses(out, ncoef, features[1])
+    return out
 
 
 def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray, layout: ParamLayout,
                chunk: int, overlap: bool) -> Linearization:
     """:func:`linearize` of checked arrays (see :func:`_checked`) in the calling thread."""
-    Bn, T, m = ub.shape
+    Bn, T, _ = ub.shape
     n, q, p = model.n, model.q, model.p
-    E = model.E
-    Einv = np.linalg.inv(E)
-    A = Einv @ model.F
-    B1h, B2h, bxh = Einv @ model.B1, Einv @ model.B2, Einv @ model.bx
-    C1, D12, bv, B1 = model.C1, model.D12, model.bv, model.B1
-    C2, D21, D22, by = model.C2, model.D21, model.D22, model.by
-    # zeta = E dx is propagated (the E, F, B1, B2, bx partials are then unit vectors): with
-    # dx = E^-1 zeta, zeta+ = (F + B1 D C1) E^-1 zeta + injections, dy = (C2 + D21 D C1) E^-1 zeta + ...
-    Fz, C1z, C2z = model.F @ Einv, C1 @ Einv, C2 @ Einv
-    sigma = model.activation
-    # with D11 the forward values w are the model's own equilibrium (model.neurons) and the
-    # slope-dependent part [B1; D21] diag(d) becomes [B1; D21] K, K = (I - diag(d) D11)^-1 diag(d)
-    plain = model.d11_kind == "zero"
-    D11 = model.D11
+    # the trajectory: the model's own simulation, then every step's neurons and slopes at once
+    y_hat, xs = model.simulate(ub, x, return_states=True)
+    v0 = xs[:, :T] @ model.C1.T + ub @ model.D12.T + model.bv
+    if model.d11_kind == "zero":
+        w, v = model.activation(v0), v0
+    else:
+        w = model.neurons(v0.reshape(-1, q)).reshape(Bn, T, q)
+        v = v0 + w @ model.D11.T
+    slopes = model.activation.derivative(v)  # (B, T, q)
 
     offs, dims = layout.offsets(), model.dims
     state = _Injection.of(_STATE_INJECTED, layout, dims, n, 0)
@@ -711,61 +809,33 @@ def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray
     P = layout.size
     # internal column c holds the layout's weight perm[c]; the x0 sensitivities follow the weights
     perm = np.concatenate([g.layout_columns(offs) for g in (state, neuron, output)])
+    sens = _Sensitivity.of(model)
 
-    # [zeta for the dynamic weights | E dx_t/dx0 (own sequence)] in rows :n, in two buffers used
-    # in turn; one batched product [M_t; R_t] @ zeta_t gives zeta_{t+1} (before the injections)
-    # in rows :n of the other buffer and this step's rows of J in its rows n:, reading zeta_t once
-    Zs = [np.zeros((Bn, n + p, Pd + n)) for _ in range(2)]
-    Zs[0][:, :n, Pd:] = E
-    Z_state, Z_neuron = [state.unit_view(Z[:, :n]) for Z in Zs], [neuron.block_view(Z[:, :n]) for Z in Zs]
-    BD = np.concatenate([B1, D21])  # (n + p, q): [B1; D21] diag(d) C1z is the slope-dependent part
-    FC = np.concatenate([Fz, C2z])[None]
-    Ms, BDd = np.empty((Bn, n + p, n)), np.empty((Bn, n + p, q))
-    f_state, f_neuron = (np.ones((Bn, g.width)) for g in (state, neuron))
-    n_outer = np.empty((Bn, n, q, neuron.width))  # the neuron group's partials (state)
-    out_cols = [slice(Pd + i * output.width, Pd + (i + 1) * output.width) for i in range(p)]
-    y_hat = np.empty((Bn, T, p))
-    w = None
+    # zeta = E dx for the dynamic weights, then E dx/dx0 (own sequence)
+    zeta = np.zeros((Bn, n, Pd + n))
+    zeta[:, :, Pd:] = model.E
+    t0 = 0
     with NormalEquations(Bn, P, n, p, chunk, background=overlap) as acc:
-        for t in range(T):
-            cur, nxt = Zs[t % 2], Zs[1 - t % 2]
-            ut = ub[:, t]
-            if plain:
-                v = x @ C1.T + ut @ D12.T + bv
-                w = sigma(v)
-            else:
-                v0 = x @ C1.T + ut @ D12.T + bv
-                w = model.neurons(v0, w0=w)  # from the previous step's, as simulate does
-                v = v0 + w @ D11.T
-            d = sigma.derivative(v)  # (B, q)
-            yt = x @ C2.T + w @ D21.T + ut @ D22.T + by
-            y_hat[:, t] = yt
-            x_next = x @ A.T + w @ B1h.T + ut @ B2h.T + bxh
-            feats = {"x": x, "-x+": -x_next, "w": w, "u": ut, "1": 1.0}
-            neuron.fill_features(f_neuron, feats)
-            np.multiply(BD[None], d[:, None, :], out=BDd)  # (B, n + p, q): [B1; D21] diag(d)
-            if not plain:
-                _equilibrium_gain(BDd, d, D11)  # [B1; D21] K
-            np.matmul(BDd, C1z, out=Ms)
-            Ms += FC
-            np.matmul(Ms, cur[:, :n], out=nxt)  # zeta_{t+1} (rows :n), rows of J at t (rows n:)
+        while t0 < T:
+            k = min(BLOCK_STEPS, T - t0, acc.space)
+            t1 = t0 + k
+            feats = {"x": xs[:, t0:t1], "-x+": -xs[:, t0 + 1:t1 + 1], "w": w[:, t0:t1], "u": ub[:, t0:t1], "1": 1.0}
+            Ms, BDd = sens.matrices(slopes[:, t0:t1])
+            f_groups = tuple(g.fill_features(np.empty((Bn, k, g.width)), feats) for g in (state, neuron))
+            out = _propagate_block(zeta, Ms, BDd, (state, neuron), f_groups)
+            zeta = out[:, k * p:]
 
-            # ---- rows of J at time t
-            rows_t, rows_x, res = acc.rows()
-            rows_t[:, :, :Pd] = nxt[:, n:, :Pd]
-            rows_x[:] = nxt[:, n:, Pd:]
-            neuron.block_view(rows_t)[:] += BDd[:, n:, :, None] * f_neuron[:, None, None, :]
-            rows_t[:, :, Pd:] = 0.0
-            for i, cols in enumerate(out_cols):  # output weights: row i of y, times the features
-                output.fill_features(rows_t[:, i, cols], feats)
-            res[:] = yt - yb[:, t]
-            acc.commit()
-
-            # ---- the injections into zeta_{t+1}
-            Z_state[1 - t % 2] += state.fill_features(f_state, feats)[:, None, :]
-            np.multiply(BDd[:, :n, :, None], f_neuron[:, None, None, :], out=n_outer)
-            Z_neuron[1 - t % 2] += n_outer
-            x = x_next
+            rows_t, rows_x, res = acc.rows(k)  # (k, B, p, ...)
+            J = out[:, :k * p].reshape(Bn, k, p, Pd + n).transpose(1, 0, 2, 3)
+            rows_t[..., :Pd] = J[..., :Pd]
+            rows_x[:] = J[..., Pd:]
+            rows_t[..., Pd:] = 0.0
+            for i in range(p):  # output weights: row i of y, times the features
+                cols = slice(Pd + i * output.width, Pd + (i + 1) * output.width)
+                output.fill_features(rows_t[:, :, i, cols].transpose(1, 0, 2), feats)
+            res[:] = (y_hat[:, t0:t1] - yb[:, t0:t1]).transpose(1, 0, 2)
+            acc.commit(k)
+            t0 = t1
         H, g, Hx, Hxt, gx = acc.finish()
     # back to the layout's order of weights
     H_out = np.empty_like(H)

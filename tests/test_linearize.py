@@ -106,6 +106,38 @@ def test_closed_form_sensitivities_equal_casadi_automatic_differentiation(activa
         np.testing.assert_allclose(getattr(a, k), ref, rtol=0, atol=1e-12 * np.abs(ref).max(), err_msg=k)
 
 
+@pytest.mark.parametrize("chunk", [64, 20, 3])
+def test_blocks_of_time_steps_join_up_over_long_sequences(chunk):
+    """The propagation works in blocks of BLOCK_STEPS steps (cut short by the end of a chunk of
+    rows and of the sequence): over 45 steps, with chunks that hold several, part of one and less
+    than one block, it still equals casadi's automatic differentiation propagated step by step."""
+    from rrnn_convex.baselines import casadi_linearize
+    from rrnn_convex.linearize import BLOCK_STEPS, casadi_step
+    rng = np.random.default_rng(11)
+    model = random_rnn(rng, 3, 4, 2, 2, activation="tanh", E_far=True)
+    T = 45
+    assert T > 2 * BLOCK_STEPS and T % BLOCK_STEPS
+    u, y = rng.standard_normal((3, T, 2)), rng.standard_normal((3, T, 2))
+    x0 = rng.standard_normal((3, 3))
+    layout = ParamLayout.for_model(model)
+    a = linearize(model, u, y, x0, layout, chunk=chunk)
+    b = casadi_linearize(casadi_step(model, layout), layout.flatten(model), u, y, x0, chunk=7)
+    for k in ("y_hat", "H", "g", "Hx", "Hxt", "gx"):
+        ref = getattr(b, k)
+        np.testing.assert_allclose(getattr(a, k), ref, rtol=0, atol=1e-11 * np.abs(ref).max(), err_msg=k)
+
+
+def test_rows_of_several_steps_must_fit_the_buffer():
+    acc = NormalEquations(2, 3, 1, 1, chunk=4)
+    rows_t, rows_x, res = acc.rows(3)
+    assert rows_t.shape == (3, 2, 1, 3) and rows_x.shape == (3, 2, 1, 1) and res.shape == (3, 2, 1)
+    acc.commit(3)
+    assert acc.space == 1
+    with pytest.raises(ValueError, match=r"steps: expected 1 .. 1 .*got 2"):
+        acc.rows(2)
+    acc.close()
+
+
 def test_sequences_shared_between_threads_give_the_same_blocks():
     rng = np.random.default_rng(8)
     model = random_rnn(rng, 3, 4, 2, 1, activation="tanh", E_far=True)
@@ -150,7 +182,7 @@ def test_an_error_in_the_background_fold_reaches_the_caller():
 def test_thread_plan_shares_windows_only_when_each_thread_gets_enough():
     k = MIN_WINDOWS_PER_WORKER
     assert thread_plan(k - 1, 2) == (1, True)  # one propagating thread, one folding
-    assert thread_plan(2 * k, 2) == (2, True)
+    assert thread_plan(2 * k, 2) == (2, False)  # both threads propagate: none left to fold
     assert thread_plan(3 * k, 8) == (3, True)
     assert thread_plan(10 * k, 1) == (1, False)  # one thread: nothing in the background
     with pytest.raises(ValueError, match="jobs"):

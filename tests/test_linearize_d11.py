@@ -116,6 +116,21 @@ def test_casadi_step_with_an_acyclic_d11_equals_the_closed_form():
         casadi_step(_d11_model("general"))
 
 
+def test_an_acyclic_d11_over_several_blocks_of_time_steps_equals_casadi():
+    """The same over 40 steps (blocks of BLOCK_STEPS steps joined up), D11 trainable."""
+    from rrnn_convex.baselines import casadi_linearize
+    model = _d11_model("acyclic")
+    layout = ParamLayout.for_model(model, ParamLayout.for_model(model).names + ("D11",))
+    rng = np.random.default_rng(12)
+    u, y = rng.standard_normal((2, 40, 2)), rng.standard_normal((2, 40, 2))
+    x0 = rng.standard_normal((2, 3))
+    a = linearize(model, u, y, x0, layout)
+    b = casadi_linearize(casadi_step(model, layout), layout.flatten(model), u, y, x0)
+    for k in ("y_hat", "H", "g", "Hx", "Hxt", "gx"):
+        ref = getattr(b, k)
+        np.testing.assert_allclose(getattr(a, k), ref, rtol=0, atol=1e-11 * np.abs(ref).max(), err_msg=k)
+
+
 @pytest.mark.parametrize("kind", ["acyclic", "general"])
 def test_d11_adjoint_matches_finite_differences(kind):
     """J' g of the input-output map (the Lipschitz search's gradient) with D11:
