@@ -5,7 +5,7 @@ n = q = 10 ReLU, m = p = 1, all 462 weights trainable plus one initial state per
 Engines (each in a fresh subprocess, one BLAS thread, median of ``--repeats``):
 
 * ``numpy``: the package's :func:`rrnn_convex.linearize.linearize` (closed-form sensitivities
-  of zeta = E dx, batched matrix products, J'J by ``dsyrk``);
+  of zeta = E dx, propagated in blocks of time steps by batched matrix products, J'J by syrk);
 * ``numpy, 2 workers``: the same, the sequences shared between two threads (``workers=2``);
 * ``numpy, overlap`` and ``numpy, 2 workers, overlap``: the same with each chunk of rows folded
   into J'J in a helper thread while the next is computed (``overlap=True``; the fit picks one of
