@@ -556,8 +556,13 @@ class NormalEquations:
         return buf.theta[sl], buf.state[sl], buf.res[sl]
 
     def commit(self, steps: int = 1) -> None:
-        """File the rows written into :meth:`rows` (``steps`` time steps of them; folded into the
-        sums whenever the buffer is full)."""
+        """File the rows written into :meth:`rows` (folded into the sums whenever the buffer is full).
+
+        Parameters
+        ----------
+        steps : int
+            How many time steps of rows were written (1, or the ``steps`` given to :meth:`rows`).
+        """
         self.k += steps
         if self.k >= self.chunk:
             self._flush()
