@@ -341,9 +341,10 @@ def thread_plan(windows: int, jobs: int) -> tuple[int, bool]:
     J'J in the background (``overlap``). Each thread's time loop makes a few numpy calls per
     block of :data:`BLOCK_STEPS` steps; with few windows per thread those calls are small and
     the threads mostly wait for each other, so a second thread then folds instead. Measured
-    on 2 cores, paper-sized windows (1000 samples, 462 weights): up to 12 windows one propagating thread plus a folding
-    one was fastest, from 16 on the two were equal on an idle machine and sharing was 20%
-    faster with the other core busy (25 windows: 0.59 s against 0.72 s).
+    on 2 cores, paper-sized windows (1000 samples, 462 weights): up to 12 windows one
+    propagating thread plus a folding one was fastest, from 16 on the two were equal on an idle
+    machine and sharing was 20% faster with the other core busy (25 windows: 0.59 s against
+    0.72 s).
 
     Parameters
     ----------
@@ -563,8 +564,10 @@ class NormalEquations:
         steps : int
             How many time steps of rows were written (1, or the ``steps`` given to :meth:`rows`).
         """
+        if not 1 <= steps <= self.space:
+            raise ValueError(f"steps: expected 1 .. {self.space} (the room left in the buffer), got {steps}")
         self.k += steps
-        if self.k >= self.chunk:
+        if self.k == self.chunk:
             self._flush()
 
     def _wait(self) -> None:
@@ -633,8 +636,9 @@ _NEURON_INJECTED = (("C1", "x"), ("D11", "w"), ("D12", "u"), ("bv", "1"))
 #: output weights (row i of the output, times the feature)
 _OUTPUT_DIRECT = (("C2", "x"), ("D21", "w"), ("D22", "u"), ("by", "1"))
 
-#: time steps whose sensitivities are propagated together (see :func:`_propagate_block`);
-#: ``benchmarks/linearize_speed.py`` measured 16 fastest of 8, 16 and 32 on the paper's model
+#: time steps whose sensitivities are propagated together (see :func:`_propagate_block`); on the
+#: paper's model (25 windows of 1000 samples) 8, 12, 16, 24 and 32 took 0.43-0.52 s, within the
+#: run-to-run spread of each other; longer blocks do more zero products, shorter ones more calls
 BLOCK_STEPS = 16
 
 
@@ -796,14 +800,11 @@ def _linearize(model: ImplicitRNN, ub: np.ndarray, yb: np.ndarray, x: np.ndarray
     """:func:`linearize` of checked arrays (see :func:`_checked`) in the calling thread."""
     Bn, T, _ = ub.shape
     n, q, p = model.n, model.q, model.p
-    # the trajectory: the model's own simulation, then every step's neurons and slopes at once
-    y_hat, xs = model.simulate(ub, x, return_states=True)
-    v0 = xs[:, :T] @ model.C1.T + ub @ model.D12.T + model.bv
-    if model.d11_kind == "zero":
-        w, v = model.activation(v0), v0
-    else:
-        w = model.neurons(v0.reshape(-1, q)).reshape(Bn, T, q)
-        v = v0 + w @ model.D11.T
+    # the trajectory (the model's own simulation), then every step's slopes at once
+    y_hat, xs, w = model.trajectory(ub, x)
+    v = xs[:, :T] @ model.C1.T + ub @ model.D12.T + model.bv
+    if model.d11_kind != "zero":
+        v += w @ model.D11.T
     slopes = model.activation.derivative(v)  # (B, T, q)
 
     offs, dims = layout.offsets(), model.dims

@@ -369,13 +369,52 @@ class ImplicitRNN:
         if y_init is not None or init_samples is not None:
             x0 = self._estimated_x0(u, ub, x0, y_init, init_samples)
         x = initial_states(x0, batch, self.n)
+        y, xs, _ = self._recursion(ub, x, keep=return_states)
+        if not batched:
+            y = y[0]
+            xs = xs[0] if return_states else None
+        return (y, xs) if return_states else y
+
+    def trajectory(self, u, x0=None):
+        """Simulate as :meth:`simulate` does and keep the states and the neurons' outputs too.
+
+        Parameters
+        ----------
+        u : array_like, shape (T, m) or (batch, T, m)
+            Inputs.
+        x0 : array_like, shape (n,), (1, n) or (batch, n), optional
+            Initial state(s); zeros by default.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            Outputs, shape (T, p) or (batch, T, p), like ``u``.
+        x : numpy.ndarray
+            States ``x[0..T]``, shape (T + 1, n) or (batch, T + 1, n).
+        w : numpy.ndarray
+            The neurons' outputs at each step, shape (T, q) or (batch, T, q) (the equilibrium
+            with D11).
+
+        Raises
+        ------
+        ValueError
+            Wrong shapes or NaN/inf (the error names the argument).
+        """
+        ub, batched = self.check_input(u)
+        y, xs, ws = self._recursion(ub, initial_states(x0, ub.shape[0], self.n), keep=True)
+        return (y, xs, ws) if batched else (y[0], xs[0], ws[0])
+
+    def _recursion(self, ub: np.ndarray, x: np.ndarray, keep: bool):
+        """(y, states or None, neurons or None) of checked inputs (batch, T, m) from states x (batch, n)."""
+        batch, T, _ = ub.shape
         A, B1h, B2h, bxh = self._explicit_matrices()
         # input contributions for all times at once
         vu = ub @ self.D12.T + self.bv
         xu = ub @ B2h.T + bxh
         yu = ub @ self.D22.T + self.by
         y = np.empty((batch, T, self.p))
-        xs = np.empty((batch, T + 1, self.n)) if return_states else None
+        xs = np.empty((batch, T + 1, self.n)) if keep else None
+        ws = np.empty((batch, T, self.q)) if keep else None
         # the recursion in blocks of time: the states and neurons of a block are kept, and the
         # block's outputs come from one product afterwards (fewer small products per step)
         K = min(T, _SIMULATION_BLOCK)
@@ -395,14 +434,12 @@ class ImplicitRNN:
                 wb[:, j] = w
                 x = x @ AT + w @ B1T + xu[:, t0 + j]
             y[:, t0:t0 + k] = xb[:, :k] @ self.C2.T + wb[:, :k] @ self.D21.T + yu[:, t0:t0 + k]
-            if return_states:
+            if keep:
                 xs[:, t0:t0 + k] = xb[:, :k]
-        if return_states:
+                ws[:, t0:t0 + k] = wb[:, :k]
+        if keep:
             xs[:, T] = x
-        if not batched:
-            y = y[0]
-            xs = xs[0] if return_states else None
-        return (y, xs) if return_states else y
+        return y, xs, ws
 
     @property
     def d11_kind(self) -> str:

@@ -135,6 +135,8 @@ def test_rows_of_several_steps_must_fit_the_buffer():
     assert acc.space == 1
     with pytest.raises(ValueError, match=r"steps: expected 1 .. 1 .*got 2"):
         acc.rows(2)
+    with pytest.raises(ValueError, match=r"steps: expected 1 .. 1 .*got 2"):
+        acc.commit(2)  # more steps than were given out would run past the buffer
     acc.close()
 
 

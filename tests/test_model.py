@@ -33,15 +33,33 @@ def test_simulation_in_time_blocks_matches_the_implicit_recursion(T):
     u = rng.standard_normal((2, T, 2))
     x0 = rng.standard_normal((2, 3))
     y, xs = model.simulate(u, x0, return_states=True)
+    y_tr, xs_tr, ws = model.trajectory(u, x0)
+    assert np.array_equal(y_tr, y) and np.array_equal(xs_tr, xs)
     for b in range(2):
         x = x0[b]
         for t in range(T):
             np.testing.assert_allclose(xs[b, t], x, rtol=1e-9, atol=1e-9)
             w = model.activation(model.C1 @ x + model.D12 @ u[b, t] + model.bv)
+            np.testing.assert_allclose(ws[b, t], w, rtol=1e-9, atol=1e-9)
             np.testing.assert_allclose(y[b, t], model.C2 @ x + model.D21 @ w + model.D22 @ u[b, t] + model.by,
                                        rtol=1e-9, atol=1e-9)
             x = np.linalg.solve(model.E, model.F @ x + model.B1 @ w + model.B2 @ u[b, t] + model.bx)
         np.testing.assert_allclose(xs[b, T], x, rtol=1e-9, atol=1e-9)
+
+
+def test_trajectory_neurons_are_the_equilibrium_of_a_general_d11():
+    """With a cyclic D11 the kept neurons solve w = sigma(C1 x + D11 w + D12 u + bv) at every step
+    of the kept states, for one sequence (unbatched shapes) as for a batch."""
+    from dataclasses import replace
+    rng = np.random.default_rng(8)
+    model = replace(random_rnn(rng, 3, 4, 2, 2, activation="tanh", E_far=True), D11=0.3 * rng.standard_normal((4, 4)))
+    assert model.d11_kind == "general"
+    u = rng.standard_normal((40, 2))
+    y, xs, ws = model.trajectory(u)
+    assert y.shape == (40, 2) and xs.shape == (41, 3) and ws.shape == (40, 4)
+    np.testing.assert_allclose(y, model.simulate(u), rtol=0, atol=1e-14)
+    v = xs[:40] @ model.C1.T + ws @ model.D11.T + u @ model.D12.T + model.bv
+    np.testing.assert_allclose(ws, np.tanh(v), rtol=0, atol=1e-12)
 
 
 def test_batched_simulation_equals_sequence_by_sequence():
