@@ -45,14 +45,16 @@ def fit_with_d11(spec: ModelSpec, data: dict, s: Settings) -> RobustRNNRegressor
 
 
 def write_history(path: str, name: str, history: list) -> None:
-    """Append one JSON line per iteration: when (seconds of fitting so far) and how good."""
+    """Append one JSON line per iteration: when (seconds of fitting so far), how good, and the
+    windows of its step (``batch``)."""
     import json
     elapsed = 0.0
     with open(path, "a") as fh:
         for h in history:
             elapsed += float(h["seconds"])
             fh.write(json.dumps({"set": name, "iteration": h["iteration"], "seconds": round(elapsed, 2),
-                                 "val_nse": h["val_nse"], "loss": h["loss"]}) + "\n")
+                                 "val_nse": h["val_nse"], "loss": h["loss"],
+                                 "batch": h.get("batch")}) + "\n")
 
 
 def main(argv=None):
@@ -71,7 +73,7 @@ def main(argv=None):
     ap.add_argument("--n-train", type=int, default=100, help="training sequences of generated data")
     ap.add_argument("--history", default=None,
                     help="write each fit's per-iteration history (JSON lines: set, iteration, seconds since the "
-                         "fit started, validation NSE, loss) to this file")
+                         "fit started, validation NSE, loss, windows per step) to this file")
     ap.add_argument("--d11", nargs="?", const="yes", choices=("no", "yes", "both"), default="no",
                     help="train an equilibrium weight D11 too (rows <set>+D11); 'both': each set without, then "
                          "with it")

@@ -543,7 +543,15 @@ class RobustRNNRegressor(ParamsMixin):
         samples, all of them when they hold fewer (then a fit is the same as with None). None:
         every window at every step. An integer: that many (all when it is not smaller than the
         number of windows). The step's cost grows with it, its accuracy too; ``batch_size_``
-        records the count used.
+        records the count used last, each ``history_`` entry its own (``batch``).
+    batch_growth : float
+        At a plateau of the validation NSE (``patience`` passes over the data without a better
+        one) a fit whose steps see fewer than all windows does not stop: it goes back to its
+        best iterate and goes on with a minibatch this many times larger (rounded up, at most
+        all windows), since a larger minibatch is a less noisy step
+        (:func:`~rrnn_convex.levenberg.grown_batch`). The fit stops by patience only once the
+        steps see every window. 1: no growth, stop at the first plateau (the behaviour before
+        this option existed). Default 2.
     n_jobs : int
         Threads of the linearisation (default 2; -1: one per core): they share the training
         windows when the minibatch is large, else one folds the rows of J into J'J while
@@ -607,8 +615,8 @@ class RobustRNNRegressor(ParamsMixin):
         final model happens to certify.
     history_ : list of dict
         One dict per iteration: ``iteration``, ``loss`` (normalised sum of squares), ``val_nse``,
-        ``mu``, ``accepted``, ``margin``, ``slack``, ``seconds``, ``info``, ``step_sdps``,
-        ``interior_steps``, ``seconds_<phase>`` (for each of ``PHASES``) and
+        ``mu``, ``accepted``, ``batch`` (windows linearised), ``margin``, ``slack``, ``seconds``,
+        ``info``, ``step_sdps``, ``interior_steps``, ``seconds_<phase>`` (for each of ``PHASES``) and
         ``certificate_from``.
     x0_ : numpy.ndarray, shape (windows, n)
         Learned initial states of ``model_``, one per training window (a scaling leaves the
@@ -616,7 +624,7 @@ class RobustRNNRegressor(ParamsMixin):
     windows_ : Windows
         The training windows.
     batch_size_ : int or None
-        Windows per step; None: all.
+        Windows per step at the end of the fit (after any growth, ``batch_growth``); None: all.
     scaling_ : ChannelScaling
         The normalisation fitted on the training data.
     start_ : dict
@@ -646,7 +654,7 @@ class RobustRNNRegressor(ParamsMixin):
                  normalize: bool = True, window="auto", window_stride: int | None = None, init_samples: int = 0,
                  margin: float = 1e-6, max_iter: int | None = None, time_budget: float | None = None,
                  patience: int = 10, tol: float = 1e-6, mu0: float = 1e-3, damping: str = "marquardt",
-                 batch_size="auto", n_jobs: int = 2,
+                 batch_size="auto", batch_growth: float = 2.0, n_jobs: int = 2,
                  learn_x0: bool = True, train_biases: bool = True, seed: int = 0, solver: str | None = None,
                  checkpoint=None, checkpoint_every: int = 5, progress: bool = True,
                  gamma_path=(), path_iter: int = 15, restarts: int = 1, restart_iter: int = 20,
@@ -669,6 +677,7 @@ class RobustRNNRegressor(ParamsMixin):
         self.mu0 = mu0
         self.damping = damping
         self.batch_size = batch_size
+        self.batch_growth = batch_growth
         self.n_jobs = n_jobs
         self.learn_x0 = learn_x0
         self.train_biases = train_biases
@@ -942,6 +951,14 @@ class RobustRNNRegressor(ParamsMixin):
             raise ValueError(f"batch_size: expected 'auto', None or a positive integer, got {b!r}")
         return None if b is None or b >= windows.count else int(b)
 
+    def _batch_growth(self) -> float:
+        """``batch_growth``, checked: a finite number of at least 1."""
+        g = self.batch_growth
+        if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(g) or g < 1:
+            raise ValueError(f"batch_growth: expected a finite number of at least 1 (1: no growth), got {g!r}")
+        return float(g)
+
     def _jobs(self) -> int:
         """``n_jobs`` as a number of threads (-1: one per core)."""
         k = self.n_jobs
@@ -1058,9 +1075,8 @@ class _Run:
     def __init__(self, est: RobustRNNRegressor, model_set, scaling, windows, U, Y, val, k_init, cap, t_start,
                  seed: int | None = None):
         self.est, self.model_set, self.scaling, self.windows = est, model_set, scaling, windows
-        self.batch = est._batch(windows)
-        #: accepted steps without a better validation NSE that make ``patience`` passes over the data
-        self.patience_steps = int(est.patience) * (1 if self.batch is None else -(-windows.count // self.batch))
+        self.growth = est._batch_growth()
+        self.set_batch(0)
         self.seed = est.seed if seed is None else int(seed)
         self.U, self.Y = U, Y  # physical
         self.Un, self.Yn = scaling.normalize_inputs(U), scaling.normalize_outputs(Y)
@@ -1105,6 +1121,7 @@ class _Run:
         self.sequence = self.solvers
         if not state.history:
             self.state = replace(state, best_val=self.val_nse(model))
+        self.set_batch(self.state.batch_growths)
 
     def resumed_state(self, resume) -> FitState:
         """The state saved in the checkpoint ``resume`` (checked against this fit's settings and
@@ -1145,7 +1162,7 @@ class _Run:
             if x0_seq is None:
                 x0_seq = np.zeros((self.U.shape[0], model.n))
             state = replace(state, x0=self.windows.states(model, self.Un, x0_seq))
-        return replace(state, best_model=model, best_x0=state.x0.copy())
+        return replace(state, best_model=model, best_x0=state.x0.copy(), best_point=state.point)
 
     def check_dims(self, model: ImplicitRNN) -> None:
         if model.dims["m"] != self.U.shape[2] or model.dims["p"] != self.Y.shape[2]:
@@ -1206,14 +1223,19 @@ class _Run:
                 snapshot = replace(st, rng_state=copy.deepcopy(self.rng.bit_generator.state))
                 entry = self.iterate()
                 bar.update(entry)
+                # a plateau grows the minibatch before the checkpoint, so a resume sees the growth
+                grew = self.stop_reason is None and self.state.stall >= self.patience_steps and self.grow_batch()
                 st = self.state
                 if self.checkpointing and len(st.history) % int(est.checkpoint_every) == 0:
                     self.save_state(st)
                 if self.stop_reason is not None:
                     break
+                if grew:
+                    continue
                 if st.stall >= self.patience_steps:
                     passes = f"{est.patience} pass{'' if est.patience == 1 else 'es'} over the training data"
-                    self.stop("patience", f"{self.patience_steps} accepted steps ({passes}) without a better "
+                    steps = f"{self.patience_steps} accepted step{'' if self.patience_steps == 1 else 's'}"
+                    self.stop("patience", f"{steps} ({passes}) without a better "
                                           "validation NSE")
                     break
                 if self.converged():
@@ -1224,6 +1246,37 @@ class _Run:
             raise
         finally:
             bar.close()
+
+    def set_batch(self, growths: int) -> None:
+        """The minibatch after ``growths`` growths (``batch``: windows per step, None: all) and the
+        accepted steps without a better validation NSE that make ``patience`` passes over the
+        data with it (``patience_steps``)."""
+        batch = self.est._batch(self.windows)
+        for _ in range(int(growths)):
+            batch = levenberg.grown_batch(batch, self.windows.count, self.growth)
+        self.batch = batch
+        self.patience_steps = int(self.est.patience) * (1 if batch is None else -(-self.windows.count // batch))
+
+    def grow_batch(self) -> bool:
+        """At a plateau: a larger minibatch (``batch_growth``), from the best iterate so far.
+
+        The fit goes back to the best iterate (weights, initial states, certificate point) when
+        its certificate point is known and still checks rigorously against its weights; else it
+        stays where it is. Returns False when the minibatch cannot grow (every window already,
+        or ``batch_growth`` 1): then the plateau stops the fit."""
+        grown = levenberg.grown_batch(self.batch, self.windows.count, self.growth)
+        if grown == self.batch:
+            return False
+        st = self.state
+        changes = {"batch_growths": st.batch_growths + 1, "stall": 0}
+        if st.best_model is not None and st.best_model is not st.model and st.best_point:
+            cert = self.iterate_certificate(st.best_model, st.best_point)
+            if cert is None or cert.certified:  # it was certified when it was best: a check, not a search
+                self.cert = cert
+                changes |= {"model": st.best_model, "x0": st.best_x0.copy(), "point": st.best_point}
+        self.update(**changes)
+        self.set_batch(self.state.batch_growths)
+        return True
 
     def converged(self) -> bool:
         """The loss fell by less than ``tol`` (relative) per iteration over the last
@@ -1286,6 +1339,7 @@ class _Run:
         loss = self.loss(self.state.model, self.state.x0, np.arange(self.windows.count)) \
             if idx.size != self.windows.count else res.batch_loss
         entry = {"iteration": it, "loss": loss, "val_nse": v, "mu": float(self.state.mu), "accepted": res.accepted,
+                 "batch": int(idx.size),
                  "margin": float(self.cert.margin) if self.cert is not None else float("nan"),
                  "slack": float(slack), "seconds": time.perf_counter() - t_it,
                  "info": "" if res.accepted else res.info,
@@ -1318,7 +1372,7 @@ class _Run:
         v = self.val_nse(st.model)
         is_best, stall = levenberg.track_best(st.best_val, st.stall, v, res.accepted, self.val is not None)
         if is_best:
-            self.update(best_val=v, best_model=st.model, best_x0=st.x0.copy(), stall=stall)
+            self.update(best_val=v, best_model=st.model, best_x0=st.x0.copy(), best_point=st.point, stall=stall)
         else:
             self.update(stall=stall)
         return v
@@ -1479,6 +1533,7 @@ class _Run:
         est.model_ = self.scaling.to_physical(st.best_model)
         est.x0_ = st.best_x0
         est.history_ = st.history
+        est.batch_size_ = self.batch
         est.n_iter_ = len(st.history)
         est.stop_reason_, est.stop_detail_ = self.stop_reason, self.stop_detail
         est.certificate_ = self.model_set.certificate(est.model_, solver=est.solver, smallest_gamma=True,

@@ -9,7 +9,8 @@ list, so adding a field is one line (and a load default, ``absent``, for checkpo
 before the field existed).
 
 The file: the weights of ``model`` as ``model_<name>`` and of ``best_model`` as
-``best_<name>``, the arrays ``x0`` and ``best_x0``, the certificate point as ``point_<name>``,
+``best_<name>``, the arrays ``x0`` and ``best_x0``, the certificate points of both as
+``point_<name>`` and ``bestpoint_<name>``,
 and a JSON ``meta`` entry with the remaining fields, the model's activation, the format
 ``version``, the scaling, the windows' length and count.
 """
@@ -82,12 +83,17 @@ class FitState:
         The minibatch generator's state (``bit_generator.state``) when the state was saved.
     best_model, best_val, best_x0 : ImplicitRNN, float, numpy.ndarray
         The best iterate by validation NSE, its score and initial states.
+    best_point : dict
+        The certificate point of ``best_model`` (empty when unknown: the start, or a checkpoint
+        written before the field existed).
     stall : int
         Accepted steps since the validation NSE last improved.
     settings : dict
         The fit's settings and data (:meth:`settings_of`), checked on resume.
     interior_pause : int
         Step attempts left that skip the interior check (``fit.INTERIOR_PAUSE``).
+    batch_growths : int
+        How often the minibatch has grown (``RobustRNNRegressor.batch_growth``).
     """
 
     model: ImplicitRNN = stored("model", "model_")
@@ -102,6 +108,9 @@ class FitState:
     stall: int = stored("json", "stall", default=0)
     settings: dict = stored("json", "settings", absent={}, default_factory=dict)
     interior_pause: int = stored("json", "interior_pause", absent=0, default=0)
+    # "bestpoint_", not "best_point_": keys under "best_" are best_model's weights
+    best_point: dict = stored("arrays", "bestpoint_", default_factory=dict)
+    batch_growths: int = stored("json", "batch_growths", absent=0, default=0)
 
     # -------------------------------------------------------------- the fit's identity
     @staticmethod

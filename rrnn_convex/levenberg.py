@@ -64,6 +64,35 @@ def minibatch(rng: np.random.Generator, count: int, batch_size: int | None) -> n
     return np.sort(rng.choice(count, size=int(batch_size), replace=False))
 
 
+def grown_batch(batch_size: int | None, count: int, factor: float) -> int | None:
+    """The minibatch after a plateau: ``batch_size`` times ``factor``, rounded up.
+
+    A minibatch step is a noisy step: the validation score stops improving once the noise of
+    the minibatch's Gauss-Newton model dominates what a step gains. A larger minibatch lowers
+    that noise (the dynamic sample size idea of Byrd, Chin, Nocedal and Wu, "Sample size
+    selection in optimization methods for machine learning", Math. Program. 134, 2012).
+
+    Parameters
+    ----------
+    batch_size : int or None
+        Windows per iteration now (None: all of them).
+    count : int
+        Number of training windows.
+    factor : float
+        Growth factor, at least 1.
+
+    Returns
+    -------
+    int or None
+        The larger minibatch, None when it would hold every window, and ``batch_size`` itself
+        when it cannot grow (already all windows, or ``factor`` 1).
+    """
+    if batch_size is None or factor <= 1:
+        return batch_size
+    grown = max(int(np.ceil(batch_size * factor)), batch_size + 1)
+    return None if grown >= count else grown
+
+
 def reduced_system(lin: Linearization, mu: float, learn_x0: bool, marquardt: bool):
     """The damped normal equations with the initial states eliminated (Schur complement).
 

@@ -212,7 +212,8 @@ def _sample_state(rng):
               "mu": 0.25, "history": [{"iteration": 0, "loss": 1.5, "accepted": True, "info": ""}],
               "rng_state": np.random.default_rng(3).bit_generator.state,
               "best_model": random_rnn(rng, 2, 3, 1, 1), "best_val": 0.125, "best_x0": rng.standard_normal((4, 2)),
-              "stall": 2, "settings": {"n_states": 2, "window": 50}, "interior_pause": 3}
+              "stall": 2, "settings": {"n_states": 2, "window": 50}, "interior_pause": 3,
+              "best_point": {"P": rng.standard_normal((2, 2)), "lam": rng.uniform(1, 2, 3)}, "batch_growths": 1}
     names = [f.name for f in dataclasses.fields(FitState)]
     assert sorted(values) == sorted(names), "a new FitState field needs a value here"
     state = FitState(**values)
@@ -264,9 +265,9 @@ def test_fit_state_file_layout_is_the_version_2_format(tmp_path):
         meta = json.loads(str(z["meta"]))
     weights = set(state.model.weights())
     assert files == ({f"model_{k}" for k in weights} | {f"best_{k}" for k in weights} | {"x0", "best_x0", "meta"}
-                     | {"point_P", "point_lam"})
+                     | {"point_P", "point_lam", "bestpoint_P", "bestpoint_lam"})
     assert set(meta) == {"mu", "history", "rng", "best_val", "stall", "activation", "version", "scaling", "windows",
-                         "settings", "interior_pause"}
+                         "settings", "interior_pause", "batch_growths"}
     assert CHECKPOINT_VERSION == 2
 
 
@@ -286,9 +287,11 @@ def _rewrite(path, out, drop_files=(), arrays=None, **meta_changes):
 
 def test_checkpoints_without_the_later_fields_load_with_their_defaults(tmp_path):
     _save(_sample_state(np.random.default_rng(2)), tmp_path / "c.npz")
-    old = _rewrite(tmp_path / "c.npz", tmp_path / "old.npz", settings=None, interior_pause=None)
+    old = _rewrite(tmp_path / "c.npz", tmp_path / "old.npz", drop_files=("bestpoint_P", "bestpoint_lam"),
+                   settings=None, interior_pause=None, batch_growths=None)
     state, _ = FitState.load(old)
     assert state.settings == {} and state.interior_pause == 0
+    assert state.best_point == {} and state.batch_growths == 0
     with pytest.raises(ValueError, match="records no fit settings"):
         state.check_resume(old, {"n_states": 2})
 
