@@ -1271,7 +1271,8 @@ class _Run:
         changes = {"batch_growths": st.batch_growths + 1, "stall": 0}
         if st.best_model is not None and st.best_model is not st.model and st.best_point:
             cert = self.iterate_certificate(st.best_model, st.best_point)
-            if cert is None or cert.certified:  # it was certified when it was best: a check, not a search
+            # it was certified by this point when it was best: a check, not a search
+            if cert is None or (cert.certified and self.cert_source == "step point"):
                 self.cert = cert
                 changes |= {"model": st.best_model, "x0": st.best_x0.copy(), "point": st.best_point}
         self.update(**changes)
