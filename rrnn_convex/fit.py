@@ -1076,7 +1076,7 @@ class _Run:
                  seed: int | None = None):
         self.est, self.model_set, self.scaling, self.windows = est, model_set, scaling, windows
         self.growth = est._batch_growth()
-        self.set_batch(0)
+        self.start_batch = est._batch(windows)  # before any growth (``batch``)
         self.seed = est.seed if seed is None else int(seed)
         self.U, self.Y = U, Y  # physical
         self.Un, self.Yn = scaling.normalize_inputs(U), scaling.normalize_outputs(Y)
@@ -1121,7 +1121,6 @@ class _Run:
         self.sequence = self.solvers
         if not state.history:
             self.state = replace(state, best_val=self.val_nse(model))
-        self.set_batch(self.state.batch_growths)
 
     def resumed_state(self, resume) -> FitState:
         """The state saved in the checkpoint ``resume`` (checked against this fit's settings and
@@ -1247,15 +1246,20 @@ class _Run:
         finally:
             bar.close()
 
-    def set_batch(self, growths: int) -> None:
-        """The minibatch after ``growths`` growths (``batch``: windows per step, None: all) and the
-        accepted steps without a better validation NSE that make ``patience`` passes over the
-        data with it (``patience_steps``)."""
-        batch = self.est._batch(self.windows)
-        for _ in range(int(growths)):
+    @property
+    def batch(self) -> int | None:
+        """Windows per step now (None: all): the start's minibatch after the state's growths."""
+        batch = self.start_batch
+        for _ in range(self.state.batch_growths):
             batch = levenberg.grown_batch(batch, self.windows.count, self.growth)
-        self.batch = batch
-        self.patience_steps = int(self.est.patience) * (1 if batch is None else -(-self.windows.count // batch))
+        return batch
+
+    @property
+    def patience_steps(self) -> int:
+        """Accepted steps without a better validation NSE that make ``patience`` passes over the
+        data with the current minibatch."""
+        batch = self.batch
+        return int(self.est.patience) * (1 if batch is None else -(-self.windows.count // batch))
 
     def grow_batch(self) -> bool:
         """At a plateau: a larger minibatch (``batch_growth``), from the best iterate so far.
@@ -1276,7 +1280,6 @@ class _Run:
                 self.cert = cert
                 changes |= {"model": st.best_model, "x0": st.best_x0.copy(), "point": st.best_point}
         self.update(**changes)
-        self.set_batch(self.state.batch_growths)
         return True
 
     def converged(self) -> bool:
