@@ -595,8 +595,14 @@ class RobustRNNRegressor(ParamsMixin):
         for ``restart_iter`` iterations (and at most ``1 / (2k)`` of the time budget), and the
         best one (validation NSE, else training loss) is continued. Recorded in ``restarts_``;
         only with the N4SID start (not with ``init_model`` or ``resume``).
-    restart_iter : int
-        Iterations of each restart before the best one is continued.
+    restart_iter : int or None
+        Iterations of each restart before the best one is continued. None: each start is
+        fitted to its own stop (patience, convergence, ``max_iter``, or its share of the time
+        budget: what is left of it divided by the starts still to run), and the best of the
+        finished fits is the result, not continued. Short restarts judge a start by its first
+        iterations; whole ones by where it ends (paper's data, Theta, seeds 0-4 fitted whole:
+        validation NSE .0273-.0285, and the best by validation was the best on all four test
+        sets; README "Several starts").
     equilibrium : bool
         Train an equilibrium weight D11 too (``v = C1 x + D11 w + D12 u + bv``, docs/design.md
         section 2.5), through the set's convex variable ``Dt11 = Lambda D11`` as for C1 (the
@@ -638,7 +644,10 @@ class RobustRNNRegressor(ParamsMixin):
     path_ : list of dict
         One dict per ``gamma_path`` stage: gamma, iterations, val_nse, seconds, stop_reason.
     restarts_ : list of dict
-        One dict per restart: seed, iterations, score, scored_by, seconds, stop_reason, chosen.
+        One dict per restart: seed, iterations, score, scored_by, seconds, stop_reason,
+        stop_detail, chosen,
+        and model (its best iterate when its phase ended, physical units; the chosen one's
+        ``model_`` differs only if the fit continued it).
 
     Notes
     -----
@@ -936,7 +945,8 @@ class RobustRNNRegressor(ParamsMixin):
         else:
             run = _Run(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start)
             run.prepare(init_model, resume)
-        run.loop()
+        if run.stop_reason is None:  # else a start fitted whole by _explore, already stopped
+            run.loop()
         run.finish()
         return self
 
@@ -968,35 +978,50 @@ class RobustRNNRegressor(ParamsMixin):
 
     def _restarts(self) -> int:
         k, it = self.restarts, self.restart_iter
-        if isinstance(k, bool) or int(k) != k or k < 1:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer, float, np.floating)) or int(k) != k or k < 1:
             raise ValueError(f"restarts: expected a positive integer, got {k!r}")
-        if isinstance(it, bool) or int(it) != it or it < 1:
-            raise ValueError(f"restart_iter: expected a positive integer, got {it!r}")
+        if it is not None and (isinstance(it, bool) or not isinstance(it, (int, np.integer, float, np.floating))
+                               or int(it) != it or it < 1):
+            raise ValueError(f"restart_iter: expected a positive integer or None (each start fitted to its "
+                             f"own stop), got {it!r}")
         return int(k)
 
     def _explore(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start) -> "_Run":
         """``restarts`` fits from starts with different random neurons (seeds ``seed``,
-        ``seed + 1``, ...), each for ``restart_iter`` iterations and at most a ``1 / (2 restarts)``
-        share of the time budget; returns the best one (:meth:`_Run.score`) to be continued.
-        Only that one writes checkpoints."""
+        ``seed + 1``, ...); returns the best one (:meth:`_Run.score`). With an integer
+        ``restart_iter`` each runs that many iterations and at most a ``1 / (2 restarts)`` share of
+        the time budget, and the best is returned without a stop reason, to be continued. With
+        ``restart_iter=None`` each runs to its own stop, with what is left of the budget shared
+        among the starts still to run, and the best is returned stopped. Only the one returned
+        writes checkpoints (from then on)."""
         k = self._restarts()
-        share = None if self.time_budget is None else float(self.time_budget) / (2 * k)
+        whole = self.restart_iter is None
         runs = []
         for i in range(k):
             run = _Run(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start, seed=int(self.seed) + i)
             run.checkpointing = False
             run.prepare(None, None)
             t0 = time.perf_counter()
-            run.loop(phase_iterations=int(self.restart_iter), phase_deadline=None if share is None else t0 + share)
+            if whole:
+                share = None if run.deadline is None else (run.deadline - t0) / (k - i)
+                run.loop(phase_deadline=None if share is None else t0 + share)
+                if run.stop_reason is None:  # its share of the budget ran out
+                    run.stop("time_budget", f"{share:.0f} s, start {i + 1}'s share of the {self.time_budget:g} s "
+                                            f"budget of {k} starts")
+            else:
+                share = None if self.time_budget is None else float(self.time_budget) / (2 * k)
+                run.loop(phase_iterations=int(self.restart_iter), phase_deadline=None if share is None else t0 + share)
             runs.append(run)
             self.restarts_.append({"seed": run.seed, "iterations": len(run.state.history), "score": run.score(),
+                                   "model": scaling.to_physical(run.state.best_model),
                                    "scored_by": "validation NSE" if val is not None else "training loss",
-                                   "seconds": time.perf_counter() - t0, "stop_reason": run.stop_reason})
+                                   "seconds": time.perf_counter() - t0, "stop_reason": run.stop_reason,
+                                   "stop_detail": run.stop_detail})
         best = min(runs, key=lambda r: r.score())
         for entry in self.restarts_:
             entry["chosen"] = entry["seed"] == best.seed
         best.checkpointing = bool(self.checkpoint)
-        if best.stop_reason in ("patience", "converged", "step_failures"):
+        if not whole and best.stop_reason in ("patience", "converged", "step_failures"):
             best.stop_reason, best.stop_detail = None, ""  # its own phase ended it; the budget is the fit's
         return best
 

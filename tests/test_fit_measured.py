@@ -400,6 +400,59 @@ def test_restarts_continue_the_best_start():
         RobustRNNRegressor(restarts=0).fit(u, y)
 
 
+def test_whole_restarts_return_the_best_finished_fit_as_it_ended(tmp_path):
+    """``restart_iter=None``: each start is fitted to its own stop, the result is the start
+    with the best validation NSE exactly as its own fit ended (not continued), and that fit is
+    the fit of its seed alone."""
+    _, u, y, val = teacher_and_data()
+    ck = tmp_path / "fit.npz"
+    est = RobustRNNRegressor(3, 4, progress=False, max_iter=4, patience=50, restarts=3, restart_iter=None,
+                             checkpoint=ck).fit(u, y, validation=val)
+    r = est.restarts_
+    assert [e["seed"] for e in r] == [0, 1, 2] and all(e["iterations"] == 4 for e in r)
+    assert all(e["stop_reason"] == "max_iter" for e in r)
+    chosen = [e for e in r if e["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["score"] == min(e["score"] for e in r)
+    assert est.n_iter_ == 4 and est.stop_reason_ == "max_iter"  # not continued past its own stop
+    alone = RobustRNNRegressor(3, 4, progress=False, max_iter=4, patience=50, seed=chosen[0]["seed"]).fit(
+        u, y, validation=val)
+    assert [h["loss"] for h in alone.history_] == pytest.approx([h["loss"] for h in est.history_], rel=1e-9)
+    np.testing.assert_allclose(est.model_.F, alone.model_.F, rtol=1e-9, atol=1e-12)
+    assert chosen[0]["model"] == est.model_ and all(e["model"].n == 3 for e in r)
+    assert nse(est.simulate(*val[:1]), val[1]) == pytest.approx(chosen[0]["score"], rel=1e-6)
+    assert est.certificate_.verify(est.model_)
+    assert ck.exists()  # the chosen fit's end is checkpointed
+
+
+def test_whole_restarts_share_what_is_left_of_the_time_budget(monkeypatch):
+    """Each start gets what is left of the budget divided by the starts still to run; a start
+    whose share ran out says so in its stop reason."""
+    _, u, y, val = teacher_and_data()
+    real_iterate, calls = _Run.iterate, []
+
+    def slow_iterate(self):
+        calls.append(self.seed)
+        time.sleep(0.4)
+        return real_iterate(self)
+
+    monkeypatch.setattr(_Run, "iterate", slow_iterate)
+    est = RobustRNNRegressor(3, 4, progress=False, time_budget=6.0, patience=50, restarts=2,
+                             restart_iter=None).fit(u, y, validation=val)
+    r = est.restarts_
+    assert len(r) == 2 and all(e["stop_reason"] == "time_budget" for e in r)
+    assert set(calls) == {0, 1} and calls.index(1) > 0  # both ran, one after the other
+    # neither start took the whole budget: each stopped near its share (about 3 s each, less set-up)
+    assert all(e["seconds"] < 6.0 for e in r)
+    assert "share" in r[0]["stop_detail"]  # the last start's share is what is left: the fit's own deadline
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, "10", True])
+def test_restart_iter_must_be_a_positive_integer_or_none(bad):
+    _, u, y, _ = teacher_and_data()
+    with pytest.raises(ValueError, match=r"restart_iter: expected a positive integer or None .*got"):
+        RobustRNNRegressor(3, 4, restarts=2, restart_iter=bad).fit(u, y)
+
+
 def test_max_iter_none_means_no_cap_with_a_time_budget():
     assert RobustRNNRegressor(time_budget=10)._iteration_cap() is None
     assert RobustRNNRegressor()._iteration_cap() == 50
