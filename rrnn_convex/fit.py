@@ -593,16 +593,16 @@ class RobustRNNRegressor(ParamsMixin):
         The fit is non-convex and its local minima depend on the random neurons. With
         ``restarts=k`` (k > 1), k starts with seeds ``seed``, ``seed + 1``, ... are each fitted
         for ``restart_iter`` iterations (and at most ``1 / (2k)`` of the time budget), and the
-        best one (validation NSE, else training loss) is continued. Recorded in ``restarts_``;
+        best one (validation NSE, else training loss) is continued; or, with
+        ``restart_iter=None``, each is fitted whole and the best one is the result. Recorded in ``restarts_``;
         only with the N4SID start (not with ``init_model`` or ``resume``).
     restart_iter : int or None
         Iterations of each restart before the best one is continued. None: each start is
         fitted to its own stop (patience, convergence, ``max_iter``, or its share of the time
         budget: what is left of it divided by the starts still to run), and the best of the
         finished fits is the result, not continued. Short restarts judge a start by its first
-        iterations; whole ones by where it ends (paper's data, Theta, seeds 0-4 fitted whole:
-        validation NSE .0273-.0285, and the best by validation was the best on all four test
-        sets; README "Several starts").
+        iterations, whole ones by where it ends, at ``restarts`` times the cost (measured in
+        ``benchmarks/restarts.py``; README "Several starts").
     equilibrium : bool
         Train an equilibrium weight D11 too (``v = C1 x + D11 w + D12 u + bv``, docs/design.md
         section 2.5), through the set's convex variable ``Dt11 = Lambda D11`` as for C1 (the
