@@ -25,6 +25,7 @@ Cases (``--cases``):
 
     python benchmarks/restarts.py                               # all cases, 5 starts, 300 s each
     python benchmarks/restarts.py --cases msd-generated --starts 3 --time-budget 120 --no-short
+    python benchmarks/restarts.py --cases msd-paper --patience 15 --no-short   # fit_msd.py's patience
 """
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def main(argv=None):
     ap.add_argument("--starts", type=int, default=5, help="starts per case (seeds 0 .. starts-1; default 5)")
     ap.add_argument("--time-budget", type=float, default=300.0,
                     help="seconds per start (default 300); the estimator's budget is starts x this")
+    ap.add_argument("--patience", type=int, default=10,
+                    help="early-stopping patience of every fit (default 10, the estimator's; fit_msd.py uses 15)")
     ap.add_argument("--no-short", dest="short", action="store_false",
                     help="skip the short restarts (restart_iter=20, the best continued)")
     args = ap.parse_args(argv)
@@ -87,7 +90,7 @@ def main(argv=None):
         os.environ.setdefault("RRNN_DATA", str(SHARED_DATA))
     budget = args.starts * args.time_budget
     print(f"# restarts: {platform.machine()}, {os.cpu_count()} cores; {args.starts} starts, "
-          f"{budget:g} s per estimator", flush=True)
+          f"{budget:g} s per estimator, patience {args.patience}", flush=True)
     rows = []
     for name in args.cases:
         try:
@@ -104,7 +107,7 @@ def main(argv=None):
         for label, it in variants:
             t0 = time.perf_counter()
             est = RobustRNNRegressor(n, q, **kw, max_iter=100000, time_budget=budget, restarts=args.starts,
-                                     restart_iter=it, progress=False)
+                                     restart_iter=it, patience=args.patience, progress=False)
             est.fit(*train, validation=val)
             secs = time.perf_counter() - t0
             ok = est.certificate_.verify(est.model_).ok
