@@ -95,6 +95,38 @@ def check_scalar(value, name: str, *, low: float | None = None, low_inclusive: b
     return x
 
 
+def check_integer(value, name: str, *, low: int = 1, expected: str | None = None) -> int:
+    """An integer of at least ``low`` (an int, a numpy integer or an integral float; not a bool),
+    or a clear error.
+
+    Parameters
+    ----------
+    value : int
+    name : str
+        The name used in error messages.
+    low : int
+        Smallest value allowed.
+    expected : str, optional
+        What the message says was expected (default: "a positive integer" for ``low`` 1, else
+        "an integer of at least <low>").
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        Not an integer, or below ``low``: "<name>: expected <expected>, got <value>".
+    """
+    ok = (not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+          and bool(np.isfinite(value)) and int(value) == value and value >= low)
+    if not ok:
+        what = expected or ("a positive integer" if low == 1 else f"an integer of at least {low}")
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return int(value)
+
+
 def check_state_space(A, B, C=None, D=None, names=("A", "B", "C", "D")):
     """Validate a state-space quadruple ``x+ = A x + B u, y = C x + D u`` (float64 arrays).
 

@@ -39,7 +39,7 @@ import numpy as np
 from . import levenberg
 from . import solvers as _solvers
 from ._estimator import ParamsMixin, check_fitted, clone
-from ._validation import check_scalar, paired_sequences
+from ._validation import check_integer, check_scalar, paired_sequences
 from .activations import get_activation
 from .certify import Certificate, certificate_from, certify
 from .errors import NotCertifiable
@@ -742,14 +742,12 @@ class RobustRNNRegressor(ParamsMixin):
                 raise ValueError(f"window: expected 'auto', None or a number of samples, got {w!r}")
             w = None if T <= AUTO_WINDOW_MAX else AUTO_WINDOW
         if w is not None:
-            if isinstance(w, bool) or int(w) != w or w < 2:
-                raise ValueError(f"window: expected an integer of at least 2 samples, got {self.window!r}")
-            w = int(w)
+            w = check_integer(w, "window", low=2, expected="an integer of at least 2 samples")
         if w is not None and stride is None:
             stride = max(w // 2, 1)
-        if stride is not None and (isinstance(stride, bool) or int(stride) != stride or stride < 1):
-            raise ValueError(f"window_stride: expected a positive integer, got {self.window_stride!r}")
-        return Windows.cut(batch, T, w, None if stride is None else int(stride))
+        if stride is not None:
+            stride = check_integer(stride, "window_stride")
+        return Windows.cut(batch, T, w, stride)
 
     def _init_samples(self, T: int | None = None) -> int:
         k = self.init_samples
@@ -844,8 +842,7 @@ class RobustRNNRegressor(ParamsMixin):
         steps = path + (gamma,)
         if any(a <= b for a, b in zip(steps, steps[1:])):
             raise ValueError(f"gamma_path: expected gammas decreasing towards gamma={gamma:g}, got {list(path)}")
-        if int(self.path_iter) < 1:
-            raise ValueError(f"path_iter: expected a positive integer, got {self.path_iter!r}")
+        check_integer(self.path_iter, "path_iter")
         return path
 
     def _run_path(self, path, U, Y, val, init_model, gamma, t_start) -> ImplicitRNN:
@@ -977,14 +974,10 @@ class RobustRNNRegressor(ParamsMixin):
         return int(os.cpu_count() or 1) if k == -1 else int(k)
 
     def _restarts(self) -> int:
-        k, it = self.restarts, self.restart_iter
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer, float, np.floating)) or int(k) != k or k < 1:
-            raise ValueError(f"restarts: expected a positive integer, got {k!r}")
-        if it is not None and (isinstance(it, bool) or not isinstance(it, (int, np.integer, float, np.floating))
-                               or int(it) != it or it < 1):
-            raise ValueError(f"restart_iter: expected a positive integer or None (each start fitted to its "
-                             f"own stop), got {it!r}")
-        return int(k)
+        if self.restart_iter is not None:
+            check_integer(self.restart_iter, "restart_iter",
+                          expected="a positive integer or None (each start fitted to its own stop)")
+        return check_integer(self.restarts, "restarts")
 
     def _explore(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start) -> "_Run":
         """``restarts`` fits from starts with different random neurons (seeds ``seed``,
@@ -996,7 +989,7 @@ class RobustRNNRegressor(ParamsMixin):
         writes checkpoints (from then on)."""
         k = self._restarts()
         whole = self.restart_iter is None
-        runs = []
+        best = None  # only the best run so far is kept: each holds its own copy of the training data
         for i in range(k):
             run = _Run(self, model_set, scaling, windows, U, Y, val, k_init, cap, t_start, seed=int(self.seed) + i)
             run.checkpointing = False
@@ -1011,13 +1004,13 @@ class RobustRNNRegressor(ParamsMixin):
             else:
                 share = None if self.time_budget is None else float(self.time_budget) / (2 * k)
                 run.loop(phase_iterations=int(self.restart_iter), phase_deadline=None if share is None else t0 + share)
-            runs.append(run)
+            if best is None or run.score() < best.score():
+                best = run
             self.restarts_.append({"seed": run.seed, "iterations": len(run.state.history), "score": run.score(),
                                    "model": scaling.to_physical(run.state.best_model),
                                    "scored_by": "validation NSE" if val is not None else "training loss",
                                    "seconds": time.perf_counter() - t0, "stop_reason": run.stop_reason,
                                    "stop_detail": run.stop_detail})
-        best = min(runs, key=lambda r: r.score())
         for entry in self.restarts_:
             entry["chosen"] = entry["seed"] == best.seed
         best.checkpointing = bool(self.checkpoint)

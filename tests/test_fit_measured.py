@@ -3,6 +3,7 @@ badly scaled data, a trainer that never gives up while budget remains and says w
 training windows and validation from estimated initial states."""
 from __future__ import annotations
 
+import re
 import time
 import warnings
 
@@ -444,6 +445,28 @@ def test_whole_restarts_share_what_is_left_of_the_time_budget(monkeypatch):
     # neither start took the whole budget: each stopped near its share (about 3 s each, less set-up)
     assert all(e["seconds"] < 6.0 for e in r)
     assert "share" in r[0]["stop_detail"]  # the last start's share is what is left: the fit's own deadline
+
+
+@pytest.mark.parametrize("value, low, ok", [(3, 1, True), (np.int64(3), 1, True), (3.0, 1, True), (2, 2, True),
+                                            (1, 2, False), (0, 1, False), (2.5, 1, False), (True, 1, False),
+                                            (np.bool_(True), 1, False), ("3", 1, False), (None, 1, False),
+                                            (float("inf"), 1, False), (float("nan"), 1, False)])
+def test_integer_settings_are_checked_by_one_helper(value, low, ok):
+    from rrnn_convex._validation import check_integer
+    if ok:
+        assert check_integer(value, "k", low=low) == int(value) and type(check_integer(value, "k", low=low)) is int
+    else:
+        with pytest.raises(ValueError, match=rf"^k: expected (a positive integer|an integer of at least {low}), "
+                                             rf"got {re.escape(repr(value))}$"):
+            check_integer(value, "k", low=low)
+
+
+def test_path_iter_and_window_stride_errors_name_them():
+    u, y = np.zeros((2, 50, 1)), np.zeros((2, 50, 1))
+    with pytest.raises(ValueError, match=r"path_iter: expected a positive integer, got 'x'"):
+        RobustRNNRegressor(model_set="theta_gamma", gamma=2.0, gamma_path=(5.0,), path_iter="x").fit(u, y)
+    with pytest.raises(ValueError, match=r"window_stride: expected a positive integer, got 2.5"):
+        RobustRNNRegressor(window=10, window_stride=2.5)._windows(1, 100)
 
 
 @pytest.mark.parametrize("bad", [0, 2.5, "10", True])
