@@ -77,6 +77,19 @@ def load_case(name: str):
     return msd_case("generated" if name == "msd-generated" else "paper")
 
 
+def loaded_cases(names, load):
+    """``(name, n_states, n_neurons, other estimator keywords, rest of the case)`` for each case
+    of ``names`` that ``load`` can load; a case whose data is missing is printed as skipped."""
+    for name in names:
+        try:
+            kw, *rest = load(name)
+        except FileNotFoundError as exc:
+            print(f"{name:>13}: skipped, {exc}", flush=True)
+            continue
+        kw = dict(kw)
+        yield name, kw.pop("n_states"), kw.pop("n_neurons"), kw, rest
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", choices=CASES, default=["msd-generated", "silverbox"])
@@ -92,13 +105,7 @@ def main(argv=None):
     print(head)
     print("-" * len(head))
     rows = []
-    for name in args.cases:
-        try:
-            kw, train, val, score, score_name = load_case(name)
-        except FileNotFoundError as exc:
-            print(f"{name:>13}: skipped, {exc}", flush=True)
-            continue
-        n, q = kw.pop("n_states"), kw.pop("n_neurons")
+    for name, n, q, kw, (train, val, score, score_name) in loaded_cases(args.cases, load_case):
         for g in args.growths:
             t0 = time.perf_counter()
             est = RobustRNNRegressor(n, q, **kw, batch_growth=g, max_iter=100000, time_budget=args.time_budget,

@@ -36,8 +36,10 @@ import time
 
 import numpy as np
 
-from batch_growth import SHARED_DATA, msd_case, silverbox_case
-from rrnn_convex.experiments.msd import TESTS
+from _subproc import busy_core
+from batch_growth import SHARED_DATA, loaded_cases, silverbox_case
+from rrnn_convex.datasets.benchmarks import load_benchmark
+from rrnn_convex.experiments.msd import TESTS, Settings, load_data
 from rrnn_convex.fit import RobustRNNRegressor
 from rrnn_convex.metrics import nse
 
@@ -48,8 +50,6 @@ def load_case(name: str):
     """(estimator keywords, training data, validation data, test scores of a model, their names)."""
     if name == "silverbox":
         kw, train, val, _, _ = silverbox_case()
-        from rrnn_convex.datasets.benchmarks import load_benchmark
-
         test = load_benchmark("silverbox", SHARED_DATA / "sysid").tests["multisine"]
 
         def scores(model):
@@ -57,16 +57,14 @@ def load_case(name: str):
             return [1000.0 * float(np.sqrt(np.mean(e ** 2)))]
 
         return kw, train, val, scores, ["mV"]
-    kw, train, val, _, _ = msd_case("paper" if name == "msd-paper" else "generated")
-    from rrnn_convex.experiments.msd import Settings, load_data
-
     data, _ = load_data(Settings(data="paper" if name == "msd-paper" else "generated"))
-    kw.update(model_set="theta", gamma=None)
 
     def scores(model):
         return [float(np.mean(nse(model.simulate(data[k].u), data[k].y))) for k in TESTS]
 
-    return kw, train, val, scores, [k.replace("test_", "") for k in TESTS]
+    kw = dict(n_states=10, n_neurons=10, model_set="theta")
+    return (kw, (data["train_u3"].u, data["train_u3"].y), (data["val"].u, data["val"].y), scores,
+            [k.replace("test_", "") for k in TESTS])
 
 
 def _fmt(xs) -> str:
@@ -81,6 +79,8 @@ def main(argv=None):
                     help="seconds per start (default 300); the estimator's budget is starts x this")
     ap.add_argument("--patience", type=int, default=10,
                     help="early-stopping patience of every fit (default 10, the estimator's; fit_msd.py uses 15)")
+    ap.add_argument("--busy", action="store_true",
+                    help="keep the other core busy (a one-thread matrix-product loop) during the fits")
     ap.add_argument("--no-short", dest="short", action="store_false",
                     help="skip the short restarts (restart_iter=20, the best continued)")
     args = ap.parse_args(argv)
@@ -90,15 +90,20 @@ def main(argv=None):
         os.environ.setdefault("RRNN_DATA", str(SHARED_DATA))
     budget = args.starts * args.time_budget
     print(f"# restarts: {platform.machine()}, {os.cpu_count()} cores; {args.starts} starts, "
-          f"{budget:g} s per estimator, patience {args.patience}", flush=True)
+          f"{budget:g} s per estimator, patience {args.patience}"
+          f"{'; the other core busy' if args.busy else ''}", flush=True)
+    busy = busy_core() if args.busy else None
+    try:
+        return run_cases(args, budget)
+    finally:
+        if busy is not None:
+            busy.kill()
+
+
+def run_cases(args, budget: float) -> list:
+    """Fit and print every case of ``args.cases``; returns one row per start and per estimator."""
     rows = []
-    for name in args.cases:
-        try:
-            kw, train, val, scores, names = load_case(name)
-        except FileNotFoundError as exc:
-            print(f"{name}: skipped, {exc}", flush=True)
-            continue
-        n, q = kw.pop("n_states"), kw.pop("n_neurons")
+    for name, n, q, kw, (train, val, scores, names) in loaded_cases(args.cases, load_case):
         head = (f"{'case':>13} {'start':>14} | {'iters':>5} {'stop':>11} {'seconds':>7} | {'val NSE':>8} | "
                 + " ".join(f"{k:>7}" for k in names) + " | chosen")
         print(head)
